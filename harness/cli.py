@@ -1,0 +1,140 @@
+"""`python -m harness ...`: list, run (and report, compare, train, train-bench from their own modules).
+
+Bad input ends with one line on stderr naming the problem and the valid choices, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from harness import runner
+from harness.check import DEFAULT_SEEDS
+from harness.errors import UsageError
+from harness.ops import all_ops
+from harness.options import OPTIONS
+from harness.registry import BROKEN, all_impls
+from harness.results import new_run_dir
+from harness.timing import TimerSettings
+
+# Modules that add their own subcommands with add_commands(subparsers).
+COMMAND_MODULES = ("harness.report", "harness.compare", "nets.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exit code 2 (argparse's own code), without the usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def cmd_list(args) -> int:
+    """Ops, passes, shape sets and implementations, with why an implementation cannot run here."""
+    impls = all_impls()
+    for name, spec in all_ops().items():
+        print(f"{name}: {spec.doc}")
+        print(f"  bound by {spec.bound}; shape sets: {', '.join(spec.shape_sets)}")
+        for p in spec.passes:
+            print(f"  {p}:")
+            for i in (i for i in impls if i.op == name and i.pass_ == p):
+                reason = i.unavailable_reason()
+                state = f"unavailable: {reason}" if reason else "available"
+                print(f"    {i.name:<20} {i.device:<4} {i.math:<5} {state}")
+    for mod, why in BROKEN.items():
+        print(f"impls/{mod}.py failed to import: {why}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    """Check (and time) every selected implementation on every selected shape; write the run folder."""
+    OPTIONS.autotune, OPTIONS.warm = args.autotune, args.warm
+    cfg = runner.RunConfig(
+        ops=runner.ops_or_all(args.op), passes=_split(args.pass_), impls=_split(args.impl),
+        shape_set=args.shapes, shape=args.shape, check_only=args.check_only,
+        seeds=tuple(range(args.seeds)), warm=args.warm, cpu_max_gflop=args.cpu_max_gflop, baseline=args.baseline,
+        timer=TimerSettings(budget_s=args.budget, target_rel_iqr=args.rel_iqr), argv=sys.argv[1:],
+    )
+    runner.plan(cfg)  # validate every name and shape before creating anything
+    run_dir = Path(args.out) if args.out else new_run_dir()
+    note = runner.gpu_note()
+    if note:
+        print(note)
+    rows = runner.execute(cfg, run_dir)
+    print(f"\n{len(rows)} cases written to {run_dir / 'results.csv'}")
+    if not args.no_report:
+        try:
+            report = importlib.import_module("harness.report")
+        except ModuleNotFoundError:
+            report = None
+        if report is not None:
+            print(f"report: {report.build_report(run_dir)}")
+    failed = [r for r in rows if r["status"] in ("fail", "nan", "bad-shape", "bad-dtype", "error")]
+    if failed:
+        print(f"{len(failed)} cases did not pass", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m harness", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="ops, passes, shape sets and implementations with their availability")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="check and time implementations of an op")
+    p.add_argument("--op", required=True, help="op name, comma list, or 'all'")
+    p.add_argument("--pass", dest="pass_", help="pass(es), comma separated (default: all of the op's passes)")
+    p.add_argument("--impl", help="implementations, comma separated (default: all)")
+    p.add_argument("--shapes", default="smoke", help="named shape set (default: smoke)")
+    p.add_argument("--shape", help="one shape instead of a set, e.g. N=32,C=3,H=32,W=32,K=16")
+    p.add_argument("--check-only", action="store_true", help="check correctness, do not time")
+    p.add_argument("--out", help="run folder (default: reports/<timestamp>)")
+    p.add_argument("--seeds", type=_at_least(3), default=len(DEFAULT_SEEDS), help="seeds per case (>= 3)")
+    p.add_argument("--warm", action="store_true", help="GPU: keep L2 warm between timed calls (default: flush)")
+    p.add_argument("--budget", type=float, default=1.0, help="seconds of timing per case at most (default 1)")
+    p.add_argument("--rel-iqr", type=float, default=0.05, help="stop timing once IQR/median is below this")
+    p.add_argument("--cpu-max-gflop", type=float, default=20.0, help="skip CPU implementations on larger cases")
+    p.add_argument("--baseline", help="implementation that speedups are computed against (default: cudnn, "
+                                      "cublas for gemm)")
+    p.add_argument("--autotune", action="store_true", help="vendor libraries: time every plan, keep the fastest")
+    p.add_argument("--no-report", action="store_true", help="do not build report.html at the end")
+    p.set_defaults(func=cmd_run)
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_commands(sub)
+    return parser
+
+
+def _at_least(n: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < n:
+            raise argparse.ArgumentTypeError(f"must be >= {n}")
+        return value
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rows written so far are kept", file=sys.stderr)
+        return 130

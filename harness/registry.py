@@ -1,0 +1,149 @@
+"""The registry: every implementation of every (op, pass) registers itself with one decorator.
+
+    @register("conv2d", "fprop", name="numpy_ref", device="cpu", math="fp64")
+    def conv2d_fprop(s: Conv2dShape, x, w, b, *, y): ...
+
+An implementation receives the shape object, its input tensors by name and its output tensors by keyword. The
+harness allocates the outputs and fills them with NaN before the call, so an output element the implementation
+forgets to write stays NaN and is caught. The implementation writes into the outputs in place and returns None;
+a library that can only allocate may instead return a dict of arrays, which the checker then validates for shape
+and dtype. Inputs and outputs live on the implementation's device (NumPy arrays for "cpu", CuPy arrays for
+"gpu") and have the dtype of its math mode (float64 for fp64, float32 otherwise; labels are int32).
+
+`discover()` imports every module of the `impls` package, so adding an implementation means adding a file (or a
+decorated function) there and nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.errors import choices_error
+
+DEVICES = ("cpu", "gpu")
+MATH_MODES = ("fp64", "fp32", "tf32")
+
+
+def always_available() -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One registered implementation of one pass of one op."""
+
+    op: str
+    pass_: str
+    name: str
+    fn: Callable
+    device: str
+    math: str
+    available: Callable[[], str | None] = always_available
+    supports: Callable[[object], str | None] | None = None
+    details: Callable[[object], dict] | None = field(default=None, compare=False)
+    doc: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.op, self.pass_, self.name)
+
+    def unavailable_reason(self) -> str | None:
+        """Why this implementation cannot run on this machine, or None when it can."""
+        try:
+            return self.available()
+        except Exception as exc:  # an availability probe must never crash a run
+            return f"availability check failed: {exc}"
+
+    def unsupported_reason(self, shape) -> str | None:
+        """Why this implementation cannot run this shape (e.g. a library limit), or None."""
+        return self.supports(shape) if self.supports else None
+
+
+_REGISTRY: dict[tuple[str, str, str], Impl] = {}
+
+
+def register(
+    op: str,
+    pass_: str,
+    *,
+    name: str,
+    device: str,
+    math: str,
+    available: Callable[[], str | None] = always_available,
+    supports: Callable[[object], str | None] | None = None,
+    details: Callable[[object], dict] | None = None,
+):
+    """Decorator that adds `fn` as implementation `name` of (op, pass_).
+
+    available: returns a reason string when the implementation cannot run here ("no CUDA device").
+    supports:  returns a reason string when it cannot run a given shape.
+    details:   details(shape) returns what the report should know about the call for that shape, after it ran:
+               {"kernels": {name: {"regs": .., "smem": .., "spill": ..}}, "note": "plan 3 of 12, built in 41 ms"};
+               both keys optional.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
+    if math not in MATH_MODES:
+        raise ValueError(f"math must be one of {MATH_MODES}, not {math!r}")
+
+    def wrap(fn: Callable) -> Callable:
+        key = (op, pass_, name)
+        if key in _REGISTRY and _REGISTRY[key].fn is not fn:
+            raise ValueError(f"implementation {key} registered twice")
+        _REGISTRY[key] = Impl(op, pass_, name, fn, device, math, available, supports, details,
+                              (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return wrap
+
+
+_discovered = False
+BROKEN: dict[str, str] = {}  # module name -> why it failed to import (shown by `harness list`)
+
+
+def discover() -> None:
+    """Import every module in the `impls` package so that their decorators run.
+
+    A module that fails to import is recorded in BROKEN with its error instead of stopping the harness:
+    one broken implementation file must not take the others down.
+    """
+    global _discovered
+    if _discovered:
+        return
+    import impls
+
+    for mod in pkgutil.iter_modules(impls.__path__):
+        try:
+            importlib.import_module(f"impls.{mod.name}")
+        except Exception as exc:
+            BROKEN[mod.name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    _discovered = True
+
+
+def all_impls() -> list[Impl]:
+    discover()
+    return sorted(_REGISTRY.values(), key=lambda i: i.key)
+
+
+def impls_for(op: str, pass_: str | None = None, names: list[str] | None = None) -> list[Impl]:
+    """The implementations of `op` (and `pass_`), optionally only those named; unknown names are a UsageError."""
+    found = [i for i in all_impls() if i.op == op and (pass_ is None or i.pass_ == pass_)]
+    if names:
+        valid = {i.name for i in found}
+        for n in names:
+            if n not in valid:
+                raise choices_error(f"implementation for {op}", n, valid)
+        found = [i for i in found if i.name in names]
+    return found
+
+
+def get(op: str, pass_: str, name: str) -> Impl:
+    discover()
+    try:
+        return _REGISTRY[(op, pass_, name)]
+    except KeyError:
+        raise choices_error(f"implementation of {op}/{pass_}", name,
+                            {i.name for i in all_impls() if i.op == op and i.pass_ == pass_}) from None

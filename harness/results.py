@@ -1,0 +1,114 @@
+"""Tidy results: one row per (op, pass, impl, shape), appended to results.csv as each case finishes, plus meta.json.
+
+An interrupted run keeps every row it wrote. `load_run` reads a run folder back into a DataFrame and its metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from harness.errors import UsageError
+
+COLUMNS = [
+    "op", "pass", "impl", "device", "math", "shape_set", "shape", "status", "reason",
+    "err", "viol", "rtol", "seeds",
+    "median_ms", "iqr_ms", "min_ms", "reps", "rel_iqr",
+    "flops", "bytes", "gflops", "gbps", "peak_kind", "pct_peak",
+    "baseline", "speedup", "kernel_regs", "kernel_smem", "kernel_spill", "note",
+]
+
+
+def new_run_dir(root: str | os.PathLike = "reports") -> Path:
+    """reports/<UTC timestamp>, unique."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / stamp
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{stamp}-{n}"
+    return path
+
+
+class ResultWriter:
+    """Appends rows to `<run_dir>/results.csv`, flushing after each so that nothing measured is lost."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / "results.csv"
+        self._file = self.path.open("w", newline="")
+        self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="raise")
+        self._csv.writeheader()
+        self._file.flush()
+        self.rows: list[dict] = []
+
+    def write(self, row: dict) -> None:
+        full = {c: row.get(c, "") for c in COLUMNS}
+        self._csv.writerow(full)
+        self._file.flush()
+        self.rows.append(full)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write_meta(run_dir: Path, meta: dict) -> None:
+    (Path(run_dir) / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+
+
+def base_meta(argv: list[str]) -> dict:
+    """Date, host, CPU and library versions; GPU fields are added by the GPU side when it runs."""
+    import matplotlib
+    import numpy
+
+    meta = {
+        "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m harness", *argv]),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+        "matplotlib": matplotlib.__version__,
+    }
+    try:
+        import numpy as np
+
+        cfg = np.show_config(mode="dicts")
+        meta["blas"] = cfg.get("Build Dependencies", {}).get("blas", {}).get("name", "")
+    except Exception:  # older NumPy without mode="dicts"
+        pass
+    return meta
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
+    """The results table and metadata of a run folder; a missing folder or file is a UsageError."""
+    run_dir = Path(run_dir)
+    csv_path = run_dir / "results.csv"
+    if not csv_path.is_file():
+        raise UsageError(f"{csv_path}: no such file (is '{run_dir}' a run folder made by 'harness run'?)")
+    df = pd.read_csv(csv_path, keep_default_na=True)
+    meta_path = run_dir / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return df, meta

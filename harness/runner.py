@@ -1,0 +1,269 @@
+"""A run: for every (op, pass, shape, implementation) check against the oracle, time, and write a row.
+
+Order of work: shapes are the outer loop so that one shape's inputs and float64 references are computed once and
+shared by every implementation (harness.check.ReferenceCache); the oracle and the baselines run first so that each
+row's speedup is known the moment the row is written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from tqdm import tqdm
+
+from harness import peaks
+from harness.check import DEFAULT_SEEDS, ORACLE, ReferenceCache, check
+from harness.device import gpu_unavailable_reason, synchronize
+from harness.errors import UsageError, choices_error
+from harness.execute import prepare
+from harness.ops import all_ops, get_op
+from harness.registry import Impl, impls_for
+from harness.results import ResultWriter, base_meta, write_meta
+from harness.spec import OpSpec, parse_shape, shape_str
+from harness.timing import CpuTimer, GpuTimer, TimerSettings
+
+DEFAULT_BASELINE = {"gemm": "cublas"}  # every other op: cudnn
+FALLBACK_BASELINE = "numpy_im2col"  # when the vendor baseline cannot run here (no GPU)
+
+
+@dataclass
+class RunConfig:
+    ops: list[str]
+    passes: list[str] | None = None
+    impls: list[str] | None = None
+    shape_set: str = "smoke"
+    shape: str | None = None  # one shape, "N=..,C=..", instead of a set
+    check_only: bool = False
+    out: Path | None = None
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    timer: TimerSettings = field(default_factory=TimerSettings)
+    warm: bool = False
+    cpu_max_gflop: float = 20.0
+    baseline: str | None = None
+    argv: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Case:
+    spec: OpSpec
+    pass_: str
+    shape_set: str
+    shape: object
+    impls: list[Impl]
+
+
+def plan(cfg: RunConfig) -> list[Case]:
+    """Resolve names into cases; every unknown name or impossible shape is a UsageError, before anything runs."""
+    specs = [get_op(o) for o in cfg.ops]
+    cases = []
+    for spec in specs:
+        passes = cfg.passes or list(spec.passes)
+        for p in passes:
+            spec.pass_spec(p)
+        if cfg.shape:
+            shapes, set_name = [parse_shape(spec.shape_type, cfg.shape)], "cli"
+        elif cfg.shape_set in spec.shape_sets or len(specs) == 1:
+            shapes, set_name = spec.shapes(cfg.shape_set), cfg.shape_set
+        else:
+            continue  # several ops: skip those without this set (checked below that at least one has it)
+        for p in passes:
+            impls = order_impls(impls_for(spec.name, p, cfg.impls), baseline_name(spec.name, cfg.baseline))
+            cases += [Case(spec, p, set_name, s, impls) for s in shapes]
+    if not cases:
+        sets = sorted({s for spec in specs for s in spec.shape_sets})
+        raise choices_error("shape set", cfg.shape_set, sets)
+    return cases
+
+
+def baseline_name(op: str, chosen: str | None) -> str:
+    return chosen or DEFAULT_BASELINE.get(op, "cudnn")
+
+
+def order_impls(impls: list[Impl], baseline: str) -> list[Impl]:
+    """Oracle first, then the baseline (and its TF32 twin), then the rest by name."""
+    def rank(i: Impl):
+        return (i.name != ORACLE, i.name not in (baseline, f"{baseline}_tf32", FALLBACK_BASELINE), i.name)
+    return sorted(impls, key=rank)
+
+
+def skip_reason(impl: Impl, case: Case, cfg: RunConfig) -> str | None:
+    """Why this implementation does not run this case, or None."""
+    reason = impl.unavailable_reason() or impl.unsupported_reason(case.shape)
+    if reason:
+        return reason
+    gflop = case.spec.flops(case.shape, case.pass_) / 1e9
+    if impl.device == "cpu" and gflop > cfg.cpu_max_gflop:
+        return f"{gflop:.1f} GFLOP is over the CPU limit (--cpu-max-gflop {cfg.cpu_max_gflop:g})"
+    return None
+
+
+class Run:
+    """State of one run: the writer, the timers, the ceilings and the baseline times seen so far."""
+
+    def __init__(self, cfg: RunConfig, cases: list[Case], run_dir: Path):
+        self.cfg, self.cases, self.run_dir = cfg, cases, run_dir
+        self.writer = ResultWriter(run_dir)
+        self.timers: dict[str, object] = {}
+        self.ceilings: dict[str, dict] = {}
+        self.baseline_ms: dict[tuple, tuple[str, float]] = {}
+        self.meta = base_meta(cfg.argv)
+        self.meta.update({"run_dir": str(run_dir), "shape_set": cfg.shape_set, "seeds": list(cfg.seeds),
+                          "check_only": cfg.check_only, "l2": "warm" if cfg.warm else "flushed"})
+
+    def setup(self, printer) -> None:
+        devices = {i.device for c in self.cases for i in c.impls if not i.unavailable_reason()}
+        if "gpu" in devices:
+            self.meta.update(peaks.gpu_meta())
+        if not self.cfg.check_only:
+            for dev in sorted(devices):
+                printer(f"measuring {dev} ceilings ...")
+                self.ceilings[dev] = peaks.gpu_ceilings() if dev == "gpu" else peaks.cpu_ceilings()
+                if dev == "gpu":
+                    self.timers[dev] = GpuTimer(self.cfg.timer, warm=self.cfg.warm)
+                else:
+                    self.timers[dev] = CpuTimer(self.cfg.timer)
+        self.meta["ceilings"] = self.ceilings
+        self.meta["timers"] = {d: t.name for d, t in self.timers.items()}
+        write_meta(self.run_dir, self.meta)
+
+    def run_case(self, case: Case, impl: Impl, refs: ReferenceCache) -> dict:
+        spec, shape = case.spec, case.shape
+        row = {"op": spec.name, "pass": case.pass_, "impl": impl.name, "device": impl.device, "math": impl.math,
+               "shape_set": case.shape_set, "shape": shape_str(shape),
+               "flops": spec.flops(shape, case.pass_),
+               "bytes": spec.bytes(shape, case.pass_, float_bytes=8 if impl.math == "fp64" else 4)}
+        reason = skip_reason(impl, case, self.cfg)
+        if reason:
+            return {**row, "status": "skipped", "reason": reason}
+        result = check(impl, refs, self.cfg.seeds)
+        row.update(status=result.status, reason=result.reason, err=result.err, viol=result.viol,
+                   rtol=result.rtol, seeds=result.seeds)
+        if result.status not in ("pass", "oracle") or self.cfg.check_only:
+            return row
+        try:
+            row.update(self.time(impl, case, refs))
+        except Exception as exc:  # a launch failure while timing is this row's error, not the run's
+            row.update(status="error", reason=f"while timing: {type(exc).__name__}: {exc}".splitlines()[0])
+        return row
+
+    def time(self, impl: Impl, case: Case, refs: ReferenceCache) -> dict:
+        call = prepare(impl, case.spec, case.shape, case.pass_, refs.inputs(self.cfg.seeds[0]))
+        call.run()
+        synchronize(impl.device)
+        t = self.timers[impl.device].time(call.run)
+        flops = case.spec.flops(case.shape, case.pass_)
+        nbytes = case.spec.bytes(case.shape, case.pass_, float_bytes=8 if impl.math == "fp64" else 4)
+        sec = t.median_ms / 1e3
+        out = {**t.as_dict(), "gflops": flops / sec / 1e9, "gbps": nbytes / sec / 1e9}
+        ceil = self.ceilings.get(impl.device, {})
+        if case.spec.bound == "compute":
+            out["peak_kind"] = f"{impl.device} fp32 gemm"
+            if impl.math == "fp32" and ceil.get("gemm_fp32_gflops"):
+                out["pct_peak"] = 100 * out["gflops"] / ceil["gemm_fp32_gflops"]
+        else:
+            out["peak_kind"] = f"{impl.device} copy"
+            if ceil.get("copy_gbps"):
+                out["pct_peak"] = 100 * out["gbps"] / ceil["copy_gbps"]
+        if impl.details:
+            details = impl.details(case.shape) or {}
+            kernels = details.get("kernels", {})
+            if kernels:
+                first = next(iter(kernels.values()))
+                out.update(kernel_regs=first["regs"], kernel_smem=first["smem"], kernel_spill=first["spill"])
+                names = ", ".join(f"{k}: {v['regs']} regs, {v['smem']} B smem, {v['spill']} B spill"
+                                  for k, v in kernels.items())
+                out["note"] = names
+            if details.get("note"):
+                out["note"] = "; ".join(filter(None, [out.get("note"), details["note"]]))
+        return out
+
+    def add_speedup(self, case: Case, row: dict) -> None:
+        """Speedup against the op's baseline of the same math mode, once that baseline has been timed."""
+        if not isinstance(row.get("median_ms"), float):
+            return
+        base = baseline_name(case.spec.name, self.cfg.baseline)
+        key = (case.spec.name, case.pass_, row["shape"], row["math"])
+        if row["impl"] in (base, f"{base}_tf32") or (key not in self.baseline_ms and row["impl"] == FALLBACK_BASELINE):
+            self.baseline_ms[key] = (row["impl"], row["median_ms"])
+        if key in self.baseline_ms:
+            name, ms = self.baseline_ms[key]
+            row["baseline"], row["speedup"] = name, ms / row["median_ms"]
+
+
+def execute(cfg: RunConfig, run_dir: Path, printer=print) -> list[dict]:
+    """Run every case of `cfg`, writing rows to run_dir as they finish; returns the rows."""
+    cases = plan(cfg)
+    run = Run(cfg, cases, run_dir)
+    run.setup(printer)
+    table = TablePrinter(printer)
+    total = sum(len(c.impls) for c in cases)
+    with tqdm(total=total, unit="case", disable=None, leave=False) as bar:
+        for case in cases:
+            refs = ReferenceCache(case.spec, case.shape, case.pass_)
+            for impl in case.impls:
+                bar.set_description(f"{case.spec.name}/{case.pass_} {impl.name}")
+                try:
+                    row = run.run_case(case, impl, refs)
+                except Exception as exc:  # e.g. the oracle itself failed (out of memory): record, go on
+                    row = {"op": case.spec.name, "pass": case.pass_, "impl": impl.name, "device": impl.device,
+                           "math": impl.math, "shape_set": case.shape_set, "shape": shape_str(case.shape),
+                           "status": "error", "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+                run.add_speedup(case, row)
+                run.writer.write(row)
+                table.row(row, lambda line: bar.write(line) if not bar.disable else printer(line))
+                bar.update()
+    run.writer.close()
+    statuses = [r["status"] for r in run.writer.rows]
+    run.meta["summary"] = {s: statuses.count(s) for s in sorted(set(statuses))}
+    write_meta(run_dir, run.meta)
+    return run.writer.rows
+
+
+class TablePrinter:
+    """Prints one aligned line per finished case, with a header whenever the (op, pass) changes."""
+
+    COLS: ClassVar[list[tuple[str, int]]] = [
+        ("impl", 18), ("shape", 44), ("status", 8), ("err", 9), ("median_ms", 10), ("GFLOP/s", 9), ("GB/s", 8),
+        ("%peak", 6), ("speedup", 8)]
+
+    def __init__(self, printer):
+        self.printer = printer
+        self.current = None
+
+    def row(self, r: dict, emit) -> None:
+        if (r["op"], r["pass"]) != self.current:
+            self.current = (r["op"], r["pass"])
+            emit(f"\n== {r['op']} / {r['pass']}")
+            emit("  ".join(name.ljust(w) for name, w in self.COLS))
+        cells = [r["impl"], r["shape"], r["status"], _num(r.get("err"), ".1e"), _num(r.get("median_ms"), ".4g"),
+                 _num(r.get("gflops"), ".4g"), _num(r.get("gbps"), ".4g"), _num(r.get("pct_peak"), ".1f"),
+                 _num(r.get("speedup"), ".2f", "x")]
+        line = "  ".join(str(c)[:w].ljust(w) for c, (_, w) in zip(cells, self.COLS, strict=True))
+        if r.get("reason") and r["status"] not in ("pass", "oracle"):
+            line += f"  ({r['reason']})"
+        emit(line.rstrip())
+
+
+def _num(v, fmt: str, suffix: str = "") -> str:
+    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+        return f"{v:{fmt}}{suffix}"
+    return "-"
+
+
+def ops_or_all(text: str) -> list[str]:
+    """'conv2d', 'conv2d,gemm' or 'all' into op names (validated later by plan)."""
+    if text == "all":
+        return list(all_ops())
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise UsageError("--op is empty; give an op name, a comma list or 'all'")
+    return names
+
+
+def gpu_note() -> str | None:
+    """A one-line note for CPU-only machines, printed before a run."""
+    reason = gpu_unavailable_reason()
+    return f"GPU implementations will be skipped: {reason}" if reason else None

@@ -1,0 +1,143 @@
+"""One description per op: its shape type, its passes, the tensors of each pass, FLOPs, bytes and shape sets.
+
+Every implementation, the checker, the timers and the reports read the same `OpSpec`, so a FLOP count or a
+tensor layout is written down exactly once. Bytes are derived, never written by hand: the minimal traffic of a
+pass is every input read once plus every output written once (an in-place tensor counts as both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.errors import UsageError, choices_error
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor of a pass: its shape, dtype and how the spec fills it when it is an input."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"  # "float32" tensors follow the implementation's math mode; "int32" ones never change
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def nbytes(self, float_bytes: int = 4) -> int:
+        return self.numel * (4 if self.dtype == "int32" else float_bytes)
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """What one pass reads and writes.
+
+    inputs/outputs: name -> Tensor, as functions of the shape.
+    flops:          exact floating-point operation count (a multiply-add is 2).
+    reduction:      per output, the length of the longest sum that produces one of its elements; the checker
+                    derives the tolerance from it (see harness.check.tolerance).
+    transcendental: the output goes through exp/log (adds a few ulps to the tolerance).
+    inplace:        outputs that are also inputs of the same name (sgd's weights): the harness passes a fresh copy
+                    of the input as the output buffer, not as an input, and the implementation updates it.
+    make_inputs:    seeded float64 inputs (signed, never zero tensors) for one seed.
+    """
+
+    inputs: Callable[[object], dict[str, Tensor]]
+    outputs: Callable[[object], dict[str, Tensor]]
+    flops: Callable[[object], int]
+    reduction: Callable[[object], dict[str, int]]
+    make_inputs: Callable[[object, np.random.Generator], dict[str, np.ndarray]]
+    transcendental: bool = False
+    inplace: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """An operation: its shape dataclass, its passes and its named shape sets."""
+
+    name: str
+    shape_type: type
+    passes: dict[str, PassSpec]
+    shape_sets: dict[str, list]
+    bound: str  # "compute" or "memory": which ceiling its % of peak is taken against
+    doc: str = ""
+    pass_notes: dict[str, str] = field(default_factory=dict)
+
+    def pass_spec(self, pass_: str) -> PassSpec:
+        if pass_ not in self.passes:
+            raise choices_error(f"pass of {self.name}", pass_, self.passes)
+        return self.passes[pass_]
+
+    def shapes(self, set_name: str) -> list:
+        if set_name not in self.shape_sets:
+            raise choices_error(f"shape set for {self.name}", set_name, self.shape_sets)
+        return list(self.shape_sets[set_name])
+
+    def bytes(self, shape, pass_: str, float_bytes: int = 4) -> int:
+        """Minimal bytes moved: inputs read once, outputs written once (an in-place tensor is both)."""
+        ps = self.pass_spec(pass_)
+        tensors = [*ps.inputs(shape).values(), *ps.outputs(shape).values()]
+        return sum(t.nbytes(float_bytes) for t in tensors)
+
+    def flops(self, shape, pass_: str) -> int:
+        return int(self.pass_spec(pass_).flops(shape))
+
+    def make_inputs(self, shape, pass_: str, seed: int) -> dict[str, np.ndarray]:
+        """Seeded float64 inputs (int32 for labels). Implementations get them cast to their own dtype."""
+        rng = np.random.default_rng(seed)
+        arrays = self.pass_spec(pass_).make_inputs(shape, rng)
+        declared = self.pass_spec(pass_).inputs(shape)
+        assert arrays.keys() == declared.keys(), (self.name, pass_, arrays.keys(), declared.keys())
+        for name, t in declared.items():
+            assert arrays[name].shape == t.shape, (self.name, pass_, name, arrays[name].shape, t.shape)
+        return arrays
+
+
+def signed_uniform(rng: np.random.Generator, shape, scale: float = 1.0) -> np.ndarray:
+    """Uniform in [-scale, scale): signed, and zero with probability ~0 (never an all-zero tensor)."""
+    return rng.uniform(-scale, scale, size=shape)
+
+
+def shape_str(shape) -> str:
+    """`N=32,C=3,H=32,...`: the form the CLI's --shape takes and the results use."""
+    return ",".join(f"{f.name}={_fmt(getattr(shape, f.name))}" for f in dataclasses.fields(shape))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return str(int(v))
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def parse_shape(shape_type: type, text: str):
+    """Parse `N=32,C=3,...` into `shape_type`; unknown keys, bad numbers and invalid shapes are UsageErrors."""
+    fields = {f.name: f for f in dataclasses.fields(shape_type)}
+    values = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, val = part.partition("=")
+        key = key.strip()
+        if not sep:
+            raise UsageError(f"bad --shape item '{part}': expected KEY=VALUE; keys: {', '.join(fields)}")
+        if key not in fields:
+            raise choices_error("shape key", key, fields)
+        ftype = fields[key].type if isinstance(fields[key].type, type) else eval(fields[key].type)
+        try:
+            values[key] = bool(int(val)) if ftype is bool else ftype(val)
+        except ValueError:
+            raise UsageError(f"bad value '{val}' for shape key {key}: expected {ftype.__name__}") from None
+    try:
+        shape = shape_type(**values)
+    except TypeError:
+        missing = [n for n, f in fields.items() if n not in values and f.default is dataclasses.MISSING]
+        raise UsageError(f"--shape is missing {', '.join(missing)}; keys: {', '.join(fields)}") from None
+    return shape
+
+
+def positive(**sizes: int) -> None:
+    """Raise a UsageError naming the first size that is not a positive integer."""
+    for k, v in sizes.items():
+        if v < 1:
+            raise UsageError(f"{k} must be >= 1, got {v}")

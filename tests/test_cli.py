@@ -1,0 +1,81 @@
+"""The command line: one-line errors with exit code 2, and runs that write their results."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from harness import registry
+from harness.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--op", "conv2d", "--impl", "nosuch"], "unknown implementation for conv2d 'nosuch'; valid: numpy_im2col"),
+    (["run", "--op", "nosuch"], "unknown op 'nosuch'; valid: conv2d, gemm"),
+    (["run", "--op", "conv2d", "--pass", "backward"], "unknown pass of conv2d 'backward'; valid: dgrad, fprop, wgrad"),
+    (["run", "--op", "conv2d", "--shapes", "huge"], "unknown shape set for conv2d 'huge'; valid: edge, resnet50"),
+    (["run", "--op", "conv2d", "--shape", "N=1,C=1,H=3,W=3,K=1,R=7,S=7,pad=0"], "larger than the padded input"),
+    (["run", "--op", "gemm", "--shape", "M=0,N=1,K=1"], "M must be >= 1"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
+    r = run_cli(*args, "--out", str(tmp_path / "run"))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()  # nothing created before the input is known to be valid
+
+
+def test_run_conv2d_smoke_passes_both_cpu_implementations(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("run", "--op", "conv2d", "--shapes", "smoke", "--out", str(out), "--budget", "0.05", "--no-report")
+    assert r.returncode == 0, r.stdout + r.stderr
+    df = pd.read_csv(out / "results.csv")
+    cpu = df[df.impl.isin(["numpy_ref", "numpy_im2col"])]
+    assert set(cpu["pass"]) == {"fprop", "dgrad", "wgrad"}
+    assert set(cpu[cpu.impl == "numpy_im2col"].status) == {"pass"}
+    assert set(cpu[cpu.impl == "numpy_ref"].status) == {"oracle"}
+    assert (cpu.median_ms > 0).all() and (cpu.seeds >= 3).all()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["command"].startswith("python -m harness run --op conv2d")
+    assert meta["ceilings"]["cpu"]["copy_gbps"] > 0
+    gpu = df[df.device == "gpu"]
+    assert (gpu.status == "skipped").all() and gpu.reason.notna().all()
+
+
+def test_every_op_passes_on_cpu_check_only(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--op", "all", "--shapes", "smoke", "--check-only", "--out", str(out), "--no-report"]) == 0
+    df = pd.read_csv(out / "results.csv")
+    cpu = df[df.device == "cpu"]
+    assert set(cpu.status) == {"pass", "oracle"}
+    assert len(set(cpu.op)) == 8
+
+
+def test_a_raising_implementation_is_an_error_row_and_the_run_goes_on(tmp_path, monkeypatch):
+    registry.discover()
+
+    def boom(s, x, w, b, *, y):
+        raise RuntimeError("kernel launch failed")
+    monkeypatch.setitem(registry._REGISTRY, ("conv2d", "fprop", "zz_boom"),
+                        registry.Impl("conv2d", "fprop", "zz_boom", boom, "cpu", "fp32"))
+    out = tmp_path / "run"
+    code = main(["run", "--op", "conv2d", "--pass", "fprop", "--impl", "numpy_ref,zz_boom,numpy_im2col",
+                 "--check-only", "--out", str(out), "--no-report"])
+    assert code == 1
+    df = pd.read_csv(out / "results.csv")
+    assert set(df[df.impl == "zz_boom"].status) == {"error"}
+    assert df[df.impl == "zz_boom"].reason.str.contains("kernel launch failed").all()
+    assert set(df[df.impl == "numpy_im2col"].status) == {"pass"}
+
+
+def test_list_shows_unavailable_reasons(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert "numpy_ref" in text and "numpy_im2col" in text
