@@ -110,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
+        except ModuleNotFoundError as exc:  # that command is not part of this checkout
+            if exc.name is None or not name.startswith(exc.name):
                 raise
             continue
         module.add_commands(sub)
