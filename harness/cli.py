@@ -20,7 +20,7 @@ from harness.results import new_run_dir
 from harness.timing import TimerSettings
 
 # Modules that add their own subcommands with add_commands(subparsers).
-COMMAND_MODULES = ("harness.report", "harness.compare", "nets.cli")
+COMMAND_MODULES = ("harness.report", "harness.compare", "harness.allreduce", "nets.cli")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -22,7 +22,7 @@ COLUMNS = [
     "op", "pass", "impl", "device", "math", "shape_set", "shape", "status", "reason",
     "err", "viol", "rtol", "seeds",
     "median_ms", "iqr_ms", "min_ms", "reps", "rel_iqr",
-    "flops", "bytes", "gflops", "gbps", "peak_kind", "pct_peak",
+    "flops", "bytes", "gflops", "gbps", "busbw_gbps", "peak_kind", "pct_peak",
     "baseline", "speedup", "kernel_regs", "kernel_smem", "kernel_spill", "note",
 ]
 
