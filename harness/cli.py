@@ -69,7 +69,10 @@ def cmd_run(args) -> int:
         except ModuleNotFoundError:
             report = None
         if report is not None:
-            print(f"report: {report.build_report(run_dir)}")
+            try:
+                print(f"report: {report.build_report(run_dir)}")
+            except Exception as exc:  # the results are written; a report bug must not change the run's outcome
+                print(f"report failed ({type(exc).__name__}: {exc}); results are in {run_dir}", file=sys.stderr)
     failed = [r for r in rows if r["status"] in ("fail", "nan", "bad-shape", "bad-dtype", "error")]
     if failed:
         print(f"{len(failed)} cases did not pass", file=sys.stderr)

@@ -1,0 +1,140 @@
+"""`python -m harness compare RUN_A RUN_B`: per-case time ratios B/A, with changes beyond the runs' spread marked.
+
+A case is one (op, pass, impl, shape) timed in both runs. Its ratio B/A of median times is a real change only when
+it falls outside the two measurements' combined spread, taken as the sum of their relative IQRs: `ratio > 1 + band`
+is a regression (B slower), `ratio < 1 / (1 + band)` an improvement, anything between is noise. The command exits
+with 1 when a regression is also beyond `--threshold` (default 1.10: at least 10 % slower) or a case that passed
+in A does not pass in B, and with 0 otherwise, so that it can gate a change in CI.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pandas as pd
+
+from harness.errors import UsageError
+from harness.results import load_run
+
+KEY = ["op", "pass", "impl", "shape"]
+OK_STATUSES = ("pass", "oracle")
+DEFAULT_THRESHOLD = 1.10
+
+
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """One row per case present in both runs: a_ms, b_ms, ratio (B/A), band, verdict, a_status, b_status.
+
+    verdict: regression | improvement | same (within the spread) | broken (passed in A, failed or raised in B) |
+    fixed (failed in A, passes in B) | failing (in both) | skipped (not run in one of them) | untimed (passed
+    but not timed, e.g. a --check-only run). Cases skipped in both runs are left out.
+    """
+    cols = [*KEY, "status", "median_ms", "rel_iqr"]
+    merged = a[cols].merge(b[cols], on=KEY, suffixes=("_a", "_b"), how="inner")
+    merged = merged[~((merged["status_a"] == "skipped") & (merged["status_b"] == "skipped"))]
+    rows = []
+    for _, r in merged.iterrows():
+        a_ms, b_ms = _float(r["median_ms_a"]), _float(r["median_ms_b"])
+        band = _spread(r["rel_iqr_a"]) + _spread(r["rel_iqr_b"])
+        a_ok, b_ok = r["status_a"] in OK_STATUSES, r["status_b"] in OK_STATUSES
+        ratio = b_ms / a_ms if a_ms > 0 and b_ms > 0 else math.nan
+        if "skipped" in (r["status_a"], r["status_b"]):
+            verdict = "skipped"
+        elif a_ok and not b_ok:
+            verdict = "broken"
+        elif b_ok and not a_ok:
+            verdict = "fixed"
+        elif not (a_ok or b_ok):
+            verdict = "failing"
+        elif not math.isfinite(ratio):
+            verdict = "untimed"
+        elif ratio > 1 + band:
+            verdict = "regression"
+        elif ratio < 1 / (1 + band):
+            verdict = "improvement"
+        else:
+            verdict = "same"
+        rows.append({**{k: r[k] for k in KEY}, "a_ms": a_ms, "b_ms": b_ms, "ratio": ratio, "band": band,
+                     "verdict": verdict, "a_status": r["status_a"], "b_status": r["status_b"]})
+    return pd.DataFrame(rows, columns=[*KEY, "a_ms", "b_ms", "ratio", "band", "verdict", "a_status", "b_status"])
+
+
+def failing(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The cases that make the comparison fail: regressions slower than `threshold`, and broken cases."""
+    return table[((table["verdict"] == "regression") & (table["ratio"] > threshold)) | (table["verdict"] == "broken")]
+
+
+def format_table(table: pd.DataFrame, threshold: float) -> str:
+    """Aligned text: the changed cases first (worst regression first), then the unchanged ones."""
+    order = {"broken": 0, "regression": 1, "improvement": 2, "fixed": 3, "failing": 4, "skipped": 5, "untimed": 6,
+             "same": 7}
+    t = table.assign(_o=table["verdict"].map(order), _r=-table["ratio"].fillna(0)).sort_values(["_o", "_r"])
+    header = ["op", "pass", "impl", "shape", "A ms", "B ms", "B/A", "spread", "verdict"]
+    lines = []
+    for _, r in t.iterrows():
+        mark = " !" if r["verdict"] == "broken" or (r["verdict"] == "regression" and r["ratio"] > threshold) else ""
+        verdict = r["verdict"]
+        if verdict in ("broken", "fixed", "failing", "skipped"):
+            verdict += f" ({r['a_status']} -> {r['b_status']})"
+        lines.append([r["op"], r["pass"], r["impl"], r["shape"], _fmt(r["a_ms"], ".4g"), _fmt(r["b_ms"], ".4g"),
+                      _fmt(r["ratio"], ".3f"), "±" + _fmt(r["band"], ".1%"), verdict + mark])
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
+    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+                     for row in [header, *lines])
+
+
+def _keys(df: pd.DataFrame) -> set[tuple]:
+    """The cases of a run that were run (not skipped)."""
+    return set(map(tuple, df.loc[df["status"] != "skipped", KEY].astype(str).values))
+
+
+def _spread(v) -> float:
+    """A measurement's relative IQR; 0 when it was not recorded."""
+    f = _float(v)
+    return f if math.isfinite(f) and f > 0 else 0.0
+
+
+def _float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _fmt(v, fmt: str) -> str:
+    f = _float(v)
+    return f"{f:{fmt}}" if math.isfinite(f) else "-"
+
+
+def cmd_compare(args) -> int:
+    if args.threshold < 1.0:
+        raise UsageError(f"--threshold must be >= 1 (a slowdown factor such as 1.10), got {args.threshold:g}")
+    a, _ = load_run(args.run_a)
+    b, _ = load_run(args.run_b)
+    table = compare_runs(a, b)
+    if table.empty:
+        raise UsageError(f"'{args.run_a}' and '{args.run_b}' have no case (op, pass, impl, shape) in common")
+    print(f"A = {args.run_a}\nB = {args.run_b}\nratio = B/A median time (> 1: B slower); spread = rel. IQR of A + B\n")
+    print(format_table(table, args.threshold))
+    counts = table["verdict"].value_counts()
+    keys_a, keys_b = _keys(a), _keys(b)
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items())
+    print(f"\n{len(table)} common cases: {summary}; {len(keys_a - keys_b)} cases only in A, "
+          f"{len(keys_b - keys_a)} only in B (not compared)")
+    bad = failing(table, args.threshold)
+    if len(bad):
+        print(f"FAIL: {len(bad)} cases regressed beyond {args.threshold:g}x or stopped passing (marked !)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Adds `compare RUN_A RUN_B [--threshold X]` to the harness CLI."""
+    p = subparsers.add_parser("compare", help="per-case time ratios between two runs; exit 1 on a regression")
+    p.add_argument("run_a", metavar="RUN_A", help="the reference run folder (before)")
+    p.add_argument("run_b", metavar="RUN_B", help="the run folder to judge (after)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"fail when a case is this many times slower in B, beyond the spread "
+                        f"(default {DEFAULT_THRESHOLD})")
+    p.set_defaults(func=cmd_compare)
