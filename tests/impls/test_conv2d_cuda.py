@@ -1,0 +1,68 @@
+"""GPU conv2d implementations (impls/conv2d_cuda.py) against the float64 oracle, and 64-bit indexing."""
+
+import numpy as np
+import pytest
+
+from harness.check import ReferenceCache, check
+from harness.ops.conv2d import SPEC, Conv2dShape
+from harness.registry import get
+
+pytestmark = pytest.mark.gpu
+
+IMPLS = ("cupy_naive", "cupy_tiled", "cupy_im2col_cublas")
+CASES = [(p, set_name, shape) for p in SPEC.passes for set_name in ("smoke", "thesis", "edge")
+         for shape in SPEC.shapes(set_name)]
+
+
+@pytest.mark.parametrize(("pass_", "set_name", "shape"), CASES, ids=[f"{p}-{n}-{s}" for p, n, s in CASES])
+def test_every_gpu_conv2d_matches_the_oracle(pass_, set_name, shape):
+    refs = ReferenceCache(SPEC, shape, pass_)
+    for name in IMPLS:
+        result = check(get("conv2d", pass_, name), refs, seeds=(0, 1, 2))
+        assert result.status == "pass", f"{name}: {result.reason}"
+
+
+TILED_CASES = {
+    "wide-K": Conv2dShape(3, 40, 9, 11, 200, 3, 3, 1, 1),  # 128×128 tiles
+    "split-K-stride-2": Conv2dShape(2, 512, 7, 7, 40, 3, 3, 2, 1),
+    "many-images": Conv2dShape(64, 8, 5, 5, 24, 1, 1, 1, 0),
+    "stride-3-pad-2": Conv2dShape(1, 6, 10, 7, 3, 3, 3, 3, 2),  # 9 dgrad phases, uneven
+    "1x1-stride-2": Conv2dShape(2, 5, 9, 9, 20, 1, 1, 2, 0),  # dgrad phases with no tap: dx = 0 there
+    "narrow-stride-3": Conv2dShape(1, 2, 10, 7, 3, 3, 3, 3, 2),  # dgrad's C ≤ 4 kernel, 9 phases
+    "narrow-K-65": Conv2dShape(2, 3, 9, 8, 65, 3, 3, 1, 1),  # its weight staging in chunks of 32 channels
+}
+
+
+@pytest.mark.parametrize("shape", list(TILED_CASES.values()), ids=list(TILED_CASES))
+@pytest.mark.parametrize("pass_", list(SPEC.passes))
+def test_tiled_tile_configurations_and_split_k(pass_, shape):
+    """Shapes that take the 128×128 tile, split-K with stride 2, a 1×1 kernel over many small images, the stride
+    phases of dgrad (uneven, and empty), and dgrad's narrow (C ≤ 4) kernel."""
+    refs = ReferenceCache(SPEC, shape, pass_)
+    for name in IMPLS:
+        result = check(get("conv2d", pass_, name), refs, seeds=(0, 1, 2))
+        assert result.status == "pass", f"{name}: {result.reason}"
+
+
+@pytest.mark.parametrize("name", ["cupy_naive", "cupy_tiled"])
+def test_fprop_offsets_past_2_31_elements(name):
+    """x and y with more than 2^31 elements (8.6 GB each): the last image must land in the right place."""
+    import cupy
+
+    s = Conv2dShape(N=2**31 // (4 * 64 * 64) + 3, C=4, H=64, W=64, K=4, R=3, S=3, stride=1, pad=1)
+    if cupy.cuda.Device().mem_info[0] < 20 * 2**30:
+        pytest.skip("needs 20 GiB of free GPU memory")
+    rng = np.random.default_rng(2)
+    one = rng.uniform(-1, 1, (1, s.C, s.H, s.W)).astype(np.float32)
+    x = cupy.empty((s.N, s.C, s.H, s.W), dtype=cupy.float32)
+    x[...] = cupy.asarray(one)  # every image equal: the last one's output equals the first one's
+    w = cupy.asarray(rng.uniform(-1, 1, (s.K, s.C, s.R, s.S)).astype(np.float32))
+    b = cupy.asarray(rng.uniform(-1, 1, s.K).astype(np.float32))
+    y = cupy.full((s.N, s.K, s.P, s.Q), np.nan, dtype=np.float32)
+    get("conv2d", "fprop", name).fn(s, x, w, b, y=y)
+    small = Conv2dShape(1, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad)
+    ref = cupy.full((1, s.K, s.P, s.Q), np.nan, dtype=np.float64)
+    get("conv2d", "fprop", "numpy_ref").fn(small, x[:1].astype(np.float64), w.astype(np.float64),
+                                           b.astype(np.float64), y=ref)
+    assert float(cupy.abs(y[-1] - ref[0]).max()) < 1e-4
+    assert float(cupy.abs(y[0] - ref[0]).max()) < 1e-4
