@@ -1,0 +1,279 @@
+// Max pooling, NCHW, R×S window, stride u, no padding; forward and backward.
+//
+// Thesis (seed 003, §2.6.2): y[n,c,p,q] = max_{r<R, s<S} x[n,c,p·u+r, q·u+s]; the backward pass routes
+// dy[n,c,p,q] to the position of that maximum and sums where windows overlap. Tie rule (harness/ops/maxpool2d.py):
+// the FIRST maximal element of the window in row-major (r, then s) order gets the gradient. The backward kernels
+// find it as the first window element equal to y[n,c,p,q] (the forward output, an exact max in any precision).
+//
+// Strategy.
+// maxpool_fwd_naive: one thread per output element; it reads its R·S window with scalar loads.
+// maxpool_bwd_naive: one thread per INPUT element (a gather, so no atomics even where windows overlap): for each
+//   window (p, q) that contains (h, w) it scans the window in row-major order for the first element equal to
+//   y[p, q] and adds dy[p, q] if that element is (h, w). Every dx element is written exactly once (zero when no
+//   window picks it, e.g. rows and columns no window covers).
+// maxpool_*_generic: the same per-element bodies in a grid-stride loop over a persistent grid: the tiled
+//   implementation's path for windows other than 2×2 / stride 2 and for odd widths.
+// maxpool_fwd_2x2_v{4,2} and maxpool_bwd_2x2_v{4,2}: the bandwidth path for 2×2 windows, stride 2, W a multiple of V
+//   (V = 4 or 2) and aligned tensors. One item is V consecutive columns of one row pair (2p, 2p+1), i.e. V/2
+//   adjacent windows: the forward pass loads one V-wide vector (16 or 8 bytes) from each of the two rows and stores
+//   V/2 outputs as one vector; the backward pass loads the same two vectors of x and V/2 values of y and dy, and
+//   stores two V-wide vectors of dx (the gradient at the first maximum of each window, zeros elsewhere; with H odd
+//   the last row, which no window covers, is stored as zeros). Windows do not overlap, so each dx element is
+//   written by exactly one thread, with no atomics. UNROLL items per thread are loaded before any is used, in a
+//   grid-stride loop over a persistent grid.
+//   UNROLL is 4 items (8 vector loads) per thread in the forward pass and 2 items (4 vector loads of x, 2 of y and
+//   dy: 96 bytes) in the 16-byte backward pass, whose items are larger.
+// Indices are 64-bit (tensors may exceed 2^31 elements); divisions by the tensor's dimensions take a 32-bit path
+// when the dividend fits in 32 bits. Comparisons only: the results are exact.
+
+// a / b and a % b for a 64-bit a and 32-bit b; 32-bit division when a fits in 32 bits (the common case).
+__device__ __forceinline__ void divmod(unsigned long long a, unsigned b, unsigned long long& q, unsigned& r) {
+  if ((a >> 32) == 0) {
+    const unsigned a32 = (unsigned)a;
+    q = a32 / b;
+    r = a32 - (unsigned)q * b;
+  } else {
+    q = a / b;
+    r = (unsigned)(a - q * b);
+  }
+}
+
+// The geometry, passed to every kernel as seven unsigned scalars (POOL_ARGS) and gathered into a Pool.
+struct Pool {
+  unsigned H, W, R, S, u, P, Q;
+};
+#define POOL_ARGS unsigned H, unsigned W, unsigned R, unsigned S, unsigned u, unsigned P, unsigned Q
+#define POOL_FIELDS H, W, R, S, u, P, Q
+
+// y for output element i of the N·C·P·Q outputs.
+__device__ __forceinline__ float pool_fwd_one(const float* x, const Pool& d, unsigned long long i) {
+  unsigned long long t, nc;
+  unsigned q, p;
+  divmod(i, d.Q, t, q);
+  divmod(t, d.P, nc, p);
+  const float* xw = x + (nc * d.H + (unsigned long long)p * d.u) * d.W + (unsigned long long)q * d.u;
+  float m = xw[0];
+  for (unsigned r = 0; r < d.R; ++r)
+    for (unsigned s = 0; s < d.S; ++s) {
+      const float v = xw[(unsigned long long)r * d.W + s];
+      m = v > m ? v : m;
+    }
+  return m;
+}
+
+// dx for input element i of the N·C·H·W inputs: the sum of dy over the windows whose first maximum is i.
+__device__ __forceinline__ float pool_bwd_one(const float* x, const float* y, const float* dy, const Pool& d,
+                                              unsigned long long i) {
+  unsigned long long t, nc;
+  unsigned w, h;
+  divmod(i, d.W, t, w);
+  divmod(t, d.H, nc, h);
+  // windows p with p·u ≤ h ≤ p·u + R − 1, i.e. ceil((h − R + 1) / u) ≤ p ≤ h / u, clipped to [0, P).
+  const unsigned p_lo = h + 1 > d.R ? (h + 1 - d.R + d.u - 1) / d.u : 0;
+  const unsigned q_lo = w + 1 > d.S ? (w + 1 - d.S + d.u - 1) / d.u : 0;
+  const unsigned p_hi = min(h / d.u, d.P - 1);
+  const unsigned q_hi = min(w / d.u, d.Q - 1);
+  const float* xc = x + nc * d.H * d.W;
+  float acc = 0.f;
+  for (unsigned p = p_lo; p <= p_hi; ++p)
+    for (unsigned q = q_lo; q <= q_hi; ++q) {
+      const unsigned long long o = (nc * d.P + p) * d.Q + q;
+      const float m = y[o];
+      // first (r, s) in row-major order with x == m
+      unsigned fr = d.R, fs = 0;
+      for (unsigned r = 0; r < d.R && fr == d.R; ++r)
+        for (unsigned s = 0; s < d.S; ++s)
+          if (xc[(unsigned long long)(p * d.u + r) * d.W + q * d.u + s] == m) {
+            fr = r;
+            fs = s;
+            break;
+          }
+      if (p * d.u + fr == h && q * d.u + fs == w) acc += dy[o];
+    }
+  return acc;
+}
+
+__device__ __forceinline__ unsigned long long global_index() {
+  return (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x;
+}
+
+__device__ __forceinline__ unsigned long long grid_stride() { return (unsigned long long)gridDim.x * blockDim.x; }
+
+// ------------------------------------------------------------------------------------------------- naive
+extern "C" __global__ void maxpool_fwd_naive(const float* __restrict__ x, float* __restrict__ y, POOL_ARGS,
+                                             unsigned long long total) {
+  const Pool d{POOL_FIELDS};
+  const unsigned long long i = global_index();
+  if (i < total) y[i] = pool_fwd_one(x, d, i);
+}
+
+extern "C" __global__ void maxpool_bwd_naive(const float* __restrict__ x, const float* __restrict__ y,
+                                             const float* __restrict__ dy, float* __restrict__ dx, POOL_ARGS,
+                                             unsigned long long total) {
+  const Pool d{POOL_FIELDS};
+  const unsigned long long i = global_index();
+  if (i < total) dx[i] = pool_bwd_one(x, y, dy, d, i);
+}
+
+// ------------------------------------------------------------------------------------------------- tiled
+extern "C" __global__ void maxpool_fwd_generic(const float* __restrict__ x, float* __restrict__ y, POOL_ARGS,
+                                               unsigned long long total) {
+  const Pool d{POOL_FIELDS};
+  for (unsigned long long i = global_index(); i < total; i += grid_stride()) y[i] = pool_fwd_one(x, d, i);
+}
+
+extern "C" __global__ void maxpool_bwd_generic(const float* __restrict__ x, const float* __restrict__ y,
+                                               const float* __restrict__ dy, float* __restrict__ dx, POOL_ARGS,
+                                               unsigned long long total) {
+  const Pool d{POOL_FIELDS};
+  for (unsigned long long i = global_index(); i < total; i += grid_stride()) dx[i] = pool_bwd_one(x, y, dy, d, i);
+}
+
+template <int V> struct Vec;
+template <> struct Vec<4> {
+  using full = float4;  // V floats of one row
+  using half = float2;  // V/2 outputs
+};
+template <> struct Vec<2> {
+  using full = float2;
+  using half = float;
+};
+
+template <int V> __device__ __forceinline__ float elem(const typename Vec<V>::full& v, int k);
+template <> __device__ __forceinline__ float elem<4>(const float4& v, int k) {
+  return k == 0 ? v.x : k == 1 ? v.y : k == 2 ? v.z : v.w;
+}
+template <> __device__ __forceinline__ float elem<2>(const float2& v, int k) { return k == 0 ? v.x : v.y; }
+
+template <int V> __device__ __forceinline__ float half_elem(const typename Vec<V>::half& v, int k);
+template <> __device__ __forceinline__ float half_elem<4>(const float2& v, int k) { return k == 0 ? v.x : v.y; }
+template <> __device__ __forceinline__ float half_elem<2>(const float& v, int) { return v; }
+
+__device__ __forceinline__ float4 make_full(const float (&a)[4]) { return make_float4(a[0], a[1], a[2], a[3]); }
+__device__ __forceinline__ float2 make_full(const float (&a)[2]) { return make_float2(a[0], a[1]); }
+__device__ __forceinline__ float2 make_half(const float (&a)[2]) { return make_float2(a[0], a[1]); }
+__device__ __forceinline__ float make_half(const float (&a)[1]) { return a[0]; }
+
+// Item i of N·C·P·J (J = W / V): row pair p of plane nc, columns [j·V, j·V + V).
+template <int V, int UNROLL>
+__device__ __forceinline__ void fwd_2x2(const float* __restrict__ x, float* __restrict__ y, const Pool& d,
+                                        unsigned long long items) {
+  using Full = typename Vec<V>::full;
+  using Half = typename Vec<V>::half;
+  const unsigned J = d.W / V;
+  const unsigned long long stride = grid_stride();
+  for (unsigned long long i0 = global_index(); i0 < items; i0 += UNROLL * stride) {
+    Full a[UNROLL], b[UNROLL];
+    unsigned long long yo[UNROLL];
+#pragma unroll
+    for (int k = 0; k < UNROLL; ++k) {
+      const unsigned long long i = i0 + k * stride;
+      if (i < items) {
+        unsigned long long row, nc;
+        unsigned j, p;
+        divmod(i, J, row, j);
+        divmod(row, d.P, nc, p);
+        const Full* xr = reinterpret_cast<const Full*>(x + (nc * d.H + 2ull * p) * d.W) + j;
+        a[k] = xr[0];
+        b[k] = xr[d.W / V];
+        yo[k] = row * d.Q + (unsigned long long)j * (V / 2);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < UNROLL; ++k) {
+      if (i0 + k * stride < items) {
+        float out[V / 2];
+#pragma unroll
+        for (int w = 0; w < V / 2; ++w)
+          out[w] = fmaxf(fmaxf(elem<V>(a[k], 2 * w), elem<V>(a[k], 2 * w + 1)),
+                         fmaxf(elem<V>(b[k], 2 * w), elem<V>(b[k], 2 * w + 1)));
+        *reinterpret_cast<Half*>(y + yo[k]) = make_half(out);
+      }
+    }
+  }
+}
+
+// Item i of N·C·PH·J (PH = ceil(H / 2), J = W / V): row pair ph of plane nc, columns [j·V, j·V + V). A row pair
+// ph = P exists only when H is odd: its single row (H − 1) belongs to no window and gets zeros.
+template <int V, int UNROLL>
+__device__ __forceinline__ void bwd_2x2(const float* __restrict__ x, const float* __restrict__ y,
+                                        const float* __restrict__ dy, float* __restrict__ dx, const Pool& d,
+                                        unsigned long long items) {
+  using Full = typename Vec<V>::full;
+  using Half = typename Vec<V>::half;
+  const unsigned J = d.W / V;
+  const unsigned PH = (d.H + 1) / 2;
+  const unsigned long long stride = grid_stride();
+  for (unsigned long long i0 = global_index(); i0 < items; i0 += UNROLL * stride) {
+    Full a[UNROLL], b[UNROLL];
+    Half m[UNROLL], g[UNROLL];
+    unsigned long long xo[UNROLL];
+    bool pooled[UNROLL];
+#pragma unroll
+    for (int k = 0; k < UNROLL; ++k) {
+      const unsigned long long i = i0 + k * stride;
+      pooled[k] = false;
+      if (i < items) {
+        unsigned long long row, nc;
+        unsigned j, ph;
+        divmod(i, J, row, j);
+        divmod(row, PH, nc, ph);
+        xo[k] = (nc * d.H + 2ull * ph) * d.W + (unsigned long long)j * V;
+        if (ph < d.P) {
+          pooled[k] = true;
+          const Full* xr = reinterpret_cast<const Full*>(x + xo[k]);
+          a[k] = xr[0];
+          b[k] = xr[d.W / V];
+          const unsigned long long yo = (nc * d.P + ph) * d.Q + (unsigned long long)j * (V / 2);
+          m[k] = *reinterpret_cast<const Half*>(y + yo);
+          g[k] = *reinterpret_cast<const Half*>(dy + yo);
+        }
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < UNROLL; ++k) {
+      if (i0 + k * stride >= items) continue;
+      float top[V], bot[V];
+#pragma unroll
+      for (int c = 0; c < V; ++c) top[c] = bot[c] = 0.f;
+      if (pooled[k]) {
+#pragma unroll
+        for (int w = 0; w < V / 2; ++w) {
+          const float mw = half_elem<V>(m[k], w), gw = half_elem<V>(g[k], w);
+          if (elem<V>(a[k], 2 * w) == mw) top[2 * w] = gw;
+          else if (elem<V>(a[k], 2 * w + 1) == mw) top[2 * w + 1] = gw;
+          else if (elem<V>(b[k], 2 * w) == mw) bot[2 * w] = gw;
+          else if (elem<V>(b[k], 2 * w + 1) == mw) bot[2 * w + 1] = gw;
+        }
+        *reinterpret_cast<Full*>(dx + xo[k] + d.W) = make_full(bot);
+      }
+      *reinterpret_cast<Full*>(dx + xo[k]) = make_full(top);
+    }
+  }
+}
+
+extern "C" __global__ void maxpool_fwd_2x2_v4(const float* __restrict__ x, float* __restrict__ y, POOL_ARGS,
+                                              unsigned long long items) {
+  const Pool d{POOL_FIELDS};
+  fwd_2x2<4, 4>(x, y, d, items);
+}
+
+extern "C" __global__ void maxpool_fwd_2x2_v2(const float* __restrict__ x, float* __restrict__ y, POOL_ARGS,
+                                              unsigned long long items) {
+  const Pool d{POOL_FIELDS};
+  fwd_2x2<2, 4>(x, y, d, items);
+}
+
+extern "C" __global__ void maxpool_bwd_2x2_v4(const float* __restrict__ x, const float* __restrict__ y,
+                                              const float* __restrict__ dy, float* __restrict__ dx, POOL_ARGS,
+                                              unsigned long long items) {
+  const Pool d{POOL_FIELDS};
+  bwd_2x2<4, 2>(x, y, dy, dx, d, items);
+}
+
+extern "C" __global__ void maxpool_bwd_2x2_v2(const float* __restrict__ x, const float* __restrict__ y,
+                                              const float* __restrict__ dy, float* __restrict__ dx, POOL_ARGS,
+                                              unsigned long long items) {
+  const Pool d{POOL_FIELDS};
+  bwd_2x2<2, 4>(x, y, dy, dx, d, items);
+}
