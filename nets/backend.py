@@ -1,0 +1,168 @@
+"""A training backend: which registered implementation runs each (op, pass), and how the layers call it.
+
+`--backend NAME` asks for the implementations registered under NAME; `--impl op=name` overrides one op (all its
+passes). Where the chosen implementation does not exist or cannot run here, the pass falls back, in order, to:
+
+    GPU backends: cupy_tiled, cupy_naive        (e.g. cudnn has no sgd or sigmoid_bce)
+    CPU backends: numpy_im2col, numpy_ref
+
+and finally to numpy_ref, the float64 oracle, which is written for any array module and any float dtype, so it
+also runs on CuPy arrays and in float32. The network computes in one dtype, that of the backend's math mode
+(float64 for numpy_ref, float32 otherwise); an explicit override in another precision is refused, because a
+float32 kernel cannot read float64 buffers. `Backend.describe()` lists the choice for every op, fallbacks marked.
+
+Calls follow harness.registry's contract: outputs are preallocated (by the layers, once per batch size, in the
+backend's array module and dtype) and written in place; a library that returns a dict of arrays instead has
+them copied into the layer's buffers, so later layers always read stable buffers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.device import float_dtype, xp_for
+from harness.errors import UsageError
+from harness.registry import Impl, all_impls
+from harness.spec import shape_str
+
+BACKENDS = ("numpy_ref", "numpy_im2col", "cupy_naive", "cupy_tiled", "cudnn", "torch")
+FALLBACKS = {"gpu": ("cupy_tiled", "cupy_naive"), "cpu": ("numpy_im2col", "numpy_ref")}
+GENERIC = "numpy_ref"  # runs on any array module and float dtype (see harness.check.ReferenceCache)
+PASSES = {
+    "gemm": ("fwd", "bwd"), "conv2d": ("fprop", "dgrad", "wgrad"), "maxpool2d": ("fwd", "bwd"),
+    "relu": ("fwd", "bwd"), "sigmoid": ("fwd", "bwd"), "softmax_xent": ("fwd", "bwd"),
+    "sigmoid_bce": ("fwd", "bwd"), "sgd": ("update",),
+}
+
+
+@dataclass
+class Choice:
+    """The implementation picked for one (op, pass) and why: 'backend', 'override' or 'fallback'."""
+
+    impl: Impl
+    how: str
+
+
+@dataclass
+class Backend:
+    """The implementations one network uses, their device, array module and dtype."""
+
+    name: str
+    device: str
+    dtype: type
+    choices: dict[tuple[str, str], Choice] = field(default_factory=dict)
+
+    @property
+    def xp(self):
+        return xp_for(self.device)
+
+    def call(self, op: str, pass_: str, shape, inputs: dict, outputs: dict) -> dict:
+        """Run (op, pass_) on `shape`; outputs are written in place and returned."""
+        impl = self.choices[(op, pass_)].impl
+        returned = impl.fn(shape, **inputs, **outputs)
+        if isinstance(returned, dict):
+            for name, value in returned.items():
+                outputs[name][...] = value
+        return outputs
+
+    def check_shape(self, op: str, pass_: str, shape) -> None:
+        """Refuse, before training starts, a shape that the chosen implementation says it cannot run."""
+        impl = self.choices[(op, pass_)].impl
+        reason = impl.unsupported_reason(shape)
+        if reason:
+            raise UsageError(f"{op}/{pass_} implementation {impl.name} cannot run {shape_str(shape)}: {reason}")
+
+    def describe(self) -> list[str]:
+        """One line per op: `conv2d: fprop=cudnn dgrad=cudnn wgrad=cudnn`, fallbacks and overrides marked."""
+        lines = []
+        for op in dict.fromkeys(op for op, _ in self.choices):
+            parts = []
+            for (o, p), c in self.choices.items():
+                if o == op:
+                    mark = "" if c.how == "backend" else f" ({c.how})"
+                    parts.append(f"{p}={c.impl.name}{mark}")
+            lines.append(f"{op}: {' '.join(parts)}")
+        return lines
+
+    def impl_names(self) -> dict[str, str]:
+        """{"conv2d/fprop": "cudnn", ...}: what a results file records."""
+        return {f"{op}/{p}": c.impl.name for (op, p), c in self.choices.items()}
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """`["conv2d=cudnn", "gemm=cupy_tiled"]` -> {"conv2d": "cudnn", ...}; malformed items and unknown ops are
+    UsageErrors."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        op, sep, name = (t.strip() for t in item.partition("="))
+        if not sep or not op or not name:
+            raise UsageError(f"bad --impl '{item}': expected OP=IMPLEMENTATION, e.g. conv2d=cudnn")
+        if op not in PASSES:
+            raise UsageError(f"unknown op '{op}' in --impl; valid: {', '.join(sorted(PASSES))}")
+        out[op] = name
+    return out
+
+
+def backend_names() -> list[str]:
+    """Every backend name that can be asked for: the documented ones and any other registered implementation."""
+    return list(dict.fromkeys([*BACKENDS, *sorted({i.name for i in all_impls()})]))
+
+
+def _registered(name: str) -> list[Impl]:
+    return [i for i in all_impls() if i.name == name]
+
+
+def resolve(name: str, ops: list[str], overrides: dict[str, str] | None = None) -> Backend:
+    """Pick an implementation for every pass of `ops` on backend `name`, with `overrides` per op.
+
+    UsageError when the backend is unknown or cannot run here, when an override does not exist, runs elsewhere
+    or in another precision, or when no implementation of a pass can run.
+    """
+    overrides = overrides or {}
+    own = _registered(name)
+    if not own:
+        raise UsageError(f"unknown backend '{name}' (no implementation is registered under that name); "
+                         f"valid: {', '.join(n for n in backend_names() if _registered(n))}")
+    runnable = [i for i in own if i.unavailable_reason() is None]
+    if not runnable:
+        raise UsageError(f"backend {name} cannot run here: {own[0].unavailable_reason()}")
+    device = runnable[0].device
+    dtype = float_dtype(runnable[0].math)
+    backend = Backend(name, device, dtype)
+    for op in ops:
+        for pass_ in PASSES[op]:
+            backend.choices[(op, pass_)] = _choose(op, pass_, name, device, dtype, overrides.get(op))
+    return backend
+
+
+def _choose(op: str, pass_: str, backend: str, device: str, dtype, override: str | None) -> Choice:
+    if override is not None:
+        impls = [i for i in _registered(override) if i.op == op and i.pass_ == pass_]
+        if not impls:
+            raise UsageError(f"--impl {op}={override}: no implementation '{override}' of {op}/{pass_}; valid: "
+                             f"{', '.join(sorted(i.name for i in all_impls() if i.op == op and i.pass_ == pass_))}")
+        problem = _unfit(impls[0], device, dtype)
+        if problem:
+            raise UsageError(f"--impl {op}={override} cannot be used with backend {backend}: {problem}")
+        return Choice(impls[0], "override")
+    for how, candidate in [("backend", backend), *(("fallback", n) for n in (*FALLBACKS[device], GENERIC))]:
+        impl = next((i for i in _registered(candidate) if i.op == op and i.pass_ == pass_), None)
+        if impl is not None and _unfit(impl, device, dtype) is None:
+            return Choice(impl, how)
+    raise UsageError(f"no implementation of {op}/{pass_} can run with backend {backend}")
+
+
+def _unfit(impl: Impl, device: str, dtype) -> str | None:
+    """Why `impl` cannot serve a network on `device` computing in `dtype`, or None."""
+    reason = impl.unavailable_reason()
+    if reason:
+        return f"{impl.name} is unavailable here: {reason}"
+    if impl.name == GENERIC:
+        return None
+    if impl.device != device:
+        return f"{impl.name} runs on the {impl.device}, the backend on the {device}"
+    if float_dtype(impl.math) != dtype:
+        return f"{impl.name} computes in {np.dtype(float_dtype(impl.math)).name}, the backend in {np.dtype(dtype).name}"
+    return None

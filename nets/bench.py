@@ -1,0 +1,332 @@
+"""train-bench: how long one training step of each thesis model takes on every backend, PyTorch eager as the peer.
+
+For each model and backend it builds the network, gathers batches of synthetic images of the model's input size
+(nets.data.synthetic, standardised, already on the device; models without a fixed input get 1x28x28), runs `warmup`
+steps, then times `steps` steps one by one (each ends with a device synchronisation), stopping early once `max_s`
+seconds were spent and at least MIN_STEPS were timed. A step is the whole of training: batch gather, forward, loss,
+backward, SGD update. The table reports the median ms per step, its IQR, images/s, and speedups over numpy_ref (the
+thesis's CPU baseline) and over cudnn of the same model. The peer, "pytorch-eager", trains the same architecture
+from the same initial weights with torch.nn and torch.optim.SGD in strict FP32 (TF32 off), on CUDA when it has a
+GPU; it is skipped, with the reason, when torch is absent. A backend that cannot run (unavailable, an op it lacks
+without a fallback, a kernel error) gets a row saying why instead of stopping the benchmark.
+
+With accuracy_epochs > 0, each backend that ran also trains the model on digits for that many epochs (the model's
+default lr and batch) and the table gets its test accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.device import gpu_unavailable_reason, synchronize
+from harness.errors import UsageError
+from harness.timing import stats
+from nets.backend import BACKENDS, resolve
+from nets.data import fit, synthetic
+from nets.models import THESIS_MODELS, ModelSpec, get_model
+from nets.network import SGD, Network, ops_of
+from nets.train import TrainConfig, Trainer, train
+
+PEER = "pytorch-eager"
+MIN_STEPS = 3
+COLUMNS = ["device", "model", "backend", "status", "reason", "batch", "steps", "ms_per_step", "iqr_ms",
+           "images_per_s", "speedup_vs_numpy_ref", "speedup_vs_cudnn", "test_acc", "implementations"]
+
+
+@dataclass
+class BenchConfig:
+    models: list[str] = field(default_factory=lambda: list(THESIS_MODELS))
+    backends: list[str] = field(default_factory=lambda: list(BACKENDS))
+    impl: dict[str, str] = field(default_factory=dict)
+    steps: int = 20
+    warmup: int = 3
+    batch: int = 32
+    max_s: float = 30.0
+    seed: int = 0
+    peer: bool = True
+    accuracy_epochs: int = 0
+    out: str | None = None
+
+
+def input_shape(spec: ModelSpec) -> tuple[int, int, int]:
+    """The thesis models' fixed input; models that take the dataset's own size get MNIST's 1x28x28."""
+    return spec.input_shape or (1, 28, 28)
+
+
+def _device_name(device: str, cpu_name: str) -> str:
+    if device != "gpu":
+        return cpu_name
+    import cupy
+
+    return cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"].decode()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _time_steps(step, device: str, cfg: BenchConfig) -> list[float]:
+    """Warm up, then per-step milliseconds until cfg.steps are done or cfg.max_s is spent (>= MIN_STEPS)."""
+    for i in range(cfg.warmup):
+        step(i)
+    synchronize(device)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < cfg.steps:
+        t0 = time.perf_counter()
+        step(len(times))
+        synchronize(device)
+        times.append((time.perf_counter() - t0) * 1e3)
+        if len(times) >= MIN_STEPS and time.perf_counter() - start > cfg.max_s:
+            break
+    return times
+
+
+def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig) -> tuple[dict, list[float] | None]:
+    """One (model, backend) row and its step times; the row says why when the backend cannot run."""
+    row = {"model": spec.name, "backend": backend_name, "batch": cfg.batch}
+    layers, loss = spec.layers(10), spec.loss_layer()
+    try:
+        backend = resolve(backend_name, ops_of(layers, loss), cfg.impl)
+    except UsageError as exc:
+        return {**row, "status": "skipped", "reason": str(exc)}, None
+    row["implementations"] = "; ".join(backend.describe())
+    row["device_kind"] = backend.device
+    try:
+        net = Network(layers, loss, backend, input_shape(spec))
+        net.init(cfg.seed)
+        ds = fit(synthetic(4 * cfg.batch, input_shape(spec), seed=cfg.seed), None)
+        trainer = Trainer(net, SGD(net, spec.lr), ds, cfg.batch, cfg.seed)
+        batches = [backend.xp.arange(i * cfg.batch, (i + 1) * cfg.batch) for i in range(4)]
+        last = {}
+
+        def step(i: int) -> None:
+            last["loss"] = trainer.step(batches[i % 4])[0]
+
+        times = _time_steps(step, backend.device, cfg)
+        if not math.isfinite(float(last["loss"])):
+            return {**row, "status": "error", "reason": f"loss became {float(last['loss'])}"}, None
+    except Exception as exc:  # a failing kernel must not stop the other backends
+        return {**row, "status": "error", "reason": _one_line(exc)}, None
+    return {**row, "status": "ok"}, times
+
+
+def torch_unavailable_reason() -> str | None:
+    try:
+        import torch  # noqa: F401
+    except Exception as exc:
+        return f"torch not installed ({type(exc).__name__})"
+    return None
+
+
+def bench_peer(spec: ModelSpec, cfg: BenchConfig) -> tuple[dict, list[float] | None]:
+    """PyTorch eager training of the same model, from the same initial weights, in strict FP32."""
+    row = {"model": spec.name, "backend": PEER, "batch": cfg.batch}
+    reason = torch_unavailable_reason()
+    if reason:
+        return {**row, "status": "skipped", "reason": reason}, None
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    layers, loss = spec.layers(10), spec.loss_layer()
+    ref = Network(layers, loss, resolve("numpy_ref", ops_of(layers, loss)), input_shape(spec))
+    ref.init(cfg.seed)
+    model = to_torch(ref).float().to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr)
+    ds = fit(synthetic(4 * cfg.batch, input_shape(spec), seed=cfg.seed), None)
+    xs = torch.from_numpy(ds.x_train).to(device).split(cfg.batch)
+    ys = torch.from_numpy(ds.y_train.astype(np.int64)).to(device).split(cfg.batch)
+    loss_fn = torch.nn.functional.cross_entropy if spec.loss == "softmax" else _bce_onehot
+
+    def step(i: int) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(xs[i % 4]), ys[i % 4]).backward()
+        opt.step()
+
+    row["implementations"] = f"torch {torch.__version__} nn + optim.SGD on {device}, TF32 off"
+    row["device_kind"] = "gpu" if device == "cuda" else "cpu"
+    try:
+        times = _time_steps(step, "cpu", cfg) if device == "cpu" else _time_torch_cuda(step, cfg)
+    except Exception as exc:
+        return {**row, "status": "error", "reason": _one_line(exc)}, None
+    return {**row, "status": "ok"}, times
+
+
+def _time_torch_cuda(step, cfg: BenchConfig) -> list[float]:
+    import torch
+
+    def synced(i: int) -> None:
+        step(i)
+        torch.cuda.synchronize()
+
+    return _time_steps(synced, "cpu", cfg)
+
+
+def _bce_onehot(logits, labels):
+    import torch
+
+    targets = torch.nn.functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+
+
+def to_torch(net: Network):
+    """A torch.nn.Sequential with the same layers and weights (same dtype) as the host network `net`; torch stores
+    a dense layer's W transposed."""
+    import torch
+
+    from nets.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sigmoid
+
+    mods = []
+    for layer in net.layers:
+        if isinstance(layer, Dense):
+            m = torch.nn.Linear(layer.in_shape[0], layer.units)
+            w, b = layer.params
+            m.weight.data = torch.from_numpy(np.ascontiguousarray(w.value.T))
+            m.bias.data = torch.from_numpy(b.value.copy())
+        elif isinstance(layer, Conv2d):
+            m = torch.nn.Conv2d(layer.in_shape[0], layer.filters, layer.kernel, layer.stride, layer.pad)
+            w, b = layer.params
+            m.weight.data = torch.from_numpy(w.value.copy())
+            m.bias.data = torch.from_numpy(b.value.copy())
+        elif isinstance(layer, MaxPool2d):
+            m = torch.nn.MaxPool2d(layer.size, layer.stride)
+        elif isinstance(layer, ReLU):
+            m = torch.nn.ReLU()
+        elif isinstance(layer, Sigmoid):
+            m = torch.nn.Sigmoid()
+        elif isinstance(layer, Flatten):
+            m = torch.nn.Flatten()
+        else:
+            raise TypeError(f"no torch equivalent for {layer!r}")
+        mods.append(m)
+    return torch.nn.Sequential(*mods)
+
+
+def _finish(row: dict, times: list[float] | None, device_names: dict[str, str]) -> dict:
+    row["device"] = device_names.get(row.pop("device_kind", ""), "")
+    if times:
+        st = stats(times)
+        row.update(steps=st.reps, ms_per_step=st.median_ms, iqr_ms=st.iqr_ms,
+                   images_per_s=row["batch"] * 1e3 / st.median_ms)
+    return row
+
+
+def add_speedups(rows: list[dict]) -> None:
+    """speedup_vs_X = ms of backend X / ms of this row, for the same model (empty when X did not run)."""
+    for baseline in ("numpy_ref", "cudnn"):
+        ms = {r["model"]: r["ms_per_step"] for r in rows if r["backend"] == baseline and r.get("ms_per_step")}
+        for r in rows:
+            if r.get("ms_per_step") and r["model"] in ms:
+                r[f"speedup_vs_{baseline}"] = ms[r["model"]] / r["ms_per_step"]
+
+
+def accuracy(spec: ModelSpec, backend: str, cfg: BenchConfig, run_dir: Path) -> float | str:
+    """Test accuracy on digits after cfg.accuracy_epochs epochs, or the one-line reason it failed."""
+    try:
+        result = train(TrainConfig(model=spec.name, backend=backend, impl=cfg.impl, epochs=cfg.accuracy_epochs,
+                                   seed=cfg.seed, out=str(run_dir / f"train-{spec.name}-{backend}"),
+                                   progress=False), printer=lambda *a: None)
+    except Exception as exc:
+        return _one_line(exc)
+    return result.history[-1]["test_acc"]
+
+
+def run_bench(cfg: BenchConfig, run_dir: Path, printer=print) -> list[dict]:
+    """Time every (model, backend) and the peer; write train_bench.csv, train_bench.png and meta.json."""
+    from harness.results import base_meta
+
+    specs = [get_model(m) for m in cfg.models]
+    meta = base_meta(["train-bench"])
+    gpu = None if gpu_unavailable_reason() else _device_name("gpu", meta["cpu"])
+    device_names = {"cpu": meta["cpu"], "gpu": gpu or ""}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows, described = [], set()
+    for spec in specs:
+        for name in cfg.backends:
+            row, times = bench_backend(spec, name, cfg)
+            rows.append(_finish(row, times, device_names))
+            if row.get("implementations") and name not in described:
+                described.add(name)
+                printer(f"{name}: {row['implementations']}")
+            printer(_line(rows[-1]))
+        if cfg.peer:
+            row, times = bench_peer(spec, cfg)
+            rows.append(_finish(row, times, device_names))
+            printer(_line(rows[-1]))
+    add_speedups(rows)
+    if cfg.accuracy_epochs > 0:
+        for r in rows:
+            if r["status"] == "ok" and r["backend"] != PEER:
+                r["test_acc"] = accuracy(get_model(r["model"]), r["backend"], cfg, run_dir)
+                printer(f"{r['model']:<9} {r['backend']:<14} digits test accuracy after {cfg.accuracy_epochs} "
+                        f"epochs: {r['test_acc']}")
+    with (run_dir / "train_bench.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    plot_bench(rows, run_dir / "train_bench.png")
+    meta.update(config=asdict(cfg), gpu=gpu)
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    printer("\n" + format_table(rows))
+    return rows
+
+
+def _line(r: dict) -> str:
+    if r["status"] != "ok":
+        return f"{r['model']:<9} {r['backend']:<14} {r['status']}: {r['reason']}"
+    return (f"{r['model']:<9} {r['backend']:<14} {r['ms_per_step']:10.3f} ms/step  {r['images_per_s']:12,.0f} img/s  "
+            f"({r['steps']} steps)")
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain-text table of the rows that ran."""
+    head = f"{'model':<9} {'backend':<14} {'ms/step':>10} {'img/s':>12} {'vs numpy_ref':>13} {'vs cudnn':>9} {'acc':>7}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        acc = r.get("test_acc", "")
+        lines.append(f"{r['model']:<9} {r['backend']:<14} {r['ms_per_step']:10.3f} {r['images_per_s']:12,.0f} "
+                     f"{_x(r.get('speedup_vs_numpy_ref')):>13} {_x(r.get('speedup_vs_cudnn')):>9} "
+                     f"{f'{acc:.2%}' if isinstance(acc, float) else '':>7}")
+    return "\n".join(lines)
+
+
+def _x(v) -> str:
+    return f"{v:.2f}x" if isinstance(v, float) else ""
+
+
+def plot_bench(rows: list[dict], path: Path) -> None:
+    """Images/s per model (groups) and backend (bars), log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r["status"] == "ok"]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    backends = list(dict.fromkeys(r["backend"] for r in ok))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(models) * max(1, len(backends)) / 3), 3.6))
+    width = 0.8 / max(1, len(backends))
+    for j, b in enumerate(backends):
+        vals = {r["model"]: r["images_per_s"] for r in ok if r["backend"] == b}
+        xs = [i + j * width for i, m in enumerate(models) if m in vals]
+        ax.bar(xs, [vals[m] for m in models if m in vals], width, label=b)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))], models)
+    ax.set(ylabel="training images / s", yscale="log" if ok else "linear")
+    ax.set_title("training throughput, batch " + str(rows[0]["batch"] if rows else ""), fontsize=10)
+    if backends:
+        ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,117 @@
+"""The `train` and `train-bench` subcommands of `python -m harness` (added by harness/cli.py).
+
+    python -m harness train --model lenet --dataset digits [--backend numpy_im2col --epochs N --batch 32 --lr 0.05
+                            --seed 0 --impl conv2d=cudnn ... --data-dir DIR --out DIR --save PATH --resume PATH]
+    python -m harness train-bench [--models thesis-0,... --backends numpy_ref,cudnn,... --steps 20]
+
+Settings left out take the model's defaults (nets/models.py's table) or, with --resume, the checkpoint's.
+Bad input raises harness.errors.UsageError, which harness/cli.py prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+from harness.errors import UsageError
+
+
+def _ints(text: str, what: str, sep: str = ",") -> tuple[int, ...]:
+    try:
+        values = tuple(int(t) for t in text.split(sep) if t.strip())
+    except ValueError:
+        raise UsageError(f"bad {what} '{text}': expected integers separated by '{sep}'") from None
+    if not values or min(values) < 1:
+        raise UsageError(f"bad {what} '{text}': expected positive integers")
+    return values
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def cmd_train(args) -> int:
+    from nets.backend import parse_overrides
+    from nets.train import TrainConfig, train
+
+    shape = _ints(args.synthetic_shape, "--synthetic-shape", "x") if args.synthetic_shape else None
+    if shape is not None and len(shape) != 3:
+        raise UsageError(f"bad --synthetic-shape '{args.synthetic_shape}': expected CxHxW, e.g. 3x32x32")
+    cfg = TrainConfig(
+        model=args.model, dataset=args.dataset, backend=args.backend, impl=parse_overrides(args.impl),
+        epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
+        hidden=_ints(args.hidden, "--hidden") if args.hidden else None, data_dir=args.data_dir, resize=args.resize,
+        train_size=args.train_size, test_size=args.test_size, synthetic_shape=shape,
+        synthetic_count=args.synthetic_count, out=args.out, save=args.save, resume=args.resume,
+        progress=not args.no_progress,
+    )
+    train(cfg)
+    return 0
+
+
+def cmd_train_bench(args) -> int:
+    from nets.backend import BACKENDS, backend_names, parse_overrides
+    from nets.bench import BenchConfig, run_bench
+    from nets.models import THESIS_MODELS, get_model
+    from nets.train import new_run_dir
+
+    models = _names(args.models) or list(THESIS_MODELS)
+    for m in models:
+        get_model(m)
+    if args.steps < 1 or args.batch < 1:
+        raise UsageError("--steps and --batch must be >= 1")
+    backends = _names(args.backends) or list(BACKENDS)
+    if backends == ["all"]:
+        backends = backend_names()
+    cfg = BenchConfig(models=models, backends=backends,
+                      impl=parse_overrides(args.impl), steps=args.steps, warmup=args.warmup, batch=args.batch,
+                      max_s=args.max_seconds, seed=args.seed, peer=not args.no_peer,
+                      accuracy_epochs=args.accuracy_epochs)
+    run_dir = new_run_dir(args.out, "train-bench")
+    run_bench(cfg, run_dir)
+    print(f"\ntable: {run_dir / 'train_bench.csv'}; plot: {run_dir / 'train_bench.png'}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Add `train` and `train-bench` to harness/cli.py's subparsers."""
+    p = subparsers.add_parser("train", help="train a classifier with one backend's implementations",
+                              description="Train a model; settings left out take the model's defaults "
+                                          "(see nets/models.py) or, with --resume, the checkpoint's.")
+    p.add_argument("--model", help="mlp1, mlp2, mlp1-bce, mlp2-bce, thesis-0..thesis-4, lenet (default mlp1)")
+    p.add_argument("--dataset", help="digits (default), mnist, cifar10, synthetic")
+    p.add_argument("--backend", help="numpy_ref, numpy_im2col (default), cupy_naive, cupy_tiled, cudnn, torch")
+    p.add_argument("--impl", action="append", metavar="OP=NAME",
+                   help="use implementation NAME for every pass of OP, e.g. conv2d=cudnn (repeatable)")
+    p.add_argument("--epochs", type=int, help="epochs to train (with --resume: the total to reach)")
+    p.add_argument("--batch", type=int, help="mini-batch size (default 32)")
+    p.add_argument("--lr", type=float, help="SGD learning rate (default: per model)")
+    p.add_argument("--seed", type=int, help="seed of the weights and the shuffling (default 0)")
+    p.add_argument("--hidden", help="hidden dense widths, comma separated (default: per model)")
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files or the CIFAR-10 python batches")
+    p.add_argument("--resize", choices=("bilinear", "nearest"), help="how images are resized (default bilinear)")
+    p.add_argument("--train-size", type=int, help="use at most this many training images (seeded subset)")
+    p.add_argument("--test-size", type=int, help="use at most this many test images (seeded subset)")
+    p.add_argument("--synthetic-shape", help="CxHxW of --dataset synthetic (default: the model's input, or 1x8x8)")
+    p.add_argument("--synthetic-count", type=int, help="training images of --dataset synthetic (default 1024)")
+    p.add_argument("--out", help="run folder (default reports/train-<timestamp>)")
+    p.add_argument("--save", help="write a checkpoint to this file after every epoch")
+    p.add_argument("--resume", help="continue from this checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("train-bench", help="time training steps of the thesis models on every backend")
+    p.add_argument("--models", help="comma separated (default thesis-0..thesis-4)")
+    p.add_argument("--backends", help="comma separated, or 'all' for every registered implementation name (default: "
+                                      "numpy_ref, numpy_im2col, cupy_naive, cupy_tiled, cudnn, torch); those that "
+                                      "cannot run get a row saying why")
+    p.add_argument("--impl", action="append", metavar="OP=NAME", help="per-op override for every backend")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per backend (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--batch", type=int, default=32, help="mini-batch size (default 32, the thesis's)")
+    p.add_argument("--max-seconds", type=float, default=30.0,
+                   help="stop timing a backend after this long, once 3 steps are timed (default 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-peer", action="store_true", help="skip the PyTorch eager peer")
+    p.add_argument("--accuracy-epochs", type=int, default=0,
+                   help="also train each backend on digits for this many epochs and report test accuracy")
+    p.add_argument("--out", help="run folder (default reports/train-bench-<timestamp>)")
+    p.set_defaults(func=cmd_train_bench)
+

@@ -1,0 +1,71 @@
+"""`python -m harness train` and `train-bench` end to end (through harness/cli.py), on small CPU cases."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from harness.cli import main
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_csv_plot_and_meta(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--model", "lenet", "--epochs", "2", "--train-size", "256", "--test-size", "64",
+                 "--out", str(out), "--no-progress", "--lr", "0.05"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "conv2d: fprop=numpy_im2col dgrad=numpy_im2col wgrad=numpy_im2col" in text
+    rows = _rows(out / "history.csv")
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])
+    assert all(0 <= float(r["test_acc"]) <= 1 and float(r["images_per_s"]) > 0 for r in rows)
+    assert (out / "history.png").stat().st_size > 1000 and (out / "meta.json").is_file()
+
+
+def test_train_synthetic_any_size(tmp_path):
+    out = tmp_path / "syn"
+    assert main(["train", "--model", "mlp2-bce", "--dataset", "synthetic", "--synthetic-shape", "3x5x7",
+                 "--synthetic-count", "200", "--epochs", "3", "--hidden", "16,8", "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = _rows(out / "history.csv")
+    assert float(rows[-1]["train_acc"]) > float(rows[0]["train_acc"])
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    (["--model", "resnet"], "unknown model 'resnet'"),
+    (["--backend", "cudnn9"], "unknown backend 'cudnn9'"),
+    (["--dataset", "mnist"], "needs --data-dir"),
+    (["--impl", "gemm"], "expected OP=IMPLEMENTATION"),
+    (["--synthetic-shape", "3x5", "--dataset", "synthetic"], "expected CxHxW"),
+    (["--lr", "-1"], "lr must be > 0"),
+    (["--resume", "/nonexistent/ck.npz"], "/nonexistent/ck.npz: checkpoint file does not exist"),
+])
+def test_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, problem):
+    code = main(["train", "--epochs", "1", "--out", str(tmp_path / "x"), "--no-progress", *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert problem in err and err.count("\n") == 1, err
+
+
+def test_train_bench_table(tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(["train-bench", "--models", "thesis-0", "--backends", "numpy_ref,numpy_im2col,cudnn", "--steps", "3",
+                 "--warmup", "1", "--out", str(out), "--accuracy-epochs", "1"])
+    assert code == 0
+    rows = {r["backend"]: r for r in _rows(out / "train_bench.csv")}
+    assert set(rows) == {"numpy_ref", "numpy_im2col", "cudnn", "pytorch-eager"}
+    assert rows["numpy_ref"]["status"] == "ok" and float(rows["numpy_ref"]["speedup_vs_numpy_ref"]) == 1.0
+    ok = rows["numpy_im2col"]
+    assert ok["status"] == "ok" and int(ok["steps"]) == 3
+    assert abs(float(ok["images_per_s"]) * float(ok["ms_per_step"]) / 1e3 - 32) < 1e-6
+    assert 0 < float(ok["test_acc"]) <= 1
+    if rows["cudnn"]["status"] != "ok":
+        assert rows["cudnn"]["reason"]
+    assert (out / "train_bench.png").stat().st_size > 1000
+    assert "thesis-0  numpy_im2col" in capsys.readouterr().out
