@@ -3,12 +3,16 @@
     python -m harness train --model lenet --dataset digits [--backend numpy_im2col --epochs N --batch 32 --lr 0.05
                             --seed 0 --impl conv2d=cudnn ... --data-dir DIR --out DIR --save PATH --resume PATH]
     python -m harness train-bench [--models thesis-0,... --backends numpy_ref,cudnn,... --steps 20]
+    python -m harness train --model lenet --gpus 2 [--overlap on|off --bucket-mb 25]   (nets.multigpu)
+    python -m harness train-bench --gpus 1,2,4                                          (nets.scaling)
 
 Settings left out take the model's defaults (nets/models.py's table) or, with --resume, the checkpoint's.
 Bad input raises harness.errors.UsageError, which harness/cli.py prints as one line with exit code 2.
 """
 
 from __future__ import annotations
+
+import sys
 
 from harness.errors import UsageError
 
@@ -42,7 +46,18 @@ def cmd_train(args) -> int:
         synthetic_count=args.synthetic_count, out=args.out, save=args.save, resume=args.resume,
         progress=not args.no_progress,
     )
-    train(cfg)
+    if args.gpus is None and args.launcher != "mpi":
+        train(cfg)
+        return 0
+    from nets.multigpu import train_data_parallel
+
+    if args.bucket_mb <= 0 or args.timeout <= 0:
+        raise UsageError("--bucket-mb and --timeout must be > 0")
+    try:
+        train_data_parallel(cfg, args.gpus or 1, args.overlap == "on", args.bucket_mb, args.timeout, args.launcher)
+    except RuntimeError as exc:  # a rank failed or hung: one line, non-zero exit
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -52,6 +67,8 @@ def cmd_train_bench(args) -> int:
     from nets.models import THESIS_MODELS, get_model
     from nets.train import new_run_dir
 
+    if args.gpus:
+        return _scaling(args)
     models = _names(args.models) or list(THESIS_MODELS)
     for m in models:
         get_model(m)
@@ -67,6 +84,27 @@ def cmd_train_bench(args) -> int:
     run_dir = new_run_dir(args.out, "train-bench")
     run_bench(cfg, run_dir)
     print(f"\ntable: {run_dir / 'train_bench.csv'}; plot: {run_dir / 'train_bench.png'}")
+    return 0
+
+
+def _scaling(args) -> int:
+    from nets.models import THESIS_MODELS, get_model
+    from nets.scaling import ScalingConfig, run_scaling
+    from nets.train import new_run_dir
+
+    models = _names(args.models) or [*THESIS_MODELS, "vgg-small"]
+    for m in models:
+        get_model(m)
+    backends = _names(args.backends) or ["cupy_tiled"]
+    if len(backends) != 1:
+        raise UsageError("train-bench --gpus times one backend; give one with --backends")
+    cfg = ScalingConfig(models=models, gpus=list(_ints(args.gpus, "--gpus")), backend=backends[0], steps=args.steps,
+                        warmup=args.warmup, batch=args.batch_per_gpu, bucket_mb=args.bucket_mb, seed=args.seed)
+    run_dir = new_run_dir(args.out, "scaling")
+    df = run_scaling(cfg, run_dir)
+    cols = ["model", "gpus", "overlap", "ms_per_step", "images_per_s", "efficiency", "overlap_gain"]
+    print("\n" + df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\ntable: {run_dir / 'scaling.csv'}; plot: {run_dir / 'scaling.png'}")
     return 0
 
 
@@ -95,6 +133,15 @@ def add_commands(subparsers) -> None:
     p.add_argument("--save", help="write a checkpoint to this file after every epoch")
     p.add_argument("--resume", help="continue from this checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--gpus", type=int, help="data-parallel training on this many GPUs of this machine, one "
+                                           "process each, gradients summed with NCCL")
+    p.add_argument("--overlap", choices=("on", "off"), default="on",
+                   help="start each gradient bucket's all-reduce as soon as backpropagation produced it (default on)")
+    p.add_argument("--bucket-mb", type=float, default=25.0, help="gradient bucket size in MiB (default 25)")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="end the job when a rank makes no progress for this many seconds (default 300)")
+    p.add_argument("--launcher", choices=("spawn", "mpi"), default="spawn",
+                   help="spawn: --gpus processes here; mpi: this process is one rank of an mpirun job")
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("train-bench", help="time training steps of the thesis models on every backend")
@@ -112,6 +159,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--no-peer", action="store_true", help="skip the PyTorch eager peer")
     p.add_argument("--accuracy-epochs", type=int, default=0,
                    help="also train each backend on digits for this many epochs and report test accuracy")
+    p.add_argument("--gpus", help="comma list of GPU counts, e.g. 1,2,4: time data-parallel scaling instead "
+                                  "(models default to thesis-0..4 and vgg-small; one backend, default cupy_tiled)")
+    p.add_argument("--batch-per-gpu", type=int, help="with --gpus: images per GPU (default 32; vgg-small 256)")
+    p.add_argument("--bucket-mb", type=float, default=25.0, help="with --gpus: gradient bucket size in MiB")
     p.add_argument("--out", help="run folder (default reports/train-bench-<timestamp>)")
     p.set_defaults(func=cmd_train_bench)
 

@@ -12,6 +12,7 @@
 | thesis-3 | 3 x 40 x 40   | conv 16, conv 32, conv 32, dense 128, dense 50       | softmax | 15     | 0.01 | 32    |
 | thesis-4 | 3 x 50 x 50   | conv 32, conv 32, conv 32, dense 200, dense 50       | softmax | 15     | 0.01 | 32    |
 | lenet    | dataset's own | conv5x5 16, conv5x5 32 (pad 2), dense 120, dense 84  | softmax | 30     | 0.05 | 32    |
+| vgg-small| 3 x 64 x 64   | conv 64, conv 128, conv 256, dense 512               | softmax | 10     | 0.01 | 32    |
 
 mlp1/mlp2 are the seed's fully connected networks with one and two hidden ReLU layers (seed 000 §3.1, seed 003
 §3.1.2-§3.1.3); the seed draws them 2-3-1 and 2-3-3-1 for a toy problem, here they are as wide as a 10-class
@@ -94,6 +95,9 @@ MODELS: dict[str, ModelSpec] = {
     "lenet": ModelSpec("lenet", "LeNet-5-like: conv5x5 16, conv5x5 32 (same padding), dense 120, 84", None,
                        _cnn((16, 32), kernel=5, pad=2), (120, 84), "softmax", 30, 0.05),
 }
+MODELS["vgg-small"] = ModelSpec("vgg-small", "VGG-style: convs 64, 128, 256 on 3x64x64, dense 512; compute-heavy, "
+                                "for data-parallel scaling", (3, 64, 64), _cnn((64, 128, 256)), (512,), "softmax",
+                                10, 0.01)
 THESIS_MODELS = tuple(_THESIS)
 
 

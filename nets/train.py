@@ -167,7 +167,12 @@ class Trainer:
             correct += (logits.argmax(axis=1) == yb).sum()
             if bar is not None:
                 bar.update(1)
+        loss_sum, correct = self.totals(loss_sum, correct)
         return float(loss_sum) / n, int(correct) / n
+
+    def totals(self, loss_sum, correct):
+        """The epoch's loss sum and correct count over the whole batch (data-parallel ranks add theirs up)."""
+        return loss_sum, correct
 
     def evaluate(self) -> float:
         """Test accuracy."""
@@ -191,14 +196,17 @@ def new_run_dir(out: str | None, prefix: str = "train") -> Path:
     return path
 
 
-def train(cfg: TrainConfig, printer=print) -> TrainResult:
-    """Train as `cfg` says; write the run folder; return the history and the trained network."""
+def train(cfg: TrainConfig, printer=print, make_trainer=Trainer, main: bool = True) -> TrainResult:
+    """Train as `cfg` says; write the run folder; return the history and the trained network.
+
+    make_trainer(net, opt, ds, batch, seed) builds the Trainer (nets.multigpu passes a data-parallel one);
+    only the `main` process (rank 0) writes the run folder and checkpoints."""
     ck = checkpoint.load(cfg.resume) if cfg.resume else None
     cfg = settle(cfg, ck.meta["config"] if ck else None)
     spec = get_model(cfg.model)
     ds = prepare_data(cfg, spec)
     net, opt = build(cfg, spec, ds.classes, ds.image_shape)
-    trainer = Trainer(net, opt, ds, cfg.batch, cfg.seed)
+    trainer = make_trainer(net, opt, ds, cfg.batch, cfg.seed)
     history: list[dict] = []
     if ck:
         net.load_state(ck.params, cfg.resume)
@@ -207,7 +215,8 @@ def train(cfg: TrainConfig, printer=print) -> TrainResult:
         history = ck.meta["history"]
     first = len(history)
     run_dir = new_run_dir(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
     b = net.backend
     printer(f"{cfg.model} on {cfg.dataset}: {len(ds.y_train)} train / {len(ds.y_test)} test images of "
@@ -237,16 +246,18 @@ def train(cfg: TrainConfig, printer=print) -> TrainResult:
         history.append(row)
         printer(f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {loss:.4f}  train {train_acc:6.2%}  test {test_acc:6.2%}  "
                 f"{epoch_s:6.2f} s  {row['images_per_s']:9,.0f} img/s")
-        write_csv(run_dir / "history.csv", history)
-        if cfg.save:
+        if main:
+            write_csv(run_dir / "history.csv", history)
+        if cfg.save and main:
             checkpoint.save(cfg.save, net.state(), {
                 "config": dataclasses.asdict(cfg), "epoch": epoch + 1, "step": opt.steps,
                 "rng_state": trainer.rng.bit_generator.state, "history": history})
 
-    write_csv(run_dir / "history.csv", history)
-    if history:
-        plot_history(history, run_dir / "history.png", f"{cfg.model} on {cfg.dataset}, backend {b.name}")
-    write_meta(run_dir, cfg, b, history)
+    if main:
+        write_csv(run_dir / "history.csv", history)
+        if history:
+            plot_history(history, run_dir / "history.png", f"{cfg.model} on {cfg.dataset}, backend {b.name}")
+        write_meta(run_dir, cfg, b, history)
     printer(f"run folder: {run_dir}" + (f"; checkpoint: {cfg.save}" if cfg.save else ""))
     return TrainResult(run_dir, history, net, b, cfg)
 
