@@ -3,9 +3,10 @@
 Tolerance rule (one place, used for every op): an output element that is a sum of L rounded terms, computed in
 a precision with unit roundoff u, carries a rounding error that grows like a random walk, ~ u·sqrt(L) times the
 output's scale, when the terms are signed random values (as the spec's inputs are). TF32 math also rounds each
-matrix input to 10 mantissa bits (unit 2^-11) before the products, which adds ~2^-11 whatever L is. So
+matrix input to 10 mantissa bits (unit 2^-11) before the products, which adds ~2^-11 whatever L is (even a
+product with an inner dimension of 1 rounds its inputs). So
 
-    rtol = SAFETY · (u · (sqrt(L) + t) + [L > 1] · u_in),   atol = rtol · rms(ref)
+    rtol = SAFETY · (u · (sqrt(L) + t) + u_in),   atol = rtol · rms(ref)
 
 with t = 1 ulp for the final rounding (TRANSCENDENTAL_ULPS when the output goes through exp/log) and
 SAFETY = 8, which covers a > 5-sigma excursion over millions of elements. atol is scaled by the output's rms so
@@ -40,7 +41,7 @@ def tolerance(math_mode: str, reduction: int, transcendental: bool = False) -> f
     """rtol for an output whose elements are sums of `reduction` terms (see the module docstring)."""
     u = UNIT_ROUNDOFF[math_mode]
     t = TRANSCENDENTAL_ULPS if transcendental else 1.0
-    return SAFETY * (u * (math.sqrt(reduction) + t) + (INPUT_ROUNDING[math_mode] if reduction > 1 else 0.0))
+    return SAFETY * (u * (math.sqrt(reduction) + t) + INPUT_ROUNDING[math_mode])
 
 
 @dataclass
