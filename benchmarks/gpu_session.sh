@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU runs whose figures the README, reports/ and the issue notes quote, in two parts that each fit one
+# 10-minute call of the device machine:  bash benchmarks/gpu_session.sh A|B   (results under $OUT, tarred).
+# Part A: correctness of every GPU test that changed last, and the side-by-side vendor tables on the smoke shapes
+#         plus the committed sample report (thesis shapes). Part B: the performance targets of the kernels issue
+#         (gemm-square, resnet50 at batch 32, 256/512 MiB bandwidth sets) and train-bench.
+set -u
+OUT=${OUT:-/tmp/gpu-session}
+mkdir -p "$OUT/runs"
+export PYTHONUNBUFFERED=1
+B="--budget 0.25"
+step() { echo "=== $*"; timeout "${LIMIT:-300}" "$@" 2>&1 | grep -vE "^(SKIPPED|XFAIL)|leaked|nanobind|^ - "; }
+case "${1:-A}" in
+A)
+  python3 -c "import cupy, cupy.cuda.nccl as n; print('nccl', n.get_version())" 2>&1 | tail -1
+  LIMIT=120 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/nets/test_gpu_training.py -k thesis-3
+  LIMIT=150 step python3 -m harness run --op conv2d --autotune $B --out "$OUT/runs/conv2d-smoke"
+  LIMIT=150 step python3 -m harness run --op gemm,maxpool2d,softmax_xent,relu $B --out "$OUT/runs/vendor-smoke"
+  LIMIT=200 step python3 -m harness run --op conv2d,maxpool2d --shapes thesis $B --out reports/sample-h100-thesis
+  tar czf "$OUT/sample.tgz" reports/sample-h100-thesis
+  ;;
+B)
+  LIMIT=120 step python3 -m harness run --op gemm --shapes gemm-square --impl cupy_naive,cupy_tiled,cublas,cublas_tf32 \
+      $B --no-report --out "$OUT/runs/gemm-square"
+  LIMIT=240 step python3 -m harness run --op conv2d --shapes resnet50 \
+      --impl cupy_naive,cupy_tiled,cupy_im2col_cublas,cudnn,torch $B --no-report --out "$OUT/runs/conv2d-resnet50"
+  LIMIT=90 step python3 -m harness run --op relu,sigmoid,maxpool2d,softmax_xent --shapes large \
+      --impl cupy_naive,cupy_tiled,cudnn $B --no-report --out "$OUT/runs/bandwidth-large"
+  LIMIT=120 step python3 -m harness train-bench --steps 20 --out "$OUT/runs/train-bench"
+  ;;
+esac
+tar czf "$OUT/runs.tgz" -C "$OUT" runs
