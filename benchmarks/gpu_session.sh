@@ -8,7 +8,7 @@ set -u
 OUT=${OUT:-/tmp/gpu-session}
 mkdir -p "$OUT/runs"
 export PYTHONUNBUFFERED=1
-B="--budget 0.25"
+B="--budget 0.2"
 step() { echo "=== $*"; timeout "${LIMIT:-300}" "$@" 2>&1 | grep -vE "^(SKIPPED|XFAIL)|leaked|nanobind|^ - "; }
 case "${1:-A}" in
 A)
@@ -26,7 +26,9 @@ B)
       --impl cupy_naive,cupy_tiled,cupy_im2col_cublas,cudnn,torch $B --no-report --out "$OUT/runs/conv2d-resnet50"
   LIMIT=90 step python3 -m harness run --op relu,sigmoid,maxpool2d,softmax_xent --shapes large \
       --impl cupy_naive,cupy_tiled,cudnn $B --no-report --out "$OUT/runs/bandwidth-large"
-  LIMIT=120 step python3 -m harness train-bench --steps 20 --out "$OUT/runs/train-bench"
+  LIMIT=150 step python3 -m harness train-bench --steps 10 --max-seconds 3 --out "$OUT/runs/train-bench"
+  LIMIT=150 step python3 -m harness train-bench --models thesis-1 --backends cupy_naive,cupy_tiled,cudnn,torch \
+      --no-peer --steps 5 --accuracy-epochs 15 --out "$OUT/runs/train-accuracy"
   ;;
 esac
 tar czf "$OUT/runs.tgz" -C "$OUT" runs
