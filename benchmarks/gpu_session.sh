@@ -12,14 +12,16 @@ B="--budget 0.2"
 step() { echo "=== $*"; timeout "${LIMIT:-300}" "$@" 2>&1 | grep -vE "^(SKIPPED|XFAIL)|leaked|nanobind|^ - "; }
 case "${1:-A}" in
 A)
-  python3 -c "import cupy, cupy.cuda.nccl as n; print('nccl', n.get_version())" 2>&1 | tail -1
-  LIMIT=120 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/nets/test_gpu_training.py -k thesis-3
   LIMIT=150 step python3 -m harness run --op conv2d --autotune $B --out "$OUT/runs/conv2d-smoke"
   LIMIT=150 step python3 -m harness run --op gemm,maxpool2d,softmax_xent,relu $B --out "$OUT/runs/vendor-smoke"
   LIMIT=200 step python3 -m harness run --op conv2d,maxpool2d --shapes thesis $B --out reports/sample-h100-thesis
   tar czf "$OUT/sample.tgz" reports/sample-h100-thesis
   ;;
 B)
+  find / -name "libnccl.so*" 2>/dev/null | head -3
+  python3 -c "from harness.nccl import nccl; print('nccl', nccl().get_version())" 2>&1 | tail -1
+  LIMIT=60 step python3 -m harness allreduce --max-bytes 64M --out "$OUT/runs/allreduce-1gpu"
+  LIMIT=120 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/nets/test_gpu_training.py -k thesis-3
   LIMIT=120 step python3 -m harness run --op gemm --shapes gemm-square --impl cupy_naive,cupy_tiled,cublas,cublas_tf32 \
       $B --no-report --out "$OUT/runs/gemm-square"
   LIMIT=240 step python3 -m harness run --op conv2d --shapes resnet50 \

@@ -54,10 +54,11 @@ class Group:
 
     def __init__(self, n: int):
         import cupy
-        from cupy.cuda import nccl
 
-        self.cp, self.nccl, self.n = cupy, nccl, n
-        self.comms = nccl.NcclCommunicator.initAll(list(range(n)))
+        from harness.nccl import nccl
+
+        self.cp, self.nccl, self.n = cupy, nccl(), n
+        self.comms = self.nccl.NcclCommunicator.initAll(list(range(n)))
         self.streams = []
         for d in range(n):
             with cupy.cuda.Device(d):
@@ -131,8 +132,8 @@ def cmd_allreduce(args) -> int:
     plan = sizes(parse_bytes(args.min_bytes), parse_bytes(args.max_bytes))
     run_dir = Path(args.out) if args.out else new_run_dir()
     writer = ResultWriter(run_dir)
-    write_meta(run_dir, {**base_meta(sys.argv[1:]), "gpus": n, "nccl": cupy.cuda.nccl.get_version()})
     group = Group(n)
+    write_meta(run_dir, {**base_meta(sys.argv[1:]), "gpus": n, "nccl": group.nccl.get_version()})
     print(f"NCCL all-reduce, float32 SUM, out of place, {n} GPU(s)")
     print(f"{'bytes':>12}  {'time_us':>10}  {'algbw GB/s':>10}  {'busbw GB/s':>10}  status")
     for b in plan:

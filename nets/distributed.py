@@ -77,8 +77,9 @@ class NcclComm:
     """A rank's NCCL communicator (cupy.cuda.nccl): in-place SUM all-reduce of float32/float64/int64 arrays."""
 
     def __init__(self, world: int, uid, rank: int):
-        from cupy.cuda import nccl
+        from harness.nccl import nccl as load_nccl
 
+        nccl = load_nccl()
         self.nccl, self.world, self.rank = nccl, world, rank
         self.comm = nccl.NcclCommunicator(world, uid, rank)
         self._types = {np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64,

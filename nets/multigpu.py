@@ -65,9 +65,9 @@ class DataParallelTrainer(Trainer):
 
 # ---------------------------------------------------------------------------------------------- launching
 def nccl_uid():
-    from cupy.cuda import nccl
+    from harness.nccl import nccl
 
-    return nccl.get_unique_id()
+    return nccl().get_unique_id()
 
 
 def _entry(target, rank: int, world: int, uid, beats, results, args) -> None:
