@@ -67,7 +67,8 @@ class Group:
     def buffers(self, count: int):
         send, recv = [], []
         for d in range(self.n):
-            with self.cp.cuda.Device(d):
+            # filled on the stream the all-reduce runs on: a non-blocking stream does not wait for the default one
+            with self.cp.cuda.Device(d), self.streams[d]:
                 send.append(self.cp.full(count, d + 1, dtype=self.cp.float32))
                 recv.append(self.cp.full(count, self.cp.nan, dtype=self.cp.float32))
         return send, recv

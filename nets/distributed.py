@@ -181,10 +181,16 @@ class DataParallelSGD:
         self.on_event = on_event or (lambda e: None)
 
     def stream_context(self):
-        """`with dp.stream_context():` runs the step's kernels on the compute stream (a no-op on the CPU)."""
+        """`with dp.stream_context():` runs the step's kernels on the compute stream (a no-op on the CPU).
+
+        The device is synchronised first: the compute stream is non-blocking, so it would not wait for work
+        (weight initialisation, data uploads) that other code left on the default stream."""
         import contextlib
 
-        return self.streams.compute if self.streams.gpu else contextlib.nullcontext()
+        if not self.streams.gpu:
+            return contextlib.nullcontext()
+        self.streams.cp.cuda.Device().synchronize()
+        return self.streams.compute
 
     def train_step(self, x, labels, scale: float):
         """Forward and backward on this rank's images (x may hold none), all-reduce, update.
