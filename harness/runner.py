@@ -142,6 +142,8 @@ class Run:
         row.update(status=result.status, reason=result.reason, err=result.err, viol=result.viol,
                    rtol=result.rtol, seeds=result.seeds)
         if result.status not in ("pass", "oracle") or self.cfg.check_only:
+            if result.status not in ("error", "oracle"):
+                row.update(self.details(impl, case.shape))  # which kernel or plan produced these values
             return row
         try:
             row.update(self.time(impl, case, refs))
@@ -167,17 +169,25 @@ class Run:
             out["peak_kind"] = f"{impl.device} copy"
             if ceil.get("copy_gbps"):
                 out["pct_peak"] = 100 * out["gbps"] / ceil["copy_gbps"]
-        if impl.details:
-            details = impl.details(case.shape) or {}
-            kernels = details.get("kernels", {})
-            if kernels:
-                first = next(iter(kernels.values()))
-                out.update(kernel_regs=first["regs"], kernel_smem=first["smem"], kernel_spill=first["spill"])
-                names = ", ".join(f"{k}: {v['regs']} regs, {v['smem']} B smem, {v['spill']} B spill"
-                                  for k, v in kernels.items())
-                out["note"] = names
-            if details.get("note"):
-                out["note"] = "; ".join(filter(None, [out.get("note"), details["note"]]))
+        out.update(self.details(impl, case.shape))
+        return out
+
+    @staticmethod
+    def details(impl: Impl, shape) -> dict:
+        """Kernel resources (first kernel in columns, all in the note) and the implementation's own note."""
+        try:
+            details = (impl.details(shape) or {}) if impl.details else {}
+        except Exception as exc:  # reporting must never turn a result into an error
+            return {"note": f"details unavailable: {type(exc).__name__}: {exc}".splitlines()[0]}
+        out: dict = {}
+        kernels = details.get("kernels", {})
+        if kernels:
+            first = next(iter(kernels.values()))
+            out.update(kernel_regs=first["regs"], kernel_smem=first["smem"], kernel_spill=first["spill"])
+            out["note"] = ", ".join(f"{k}: {v['regs']} regs, {v['smem']} B smem, {v['spill']} B spill"
+                                    for k, v in kernels.items())
+        if details.get("note"):
+            out["note"] = "; ".join(filter(None, [out.get("note"), details["note"]]))
         return out
 
     def add_speedup(self, case: Case, row: dict) -> None:
