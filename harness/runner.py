@@ -191,12 +191,18 @@ class Run:
         return out
 
     def add_speedup(self, case: Case, row: dict) -> None:
-        """Speedup against the op's baseline of the same math mode, once that baseline has been timed."""
+        """Speedup against the op's baseline of the same math mode, once that baseline has been timed.
+
+        The fallback baseline stands in only where the op's baseline cannot run here at all (no GPU, library
+        missing); where the baseline runs but fails a case, that case has no speedup, rather than one against
+        another baseline."""
         if not isinstance(row.get("median_ms"), float):
             return
         base = baseline_name(case.spec.name, self.cfg.baseline)
+        names = (base, f"{base}_tf32")
         key = (case.spec.name, case.pass_, row["shape"], row["math"])
-        if row["impl"] in (base, f"{base}_tf32") or (key not in self.baseline_ms and row["impl"] == FALLBACK_BASELINE):
+        base_runs_here = any(i.name in names and not i.unavailable_reason() for i in case.impls)
+        if row["impl"] in names or (row["impl"] == FALLBACK_BASELINE and not base_runs_here):
             self.baseline_ms[key] = (row["impl"], row["median_ms"])
         if key in self.baseline_ms:
             name, ms = self.baseline_ms[key]

@@ -82,3 +82,20 @@ def test_list_shows_unavailable_reasons(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out
     assert "numpy_ref" in text and "numpy_im2col" in text
+
+
+def test_a_failing_baseline_is_not_replaced_by_the_fallback(tmp_path, monkeypatch):
+    """Speedups are against the op's baseline only; where it runs but fails a case, that case has none."""
+    registry.discover()
+
+    def wrong(s, x, w, b, *, y):
+        y[...] = 0
+    for name in ("cudnn", "cudnn_tf32"):
+        monkeypatch.setitem(registry._REGISTRY, ("conv2d", "fprop", name),
+                            registry.Impl("conv2d", "fprop", name, wrong, "cpu", "fp32"))
+    out = tmp_path / "run"
+    main(["run", "--op", "conv2d", "--pass", "fprop", "--impl", "numpy_ref,numpy_im2col,cudnn",
+          "--out", str(out), "--no-report", "--budget", "0.02"])
+    df = pd.read_csv(out / "results.csv")
+    assert set(df[df.impl == "cudnn"].status) == {"fail"}
+    assert df[df.impl == "numpy_im2col"].speedup.isna().all()
