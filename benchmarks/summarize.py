@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.ops import get_op  # noqa: E402
-from harness.results import load_run  # noqa: E402
+from harness.ops import get_op
+from harness.results import load_run
 
 
 def geomean(values: pd.Series) -> float:
