@@ -14,7 +14,9 @@ handle per device, its stream set to CuPy's current stream before every call; de
   log p[n, label_n] and writes −mean. bwd: a kernel writes the seed −onehot(label)/N, the gradient of L with
   respect to log p, and cuDNN's log-softmax backward turns it into (p − onehot)/N — the chain rule, exactly the
   fused gradient of the thesis. Both use a scratch N×K buffer from CuPy's pool (bwd: two).
-- sigmoid_bce and sgd have no cuDNN equivalent (cuDNN has no loss and no optimizer call); none is registered.
+- sigmoid_bce and sgd have no cuDNN equivalent (cuDNN has no loss and no optimizer call). They are listed as
+  `cudnn` entries that are never available, so `list`, every run table and the report say so instead of
+  leaving a silent gap; nothing stands in for cuDNN there.
 """
 
 from __future__ import annotations
@@ -143,3 +145,21 @@ def softmax_xent_bwd(s, logits, labels, *, dlogits):
                                                       (labels, np.int32(s.N), np.int32(s.K), seed))
     cl.library().softmax_backward(_handle(), cl.CUDNN_SOFTMAX_LOG, _tensor(s.N, s.K, 1, 1), logp.data.ptr,
                                   seed.data.ptr, dlogits.data.ptr)
+
+
+def _no_equivalent(why: str):
+    def available() -> str:
+        return f"no cuDNN equivalent ({why})"
+    return available
+
+
+def _not_in_cudnn(s, **tensors):
+    """Never runs: listed so that tables say cuDNN has no such routine (its availability check says so)."""
+    raise NotImplementedError("no cuDNN equivalent")
+
+
+for _op, _passes, _why in (("sigmoid_bce", ("fwd", "bwd"), "cuDNN has no loss functions"),
+                           ("sgd", ("update",), "cuDNN has no optimizer updates")):
+    for _pass in _passes:
+        register(_op, _pass, name="cudnn", device="gpu", math="fp32",
+                 available=_no_equivalent(_why))(_not_in_cudnn)

@@ -99,3 +99,13 @@ def test_a_failing_baseline_is_not_replaced_by_the_fallback(tmp_path, monkeypatc
     df = pd.read_csv(out / "results.csv")
     assert set(df[df.impl == "cudnn"].status) == {"fail"}
     assert df[df.impl == "numpy_im2col"].speedup.isna().all()
+
+
+def test_ops_without_a_cudnn_routine_say_so(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--op", "sgd,sigmoid_bce", "--impl", "numpy_ref,cudnn", "--check-only", "--out", str(out),
+                 "--no-report"]) == 0
+    df = pd.read_csv(out / "results.csv")
+    cudnn = df[df.impl == "cudnn"]
+    assert len(cudnn) > 0 and (cudnn.status == "skipped").all()
+    assert cudnn.reason.str.startswith("no cuDNN equivalent").all()
