@@ -57,9 +57,7 @@ class DataParallelTrainer(Trainer):
             return super().epoch(bar)
 
     def totals(self, loss_sum, correct):
-        import cupy
-
-        self.comm.allreduce([loss_sum, correct], cupy.cuda.get_current_stream())
+        self.comm.allreduce([loss_sum, correct], self.dp.streams.compute)
         return loss_sum, correct
 
 
