@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import gpu_like_rows, write_run
+from fake_runs import gpu_like_rows, write_run
 
 from harness.cli import main
 from harness.compare import compare_runs

@@ -14,7 +14,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CEILINGS, gpu_like_rows, gpu_meta, write_run
+from fake_runs import CEILINGS, gpu_like_rows, gpu_meta, write_run
 
 from harness import figures
 from harness.cli import main
