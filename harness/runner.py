@@ -130,11 +130,8 @@ class Run:
         write_meta(self.run_dir, self.meta)
 
     def run_case(self, case: Case, impl: Impl, refs: ReferenceCache) -> dict:
-        spec, shape = case.spec, case.shape
-        row = {"op": spec.name, "pass": case.pass_, "impl": impl.name, "device": impl.device, "math": impl.math,
-               "shape_set": case.shape_set, "shape": shape_str(shape),
-               "flops": spec.flops(shape, case.pass_),
-               "bytes": spec.bytes(shape, case.pass_, float_bytes=8 if impl.math == "fp64" else 4)}
+        row = {**row_head(case, impl), "flops": case.spec.flops(case.shape, case.pass_),
+               "bytes": case.spec.bytes(case.shape, case.pass_, float_bytes=8 if impl.math == "fp64" else 4)}
         reason = skip_reason(impl, case, self.cfg)
         if reason:
             return {**row, "status": "skipped", "reason": reason}
@@ -146,18 +143,16 @@ class Run:
                 row.update(self.details(impl, case.shape))  # which kernel or plan produced these values
             return row
         try:
-            row.update(self.time(impl, case, refs))
+            row.update(self.time(impl, case, refs, row["flops"], row["bytes"]))
         except Exception as exc:  # a launch failure while timing is this row's error, not the run's
             row.update(status="error", reason=f"while timing: {type(exc).__name__}: {exc}".splitlines()[0])
         return row
 
-    def time(self, impl: Impl, case: Case, refs: ReferenceCache) -> dict:
+    def time(self, impl: Impl, case: Case, refs: ReferenceCache, flops: int, nbytes: int) -> dict:
         call = prepare(impl, case.spec, case.shape, case.pass_, refs.inputs(self.cfg.seeds[0]))
         call.run()
         synchronize(impl.device)
         t = self.timers[impl.device].time(call.run)
-        flops = case.spec.flops(case.shape, case.pass_)
-        nbytes = case.spec.bytes(case.shape, case.pass_, float_bytes=8 if impl.math == "fp64" else 4)
         sec = t.median_ms / 1e3
         out = {**t.as_dict(), "gflops": flops / sec / 1e9, "gbps": nbytes / sec / 1e9}
         ceil = self.ceilings.get(impl.device, {})
@@ -209,6 +204,12 @@ class Run:
             row["baseline"], row["speedup"] = name, ms / row["median_ms"]
 
 
+def row_head(case: Case, impl: Impl) -> dict:
+    """The columns that identify a row."""
+    return {"op": case.spec.name, "pass": case.pass_, "impl": impl.name, "device": impl.device, "math": impl.math,
+            "shape_set": case.shape_set, "shape": shape_str(case.shape)}
+
+
 def execute(cfg: RunConfig, run_dir: Path, printer=print) -> list[dict]:
     """Run every case of `cfg`, writing rows to run_dir as they finish; returns the rows."""
     cases = plan(cfg)
@@ -224,9 +225,8 @@ def execute(cfg: RunConfig, run_dir: Path, printer=print) -> list[dict]:
                 try:
                     row = run.run_case(case, impl, refs)
                 except Exception as exc:  # e.g. the oracle itself failed (out of memory): record, go on
-                    row = {"op": case.spec.name, "pass": case.pass_, "impl": impl.name, "device": impl.device,
-                           "math": impl.math, "shape_set": case.shape_set, "shape": shape_str(case.shape),
-                           "status": "error", "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+                    row = {**row_head(case, impl), "status": "error",
+                           "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]}
                 run.add_speedup(case, row)
                 run.writer.write(row)
                 table.row(row, lambda line: bar.write(line) if not bar.disable else printer(line))

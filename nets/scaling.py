@@ -25,8 +25,8 @@ class ScalingConfig:
     models: list[str]
     gpus: list[int]
     backend: str = "cupy_tiled"
-    steps: int = 50
-    warmup: int = 10
+    steps: int = 20
+    warmup: int = 3
     batch: int | None = None  # per GPU; None: DEFAULT_BATCH or 32
     bucket_mb: float = 25.0
     timeout_s: float = 300.0
