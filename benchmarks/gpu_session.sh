@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The GPU runs whose figures the README, reports/ and the issue notes quote, in two parts that each fit one
-# 10-minute call of the device machine:  bash benchmarks/gpu_session.sh A|B   (results under $OUT, tarred).
+# The GPU runs whose figures the README, reports/ and the issue notes quote, in parts that each fit one
+# 10-minute call of the device machine:  bash benchmarks/gpu_session.sh A|B|M   (results under $OUT).
 # Part A: correctness of every GPU test that changed last, and the side-by-side vendor tables on the smoke shapes
 #         plus the committed sample report (thesis shapes). Part B: the performance targets of the kernels issue
 #         (gemm-square, resnet50 at batch 32, 256/512 MiB bandwidth sets) and train-bench.
+# Part M (a machine with 2 or more GPUs): data-parallel scaling and overlap on every GPU count up to the machine's
+#         (vgg-small at 256, 16 and 4 images per GPU; thesis-1 and thesis-4), the multi-GPU tests (equivalence,
+#         resume at another GPU count, a lost peer in a collective), NCCL all-reduce, and a --gpus training run.
 set -u
 OUT=${OUT:-/tmp/gpu-session}
 mkdir -p "$OUT/runs"
@@ -31,6 +34,23 @@ B)
   LIMIT=150 step python3 -m harness train-bench --steps 10 --max-seconds 3 --out "$OUT/runs/train-bench"
   LIMIT=150 step python3 -m harness train-bench --models thesis-1 --backends cupy_naive,cupy_tiled,cudnn,torch \
       --no-peer --steps 5 --accuracy-epochs 15 --out "$OUT/runs/train-accuracy"
+  ;;
+M)
+  export NCCL_NVLS_ENABLE=0  # NVLink multicast off (../shared/GPU-FACTS.md)
+  G=$(python3 -c "import cupy; print(cupy.cuda.runtime.getDeviceCount())")
+  LIST=$(python3 -c "print(','.join(str(n) for n in (1, 2, 4, 8) if n <= $G))")
+  nvidia-smi topo -m | head -12
+  S="python3 -m harness train-bench --gpus $LIST"
+  LIMIT=150 step $S --models vgg-small --steps 10 --rounds 5 --out "$OUT/runs/scaling-vgg-b256"
+  for b in 16 4; do
+    LIMIT=100 step $S --models vgg-small --batch-per-gpu $b --steps 20 --rounds 7 --out "$OUT/runs/scaling-vgg-b$b"
+  done
+  LIMIT=120 step $S --models thesis-1,thesis-4 --steps 50 --rounds 7 --out "$OUT/runs/scaling-thesis"
+  LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/nets/test_distributed_gpu.py
+  LIMIT=60 step python3 -m harness allreduce --gpus "$G" --max-bytes 1G --out "$OUT/runs/allreduce-${G}gpu"
+  LIMIT=60 step python3 -m harness train --model thesis-1 --dataset digits --backend cupy_tiled --gpus "$G" \
+      --epochs 3 --no-progress --out "$OUT/runs/train-${G}gpu"
+  exit 0  # the run folders come back as they are
   ;;
 esac
 tar czf "$OUT/runs.tgz" -C "$OUT" runs

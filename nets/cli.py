@@ -95,14 +95,18 @@ def _scaling(args) -> int:
     models = _names(args.models) or [*THESIS_MODELS, "vgg-small"]
     for m in models:
         get_model(m)
+    if args.steps < 1 or args.rounds < 1 or (args.batch_per_gpu is not None and args.batch_per_gpu < 1):
+        raise UsageError("--steps, --rounds and --batch-per-gpu must be >= 1")
     backends = _names(args.backends) or ["cupy_tiled"]
     if len(backends) != 1:
         raise UsageError("train-bench --gpus times one backend; give one with --backends")
     cfg = ScalingConfig(models=models, gpus=list(_ints(args.gpus, "--gpus")), backend=backends[0], steps=args.steps,
-                        warmup=args.warmup, batch=args.batch_per_gpu, bucket_mb=args.bucket_mb, seed=args.seed)
+                        warmup=args.warmup, rounds=args.rounds, batch=args.batch_per_gpu, bucket_mb=args.bucket_mb,
+                        seed=args.seed)
     run_dir = new_run_dir(args.out, "scaling")
     df = run_scaling(cfg, run_dir)
-    cols = ["model", "gpus", "overlap", "ms_per_step", "images_per_s", "efficiency", "overlap_gain"]
+    cols = ["model", "gpus", "overlap", "ms_per_step", "images_per_s", "efficiency", "comm_share", "overlap_gain",
+            "comm_hidden"]
     print("\n" + df[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\ntable: {run_dir / 'scaling.csv'}; plot: {run_dir / 'scaling.png'}")
     return 0
@@ -161,6 +165,8 @@ def add_commands(subparsers) -> None:
                    help="also train each backend on digits for this many epochs and report test accuracy")
     p.add_argument("--gpus", help="comma list of GPU counts, e.g. 1,2,4: time data-parallel scaling instead "
                                   "(models default to thesis-0..4 and vgg-small; one backend, default cupy_tiled)")
+    p.add_argument("--rounds", type=int, default=5, help="with --gpus: rounds of off/on/comm-only blocks of --steps "
+                   "steps each; the median round is reported (default 5)")
     p.add_argument("--batch-per-gpu", type=int, help="with --gpus: images per GPU (default 32; vgg-small 256)")
     p.add_argument("--bucket-mb", type=float, default=25.0, help="with --gpus: gradient bucket size in MiB")
     p.add_argument("--out", help="run folder (default reports/train-bench-<timestamp>)")

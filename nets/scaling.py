@@ -1,10 +1,18 @@
 """`python -m harness train-bench --gpus 1,2,4`: how data-parallel training scales, with and without overlap.
 
-For each model, GPU count N and exchange schedule, N ranks (nets.multigpu.launch) train on synthetic data of the
-model's input size with a fixed batch per GPU (weak scaling: the global batch is N times it), `warmup` untimed
-steps then `steps` timed ones between two synchronisations. Reported per case: ms per step, images/s, scaling
-efficiency = throughput at N / (N · throughput at 1 of the same schedule), and the overlap gain = step time with
-overlap off / on. Written to scaling.csv and scaling.png in the run folder.
+For each model and GPU count N, one launch of N ranks (nets.multigpu.launch) trains on synthetic data of the
+model's input size with a fixed batch per GPU (weak scaling: the global batch is N times it). After `warmup`
+untimed steps, each of `rounds` rounds times `steps` steps with overlap off, then `steps` with overlap on, then
+`steps` all-reduces of the gradient buckets alone (on spare buffers of the same sizes: the communication a step
+has to hide). Every timed block starts after a barrier and ends with a synchronisation; a block's time is that of
+the slowest rank. Interleaving the schedules in the same processes, and taking the median over rounds, keeps
+process start-up and clock drift out of the off/on comparison.
+
+Reported per case: ms per step (median over rounds, with min and max), images/s, scaling efficiency = throughput
+at N / (N · throughput at 1 of the same schedule), comm_ms (the all-reduces alone, per step), comm_share =
+comm_ms / step time with overlap off, the overlap gain = step time off / on, and comm_hidden = (off − on) /
+comm_ms, the fraction of the communication that overlap took off the critical path. Written to scaling.csv and
+scaling.png in the run folder.
 """
 
 from __future__ import annotations
@@ -13,11 +21,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nets.multigpu import _check_gpus, launch
 
 DEFAULT_BATCH = {"vgg-small": 256}  # others: the thesis's 32 per GPU
+BLOCKS = ("off", "on", "comm")  # the timed blocks of one round, in order
 
 
 @dataclass
@@ -27,15 +37,16 @@ class ScalingConfig:
     backend: str = "cupy_tiled"
     steps: int = 20
     warmup: int = 3
+    rounds: int = 5
     batch: int | None = None  # per GPU; None: DEFAULT_BATCH or 32
     bucket_mb: float = 25.0
     timeout_s: float = 300.0
     seed: int = 0
 
 
-def _bench_rank(rank, world, uid, beat, model, backend, batch, steps, warmup, overlap, bucket_bytes, seed):
+def _bench_rank(rank, world, uid, beat, model, backend, batch, steps, warmup, rounds, bucket_bytes, seed):
+    """One rank: {block: [ms per step of each round]} for the blocks in BLOCKS."""
     import cupy
-    import numpy as np
 
     from nets.backend import resolve
     from nets.distributed import DataParallelSGD, NcclComm
@@ -48,41 +59,76 @@ def _bench_rank(rank, world, uid, beat, model, backend, batch, steps, warmup, ov
     layers, loss = spec.layers(10), spec.loss_layer()
     net = Network(layers, loss, resolve(backend, ops_of(layers, loss), {}), spec.input_shape)
     net.init(seed)
-    dp = DataParallelSGD(net, SGD(net, spec.lr), comm, overlap, bucket_bytes)
+    dp = DataParallelSGD(net, SGD(net, spec.lr), comm, False, bucket_bytes)
     rng = np.random.default_rng([seed, rank])
     x = cupy.asarray(rng.uniform(-1, 1, (batch, *spec.input_shape)).astype(net.backend.dtype))
     y = cupy.asarray(rng.integers(0, 10, batch).astype(np.int32))
-    with dp.stream_context():
-        for _ in range(warmup):
-            dp.train_step(x, y, 1 / world)
-            beat()
-        dp.streams.compute.synchronize()
+    spare = [[cupy.zeros_like(p.grad) for p in b.params] for b in dp.buckets]  # zeros: sums stay zero
+    flag = cupy.zeros(1, dtype=np.float32)
+    compute, comm_stream = dp.streams.compute, dp.streams.comm
+
+    def barrier():
+        comm.allreduce([flag], compute)
+        compute.synchronize()
+
+    def block(name: str) -> float:
+        barrier()
         t0 = time.perf_counter()
         for _ in range(steps):
+            if name == "comm":
+                for arrays in spare:
+                    comm.allreduce(arrays, comm_stream)
+            else:
+                dp.overlap = name == "on"
+                dp.train_step(x, y, 1 / world)
+            beat()
+        compute.synchronize()
+        comm_stream.synchronize()
+        return (time.perf_counter() - t0) / steps * 1e3
+
+    times: dict[str, list[float]] = {b: [] for b in BLOCKS}
+    with dp.stream_context():
+        for i in range(warmup):
+            dp.overlap = bool(i % 2)
             dp.train_step(x, y, 1 / world)
             beat()
-        dp.streams.compute.synchronize()
-    return (time.perf_counter() - t0) / steps * 1e3
+        for _ in range(rounds):
+            for name in BLOCKS:
+                times[name].append(block(name))
+    return times
+
+
+def rows_of(model: str, backend: str, gpus: int, batch: int, per_rank: list[dict]) -> list[dict]:
+    """The two rows (overlap off, on) of one launch: per round the slowest rank, then the median over rounds."""
+    slowest = {b: np.max([r[b] for r in per_rank], axis=0) for b in BLOCKS}
+    comm_ms = float(np.median(slowest["comm"]))
+    rows = []
+    for overlap in ("off", "on"):
+        ms = slowest[overlap]
+        med = float(np.median(ms))
+        rows.append({"model": model, "backend": backend, "gpus": gpus, "overlap": overlap, "batch_per_gpu": batch,
+                     "global_batch": gpus * batch, "ms_per_step": med, "ms_min": float(ms.min()),
+                     "ms_max": float(ms.max()), "rounds": len(ms), "images_per_s": gpus * batch / med * 1e3,
+                     "comm_ms": comm_ms})
+    return rows
 
 
 def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFrame:
     _check_gpus(max(cfg.gpus))
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    printer(f"{'model':<10} {'gpus':>4} {'overlap':>7} {'batch':>6} {'ms/step':>9} {'images/s':>10}")
+    printer(f"{'model':<10} {'gpus':>4} {'overlap':>7} {'batch':>6} {'ms/step':>9} {'min..max':>17} "
+            f"{'images/s':>10} {'comm ms':>8}")
     for model in cfg.models:
         batch = cfg.batch or DEFAULT_BATCH.get(model, 32)
         for n in cfg.gpus:
-            for overlap in (False, True):
-                ms = launch(n, _bench_rank, (model, cfg.backend, batch, cfg.steps, cfg.warmup, overlap,
-                                             int(cfg.bucket_mb * 2**20), cfg.seed), cfg.timeout_s)
-                step_ms = max(ms)  # the slowest rank sets the pace
-                row = {"model": model, "backend": cfg.backend, "gpus": n, "overlap": "on" if overlap else "off",
-                       "batch_per_gpu": batch, "global_batch": n * batch, "ms_per_step": step_ms,
-                       "images_per_s": n * batch / step_ms * 1e3}
+            per_rank = launch(n, _bench_rank, (model, cfg.backend, batch, cfg.steps, cfg.warmup, cfg.rounds,
+                                               int(cfg.bucket_mb * 2**20), cfg.seed), cfg.timeout_s)
+            for row in rows_of(model, cfg.backend, n, batch, per_rank):
                 rows.append(row)
-                printer(f"{model:<10} {n:>4} {row['overlap']:>7} {batch:>6} {step_ms:>9.3f} "
-                        f"{row['images_per_s']:>10,.0f}")
+                printer(f"{model:<10} {n:>4} {row['overlap']:>7} {batch:>6} {row['ms_per_step']:>9.3f} "
+                        f"{row['ms_min']:>8.3f}..{row['ms_max']:<8.3f} {row['images_per_s']:>10,.0f} "
+                        f"{row['comm_ms']:>8.3f}")
     df = add_derived(pd.DataFrame(rows))
     df.to_csv(run_dir / "scaling.csv", index=False)
     plot(df, run_dir / "scaling.png")
@@ -90,13 +136,18 @@ def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFram
 
 
 def add_derived(df: pd.DataFrame) -> pd.DataFrame:
-    """Scaling efficiency against 1 GPU of the same model and schedule; overlap gain = off / on step time."""
+    """Scaling efficiency against 1 GPU of the same model and schedule; overlap gain = off / on step time;
+    comm_share = comm_ms / off step time; comm_hidden = (off − on) / comm_ms (on rows, N > 1)."""
     one = df[df.gpus == 1].set_index(["model", "overlap"]).images_per_s
     df["efficiency"] = [r.images_per_s / (r.gpus * one.get((r.model, r.overlap), float("nan")))
                         for r in df.itertuples()]
     off = df[df.overlap == "off"].set_index(["model", "gpus"]).ms_per_step
     df["overlap_gain"] = [off.get((r.model, r.gpus), float("nan")) / r.ms_per_step if r.overlap == "on"
                           else float("nan") for r in df.itertuples()]
+    off_ms = np.array([off.get((r.model, r.gpus), float("nan")) for r in df.itertuples()])
+    df["comm_share"] = df.comm_ms / off_ms
+    several = (df.overlap == "on") & (df.gpus > 1)  # on 1 GPU the "all-reduce" is a local copy: nothing to hide
+    df["comm_hidden"] = np.where(several, (off_ms - df.ms_per_step) / df.comm_ms.where(several), np.nan)
     return df
 
 
@@ -110,7 +161,9 @@ def plot(df: pd.DataFrame, path: Path) -> None:
         sub = df[df.model == model]
         for overlap, marker in (("off", "o"), ("on", "s")):
             s = sub[sub.overlap == overlap]
-            ax.plot(s.gpus, s.images_per_s, marker=marker, label=f"overlap {overlap}")
+            images = s.gpus * s.batch_per_gpu * 1e3
+            spread = [s.images_per_s - images / s.ms_max, images / s.ms_min - s.images_per_s]  # min..max rounds
+            ax.errorbar(s.gpus, s.images_per_s, yerr=spread, marker=marker, capsize=3, label=f"overlap {overlap}")
         one = sub[(sub.gpus == 1) & (sub.overlap == "on")].images_per_s
         if len(one):
             ax.plot(sub.gpus.unique(), one.iloc[0] * sub.gpus.unique(), "k:", label="linear")
