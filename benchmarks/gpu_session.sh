@@ -5,8 +5,9 @@
 #         plus the committed sample report (thesis shapes). Part B: the performance targets of the kernels issue
 #         (gemm-square, resnet50 at batch 32, 256/512 MiB bandwidth sets) and train-bench.
 # Part M (a machine with 2 or more GPUs): data-parallel scaling and overlap on every GPU count up to the machine's
-#         (vgg-small at 256, 16 and 4 images per GPU; thesis-1 and thesis-4), the multi-GPU tests (equivalence,
-#         resume at another GPU count, a lost peer in a collective), NCCL all-reduce, and a --gpus training run.
+#         (vgg-small at 256, 16 and 4 images per GPU and several NCCL channel caps; thesis-1 and thesis-4), the
+#         multi-GPU tests (equivalence, resume at another GPU count, a lost peer in a collective), NCCL all-reduce,
+#         and a --gpus training run. Every part ends with its run folders in $OUT/runs.tgz.
 set -u
 OUT=${OUT:-/tmp/gpu-session}
 mkdir -p "$OUT/runs"
@@ -39,18 +40,25 @@ M)
   export NCCL_NVLS_ENABLE=0  # NVLink multicast off (../shared/GPU-FACTS.md)
   G=$(python3 -c "import cupy; print(cupy.cuda.runtime.getDeviceCount())")
   LIST=$(python3 -c "print(','.join(str(n) for n in (1, 2, 4, 8) if n <= $G))")
-  nvidia-smi topo -m | head -12
+  nvidia-smi topo -m | head -4
   S="python3 -m harness train-bench --gpus $LIST"
-  LIMIT=150 step $S --models vgg-small --steps 10 --rounds 5 --out "$OUT/runs/scaling-vgg-b256"
-  for b in 16 4; do
-    LIMIT=100 step $S --models vgg-small --batch-per-gpu $b --steps 20 --rounds 7 --out "$OUT/runs/scaling-vgg-b$b"
+  LIMIT=100 step $S --models vgg-small --steps 10 --rounds 5 --out "$OUT/runs/scaling-vgg-b256"
+  LIMIT=100 step $S --models vgg-small --steps 10 --rounds 5 --nccl-channels 4 --out "$OUT/runs/scaling-vgg-b256-ch4"
+  for ch in default 8 4 2; do  # where communication is a visible share: channels NCCL may take from the overlap
+    C=$([ $ch = default ] || echo "--nccl-channels $ch")
+    LIMIT=60 step $S --models vgg-small --batch-per-gpu 16 --steps 20 --rounds 9 --bucket-mb 1 $C \
+        --out "$OUT/runs/scaling-vgg-b16-ch$ch"
   done
-  LIMIT=120 step $S --models thesis-1,thesis-4 --steps 50 --rounds 7 --out "$OUT/runs/scaling-thesis"
+  for ch in default 4; do
+    C=$([ $ch = default ] || echo "--nccl-channels $ch")
+    LIMIT=60 step $S --models vgg-small --batch-per-gpu 4 --steps 20 --rounds 9 --bucket-mb 1 $C \
+        --out "$OUT/runs/scaling-vgg-b4-ch$ch"
+  done
+  LIMIT=120 step $S --models thesis-1,thesis-4 --steps 100 --rounds 7 --out "$OUT/runs/scaling-thesis"
   LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/nets/test_distributed_gpu.py
   LIMIT=60 step python3 -m harness allreduce --gpus "$G" --max-bytes 1G --out "$OUT/runs/allreduce-${G}gpu"
   LIMIT=60 step python3 -m harness train --model thesis-1 --dataset digits --backend cupy_tiled --gpus "$G" \
-      --epochs 3 --no-progress --out "$OUT/runs/train-${G}gpu"
-  exit 0  # the run folders come back as they are
+      --epochs 3 --nccl-channels 4 --no-progress --out "$OUT/runs/train-${G}gpu"
   ;;
 esac
 tar czf "$OUT/runs.tgz" -C "$OUT" runs

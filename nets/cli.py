@@ -3,8 +3,8 @@
     python -m harness train --model lenet --dataset digits [--backend numpy_im2col --epochs N --batch 32 --lr 0.05
                             --seed 0 --impl conv2d=cudnn ... --data-dir DIR --out DIR --save PATH --resume PATH]
     python -m harness train-bench [--models thesis-0,... --backends numpy_ref,cudnn,... --steps 20]
-    python -m harness train --model lenet --gpus 2 [--overlap on|off --bucket-mb 25]   (nets.multigpu)
-    python -m harness train-bench --gpus 1,2,4                                          (nets.scaling)
+    python -m harness train --model lenet --gpus 2 [--overlap on|off --bucket-mb 25 --nccl-channels 4]
+    python -m harness train-bench --gpus 1,2,4 [--batch-per-gpu 16 --rounds 5]  (nets.multigpu, nets.scaling)
 
 Settings left out take the model's defaults (nets/models.py's table) or, with --resume, the checkpoint's.
 Bad input raises harness.errors.UsageError, which harness/cli.py prints as one line with exit code 2.
@@ -31,6 +31,23 @@ def _names(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _add_exchange_args(p, scope: str = "") -> None:
+    """The gradient-exchange options that `train --gpus` and `train-bench --gpus` share (nets.distributed)."""
+    p.add_argument("--bucket-mb", type=float, default=25.0, help=f"{scope}gradient bucket size in MiB (default 25)")
+    p.add_argument("--comm-priority", choices=("normal", "high"), default="normal",
+                   help=f"{scope}CUDA priority of the all-reduce stream (default normal)")
+    p.add_argument("--nccl-channels", type=int, help=f"{scope}at most this many NCCL channels (SMs) per all-reduce; "
+                   "fewer leave more SMs to the overlapped backward passes (default: NCCL's choice)")
+
+
+def _exchange(args, overlap: bool):
+    from nets.distributed import Exchange
+
+    if args.bucket_mb <= 0 or (args.nccl_channels is not None and args.nccl_channels < 1):
+        raise UsageError("--bucket-mb must be > 0 and --nccl-channels >= 1")
+    return Exchange(overlap, int(args.bucket_mb * 2**20), args.comm_priority, args.nccl_channels)
+
+
 def cmd_train(args) -> int:
     from nets.backend import parse_overrides
     from nets.train import TrainConfig, train
@@ -51,10 +68,11 @@ def cmd_train(args) -> int:
         return 0
     from nets.multigpu import train_data_parallel
 
-    if args.bucket_mb <= 0 or args.timeout <= 0:
-        raise UsageError("--bucket-mb and --timeout must be > 0")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be > 0")
     try:
-        train_data_parallel(cfg, args.gpus or 1, args.overlap == "on", args.bucket_mb, args.timeout, args.launcher)
+        train_data_parallel(cfg, args.gpus or 1, _exchange(args, overlap=args.overlap == "on"), args.timeout,
+                            args.launcher)
     except RuntimeError as exc:  # a rank failed or hung: one line, non-zero exit
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -102,6 +120,7 @@ def _scaling(args) -> int:
         raise UsageError("train-bench --gpus times one backend; give one with --backends")
     cfg = ScalingConfig(models=models, gpus=list(_ints(args.gpus, "--gpus")), backend=backends[0], steps=args.steps,
                         warmup=args.warmup, rounds=args.rounds, batch=args.batch_per_gpu, bucket_mb=args.bucket_mb,
+                        comm_priority=args.comm_priority, nccl_channels=_exchange(args, False).nccl_channels,
                         seed=args.seed)
     run_dir = new_run_dir(args.out, "scaling")
     df = run_scaling(cfg, run_dir)
@@ -141,7 +160,7 @@ def add_commands(subparsers) -> None:
                                            "process each, gradients summed with NCCL")
     p.add_argument("--overlap", choices=("on", "off"), default="on",
                    help="start each gradient bucket's all-reduce as soon as backpropagation produced it (default on)")
-    p.add_argument("--bucket-mb", type=float, default=25.0, help="gradient bucket size in MiB (default 25)")
+    _add_exchange_args(p)
     p.add_argument("--timeout", type=float, default=300.0,
                    help="end the job when a rank makes no progress for this many seconds (default 300)")
     p.add_argument("--launcher", choices=("spawn", "mpi"), default="spawn",
@@ -168,7 +187,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--rounds", type=int, default=5, help="with --gpus: rounds of off/on/comm-only blocks of --steps "
                    "steps each; the median round is reported (default 5)")
     p.add_argument("--batch-per-gpu", type=int, help="with --gpus: images per GPU (default 32; vgg-small 256)")
-    p.add_argument("--bucket-mb", type=float, default=25.0, help="with --gpus: gradient bucket size in MiB")
+    _add_exchange_args(p, "with --gpus: ")
     p.add_argument("--out", help="run folder (default reports/train-bench-<timestamp>)")
     p.set_defaults(func=cmd_train_bench)
 

@@ -19,6 +19,8 @@ layers below.
   compute stream's work by a CUDA event. Either way the update of a bucket's parameters waits (an event on the
   compute stream) only for that bucket's all-reduce.
 - Identical weights: all-reduce gives every rank the same bits, and every rank applies the same update.
+- How the exchange runs (`Exchange`): schedule, bucket size, the communication stream's priority, and how many
+  NCCL channels (thread blocks, hence SMs) the all-reduce may take from the computation it overlaps.
 
 The communicator is anything with `allreduce(arrays, stream)`: `NcclComm` on GPUs, `ThreadGroup` for CPU tests
 (real sums across threads in rank order, no GPU results faked).
@@ -26,6 +28,7 @@ The communicator is anything with `allreduce(arrays, stream)`: `NcclComm` on GPU
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +44,22 @@ def shard(n: int, world: int, rank: int) -> tuple[int, int]:
     base, extra = divmod(n, world)
     start = rank * base + min(rank, extra)
     return start, start + base + (1 if rank < extra else 0)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """How gradients are exchanged: `overlap` (the schedule), bucket size, stream priority ("normal" or "high")
+    and the most NCCL channels per all-reduce (None: NCCL's choice). Fewer channels leave more SMs to the
+    backward passes an overlapped all-reduce runs beside (benchmarks/NOTES.md, data-parallel training)."""
+
+    overlap: bool = True
+    bucket_bytes: int = 25 * 2**20
+    comm_priority: str = "normal"
+    nccl_channels: int | None = None
+
+    def describe(self) -> str:
+        return (f"overlap {'on' if self.overlap else 'off'}, buckets {self.bucket_bytes / 2**20:g} MiB, "
+                f"{self.comm_priority} priority, NCCL channels {self.nccl_channels or 'default'}")
 
 
 @dataclass
@@ -74,10 +93,16 @@ def make_buckets(layer_params: list[list[Param]], bucket_bytes: int) -> list[Buc
 
 
 class NcclComm:
-    """A rank's NCCL communicator (cupy.cuda.nccl): in-place SUM all-reduce of float32/float64/int64 arrays."""
+    """A rank's NCCL communicator (cupy.cuda.nccl): in-place SUM all-reduce of float32/float64/int64 arrays.
 
-    def __init__(self, world: int, uid, rank: int):
+    `max_channels` caps the channels NCCL uses (NCCL_MAX_NCHANNELS, read when the first communicator of the
+    process is created; cupy.cuda.nccl has no per-communicator config), so it holds for the whole rank process."""
+
+    def __init__(self, world: int, uid, rank: int, max_channels: int | None = None):
         from harness.nccl import nccl as load_nccl
+
+        if max_channels:
+            os.environ["NCCL_MAX_NCHANNELS"] = str(max_channels)
 
         nccl = load_nccl()
         self.nccl, self.world, self.rank = nccl, world, rank
@@ -134,16 +159,21 @@ class ThreadGroup:
 
 
 class _Streams:
-    """The compute and communication streams and their events on a GPU; no-ops on the CPU."""
+    """The compute and communication streams and their events on a GPU; no-ops on the CPU.
 
-    def __init__(self, device: str):
+    `comm_priority="high"` gives the communication stream the device's highest stream priority, so the block
+    scheduler starts the all-reduce's blocks ahead of waiting compute blocks. Measured on 2 H200s it hid less of
+    the all-reduce than the default priority (benchmarks/NOTES.md), so "normal" is the default."""
+
+    def __init__(self, device: str, comm_priority: str = "normal"):
         self.gpu = device == "gpu"
         if self.gpu:
             import cupy
 
             self.cp = cupy
             self.compute = cupy.cuda.Stream(non_blocking=True)
-            self.comm = cupy.cuda.Stream(non_blocking=True)
+            # CUDA clamps a priority beyond the device's range to its highest (lower numbers are higher)
+            self.comm = cupy.cuda.Stream(non_blocking=True, priority=-1000 if comm_priority == "high" else 0)
         else:
             self.compute = self.comm = None
 
@@ -172,11 +202,11 @@ class DataParallelSGD:
     `on_event` (tests) receives ("backward", layer index) and ("allreduce", bucket index) in issue order.
     """
 
-    def __init__(self, net: Network, opt: SGD, comm, overlap: bool, bucket_bytes: int,
+    def __init__(self, net: Network, opt: SGD, comm, exchange: Exchange,
                  on_event: Callable[[tuple], None] | None = None):
-        self.net, self.opt, self.comm, self.overlap = net, opt, comm, overlap
-        self.streams = _Streams(net.backend.device)
-        self.buckets = make_buckets([layer.params for layer in net.layers], bucket_bytes)
+        self.net, self.opt, self.comm, self.overlap = net, opt, comm, exchange.overlap
+        self.streams = _Streams(net.backend.device, exchange.comm_priority)
+        self.buckets = make_buckets([layer.params for layer in net.layers], exchange.bucket_bytes)
         self.sgd_shape = {id(p): s for p, s in zip(net.params, opt.shapes, strict=True)}
         self.on_event = on_event or (lambda e: None)
 

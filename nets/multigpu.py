@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from harness.errors import UsageError
-from nets.distributed import DataParallelSGD, NcclComm, shard
+from nets.distributed import DataParallelSGD, Exchange, NcclComm, shard
 from nets.train import Trainer
 
 STOP_GRACE_S = 5.0
@@ -38,10 +38,10 @@ STOP_GRACE_S = 5.0
 class DataParallelTrainer(Trainer):
     """A Trainer whose steps run this rank's share of each global batch through DataParallelSGD."""
 
-    def __init__(self, net, opt, ds, batch, seed, comm, overlap: bool, bucket_bytes: int, beat: Callable[[], None]):
+    def __init__(self, net, opt, ds, batch, seed, comm, exchange: Exchange, beat: Callable[[], None]):
         super().__init__(net, opt, ds, batch, seed)
         self.comm, self.beat = comm, beat
-        self.dp = DataParallelSGD(net, opt, comm, overlap, bucket_bytes)
+        self.dp = DataParallelSGD(net, opt, comm, exchange)
         self._empty = (self.xp.zeros((), dtype=net.backend.dtype),
                        self.xp.empty((0, net.loss.in_shape[0]), dtype=net.backend.dtype))
 
@@ -154,17 +154,17 @@ def watchdog(beat_box: list, timeout_s: float, on_timeout: Callable[[], None]) -
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _train_rank(rank, world, uid, beat, cfg, overlap, bucket_bytes, device=None):
+def _train_rank(rank, world, uid, beat, cfg, exchange: Exchange, device=None):
     import cupy
 
     from nets.train import train
 
     cupy.cuda.Device(rank if device is None else device).use()
-    comm = NcclComm(world, uid, rank)
+    comm = NcclComm(world, uid, rank, exchange.nccl_channels)
     beat()
 
     def make_trainer(net, opt, ds, batch, seed):
-        return DataParallelTrainer(net, opt, ds, batch, seed, comm, overlap, bucket_bytes, beat)
+        return DataParallelTrainer(net, opt, ds, batch, seed, comm, exchange, beat)
     quiet = dataclasses.replace(cfg, progress=cfg.progress and rank == 0)
     result = train(quiet, printer=print if rank == 0 else (lambda *a, **k: None), make_trainer=make_trainer,
                    main=rank == 0)
@@ -172,11 +172,10 @@ def _train_rank(rank, world, uid, beat, cfg, overlap, bucket_bytes, device=None)
     return {"history": result.history, "run_dir": str(result.run_dir), "weights": digest.hexdigest()}
 
 
-def train_data_parallel(cfg, gpus: int, overlap: bool, bucket_mb: float, timeout_s: float, launcher: str) -> list:
+def train_data_parallel(cfg, gpus: int, exchange: Exchange, timeout_s: float, launcher: str) -> list:
     """Train `cfg` data-parallel; returns every rank's {history, run_dir, weights digest}."""
     from nets.train import new_run_dir
 
-    bucket_bytes = int(bucket_mb * 2**20)
     if launcher == "mpi":
         world_info = mpi_world()
         if world_info is None:
@@ -191,10 +190,10 @@ def train_data_parallel(cfg, gpus: int, overlap: bool, bucket_mb: float, timeout
             print(f"rank {rank}: no progress for {timeout_s:g} s (a hung collective?); aborting", file=sys.stderr)
             os._exit(1)
         watchdog(box, timeout_s, abort)
-        return [_train_rank(rank, world, uid, beat, cfg, overlap, bucket_bytes, device=local)]
+        return [_train_rank(rank, world, uid, beat, cfg, exchange, device=local)]
     _check_gpus(gpus)
     cfg = dataclasses.replace(cfg, out=str(new_run_dir(cfg.out)))  # one folder, chosen before the ranks start
-    results = launch(gpus, _train_rank, (cfg, overlap, bucket_bytes), timeout_s)
+    results = launch(gpus, _train_rank, (cfg, exchange), timeout_s)
     digests = {r["weights"] for r in results}
     if len(digests) != 1:
         raise RuntimeError(f"the ranks ended with different weights ({len(digests)} distinct digests)")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nets.distributed import Exchange
 from nets.multigpu import _check_gpus, launch
 
 DEFAULT_BATCH = {"vgg-small": 256}  # others: the thesis's 32 per GPU
@@ -40,11 +41,13 @@ class ScalingConfig:
     rounds: int = 5
     batch: int | None = None  # per GPU; None: DEFAULT_BATCH or 32
     bucket_mb: float = 25.0
+    comm_priority: str = "normal"  # of the communication stream: "normal" or "high"
+    nccl_channels: int | None = None  # most NCCL channels per all-reduce; None: NCCL's choice
     timeout_s: float = 300.0
     seed: int = 0
 
 
-def _bench_rank(rank, world, uid, beat, model, backend, batch, steps, warmup, rounds, bucket_bytes, seed):
+def _bench_rank(rank, world, uid, beat, model, backend, batch, steps, warmup, rounds, exchange, seed):
     """One rank: {block: [ms per step of each round]} for the blocks in BLOCKS."""
     import cupy
 
@@ -54,12 +57,12 @@ def _bench_rank(rank, world, uid, beat, model, backend, batch, steps, warmup, ro
     from nets.network import SGD, Network, ops_of
 
     cupy.cuda.Device(rank).use()
-    comm = NcclComm(world, uid, rank)
+    comm = NcclComm(world, uid, rank, exchange.nccl_channels)
     spec = get_model(model)
     layers, loss = spec.layers(10), spec.loss_layer()
     net = Network(layers, loss, resolve(backend, ops_of(layers, loss), {}), spec.input_shape)
     net.init(seed)
-    dp = DataParallelSGD(net, SGD(net, spec.lr), comm, False, bucket_bytes)
+    dp = DataParallelSGD(net, SGD(net, spec.lr), comm, exchange)  # dp.overlap is switched per block
     rng = np.random.default_rng([seed, rank])
     x = cupy.asarray(rng.uniform(-1, 1, (batch, *spec.input_shape)).astype(net.backend.dtype))
     y = cupy.asarray(rng.integers(0, 10, batch).astype(np.int32))
@@ -116,6 +119,8 @@ def rows_of(model: str, backend: str, gpus: int, batch: int, per_rank: list[dict
 def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFrame:
     _check_gpus(max(cfg.gpus))
     run_dir.mkdir(parents=True, exist_ok=True)
+    exchange = Exchange(False, int(cfg.bucket_mb * 2**20), cfg.comm_priority, cfg.nccl_channels)
+    printer(f"exchange: {exchange.describe().split(', ', 1)[1]}")
     rows = []
     printer(f"{'model':<10} {'gpus':>4} {'overlap':>7} {'batch':>6} {'ms/step':>9} {'min..max':>17} "
             f"{'images/s':>10} {'comm ms':>8}")
@@ -123,9 +128,10 @@ def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFram
         batch = cfg.batch or DEFAULT_BATCH.get(model, 32)
         for n in cfg.gpus:
             per_rank = launch(n, _bench_rank, (model, cfg.backend, batch, cfg.steps, cfg.warmup, cfg.rounds,
-                                               int(cfg.bucket_mb * 2**20), cfg.seed), cfg.timeout_s)
+                                               exchange, cfg.seed), cfg.timeout_s)
             for row in rows_of(model, cfg.backend, n, batch, per_rank):
-                rows.append(row)
+                rows.append({**row, "bucket_mb": cfg.bucket_mb, "comm_priority": cfg.comm_priority,
+                             "nccl_channels": cfg.nccl_channels or "default"})
                 printer(f"{model:<10} {n:>4} {row['overlap']:>7} {batch:>6} {row['ms_per_step']:>9.3f} "
                         f"{row['ms_min']:>8.3f}..{row['ms_max']:<8.3f} {row['images_per_s']:>10,.0f} "
                         f"{row['comm_ms']:>8.3f}")

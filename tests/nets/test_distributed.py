@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nets.backend import resolve
-from nets.distributed import DataParallelSGD, ThreadGroup, make_buckets, shard
+from nets.distributed import DataParallelSGD, Exchange, ThreadGroup, make_buckets, shard
 from nets.layers import Param
 from nets.models import get_model
 from nets.network import SGD, Network, ops_of
@@ -57,7 +57,8 @@ def _data(n=24, seed=1):
 def test_exchange_order(overlap):
     net, opt = _net()
     events = []
-    dp = DataParallelSGD(net, opt, ThreadGroup(1).member(0), overlap, bucket_bytes=1, on_event=events.append)
+    dp = DataParallelSGD(net, opt, ThreadGroup(1).member(0), Exchange(overlap, bucket_bytes=1),
+                         on_event=events.append)
     x, y = _data(8)
     dp.train_step(x, y, 1.0)
     n_layers = len(net.layers)
@@ -90,7 +91,7 @@ def test_n_ranks_with_global_batch_b_equal_one_rank_with_batch_b(world, batch, o
     def rank_main(r):
         try:
             net, opt = nets[r]
-            dp = DataParallelSGD(net, opt, group.member(r), overlap, bucket_bytes=4096)
+            dp = DataParallelSGD(net, opt, group.member(r), Exchange(overlap, bucket_bytes=4096))
             for start in range(0, 24, batch):
                 n = min(batch, 24 - start)
                 lo, hi = shard(n, world, r)

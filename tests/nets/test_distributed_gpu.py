@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 
+from nets.distributed import Exchange
 from nets.train import TrainConfig, train
 
 pytestmark = pytest.mark.gpu
@@ -84,8 +85,8 @@ def test_two_gpus_train_like_one(overlap, tmp_path, curve_tolerance):
     from nets.multigpu import train_data_parallel
 
     one = train(TrainConfig(out=str(tmp_path / "one"), **SETTINGS), printer=lambda *a: None)
-    ranks = train_data_parallel(TrainConfig(out=str(tmp_path / "two"), **SETTINGS), gpus=2, overlap=overlap,
-                                bucket_mb=0.05, timeout_s=300, launcher="spawn")
+    ranks = train_data_parallel(TrainConfig(out=str(tmp_path / "two"), **SETTINGS), gpus=2,
+                                exchange=Exchange(overlap, bucket_bytes=50_000), timeout_s=300, launcher="spawn")
     assert len({r["weights"] for r in ranks}) == 1  # every rank holds the same bits
     loss_1 = np.array([h["loss"] for h in one.history])
     loss_2 = np.array([h["loss"] for h in ranks[0]["history"]])
@@ -102,8 +103,8 @@ def test_a_two_gpu_checkpoint_resumes_on_one_gpu(tmp_path, curve_tolerance):
     from nets.multigpu import train_data_parallel
 
     def on_two(out, **kw):
-        return train_data_parallel(TrainConfig(out=str(tmp_path / out), **{**SETTINGS, **kw}), gpus=2, overlap=True,
-                                   bucket_mb=0.05, timeout_s=300, launcher="spawn")[0]
+        return train_data_parallel(TrainConfig(out=str(tmp_path / out), **{**SETTINGS, **kw}), gpus=2,
+                                   exchange=Exchange(True, bucket_bytes=50_000), timeout_s=300, launcher="spawn")[0]
     straight = on_two("straight")
     ckpt = tmp_path / "ck.npz"
     on_two("first", epochs=1, save=str(ckpt))

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from nets.distributed import ThreadGroup
+from nets.distributed import Exchange, ThreadGroup
 from nets.multigpu import DataParallelTrainer
 from nets.train import TrainConfig, train
 
@@ -23,7 +23,8 @@ def run_ranks(world: int, **cfg):
 
     def rank_main(r):
         def make(net, opt, ds, batch, seed):
-            return DataParallelTrainer(net, opt, ds, batch, seed, group.member(r), True, 4096, lambda: None)
+            return DataParallelTrainer(net, opt, ds, batch, seed, group.member(r), Exchange(True, 4096),
+                                       lambda: None)
         try:
             results[r] = train(TrainConfig(**SETTINGS, **cfg), printer=lambda *a: None, make_trainer=make,
                                main=r == 0)

@@ -45,6 +45,9 @@ def test_train_synthetic_any_size(tmp_path):
     (["--synthetic-shape", "3x5", "--dataset", "synthetic"], "expected CxHxW"),
     (["--lr", "-1"], "lr must be > 0"),
     (["--resume", "/nonexistent/ck.npz"], "/nonexistent/ck.npz: checkpoint file does not exist"),
+    (["--gpus", "2", "--bucket-mb", "0"], "--bucket-mb must be > 0 and --nccl-channels >= 1"),
+    (["--gpus", "2", "--nccl-channels", "0"], "--bucket-mb must be > 0 and --nccl-channels >= 1"),
+    (["--gpus", "2", "--timeout", "0"], "--timeout must be > 0"),
 ])
 def test_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, problem):
     code = main(["train", "--epochs", "1", "--out", str(tmp_path / "x"), "--no-progress", *argv])
@@ -69,3 +72,16 @@ def test_train_bench_table(tmp_path, capsys):
         assert rows["cudnn"]["reason"]
     assert (out / "train_bench.png").stat().st_size > 1000
     assert "thesis-0  numpy_im2col" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    (["--rounds", "0"], "--steps, --rounds and --batch-per-gpu must be >= 1"),
+    (["--nccl-channels", "-1"], "--bucket-mb must be > 0 and --nccl-channels >= 1"),
+    (["--backends", "cudnn,cupy_tiled"], "times one backend"),
+    (["--gpus", "1,x"], "bad --gpus '1,x'"),
+])
+def test_train_bench_gpus_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, problem):
+    code = main(["train-bench", "--gpus", "1,2", "--models", "vgg-small", "--out", str(tmp_path / "x"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert problem in err and err.count("\n") == 1, err
