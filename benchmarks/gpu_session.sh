@@ -42,17 +42,14 @@ M)
   LIST=$(python3 -c "print(','.join(str(n) for n in (1, 2, 4, 8) if n <= $G))")
   nvidia-smi topo -m | head -4
   S="python3 -m harness train-bench --gpus $LIST"
-  LIMIT=100 step $S --models vgg-small --steps 10 --rounds 5 --out "$OUT/runs/scaling-vgg-b256"
-  LIMIT=100 step $S --models vgg-small --steps 10 --rounds 5 --nccl-channels 4 --out "$OUT/runs/scaling-vgg-b256-ch4"
-  for ch in default 8 4 2; do  # where communication is a visible share: channels NCCL may take from the overlap
-    C=$([ $ch = default ] || echo "--nccl-channels $ch")
-    LIMIT=60 step $S --models vgg-small --batch-per-gpu 16 --steps 20 --rounds 9 --bucket-mb 1 $C \
-        --out "$OUT/runs/scaling-vgg-b16-ch$ch"
-  done
-  for ch in default 4; do
-    C=$([ $ch = default ] || echo "--nccl-channels $ch")
-    LIMIT=60 step $S --models vgg-small --batch-per-gpu 4 --steps 20 --rounds 9 --bucket-mb 1 $C \
-        --out "$OUT/runs/scaling-vgg-b4-ch$ch"
+  LIMIT=100 step $S --models vgg-small --steps 10 --rounds 7 --out "$OUT/runs/scaling-vgg-b256"
+  LIMIT=100 step $S --models vgg-small --steps 10 --rounds 7 --nccl-channels 4 --out "$OUT/runs/scaling-vgg-b256-ch4"
+  for b in 16 4; do  # where communication is a visible share: how many channels NCCL may take from the overlap
+    for ch in default 4 2; do
+      C=$([ $ch = default ] || echo "--nccl-channels $ch")
+      LIMIT=60 step $S --models vgg-small --batch-per-gpu $b --steps 50 --rounds 9 --bucket-mb 1 $C \
+          --out "$OUT/runs/scaling-vgg-b$b-ch$ch"
+    done
   done
   LIMIT=120 step $S --models thesis-1,thesis-4 --steps 100 --rounds 7 --out "$OUT/runs/scaling-thesis"
   LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/nets/test_distributed_gpu.py

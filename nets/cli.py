@@ -4,7 +4,7 @@
                             --seed 0 --impl conv2d=cudnn ... --data-dir DIR --out DIR --save PATH --resume PATH]
     python -m harness train-bench [--models thesis-0,... --backends numpy_ref,cudnn,... --steps 20]
     python -m harness train --model lenet --gpus 2 [--overlap on|off --bucket-mb 25 --nccl-channels 4]
-    python -m harness train-bench --gpus 1,2,4 [--batch-per-gpu 16 --rounds 5]  (nets.multigpu, nets.scaling)
+    python -m harness train-bench --gpus 1,2,4 [--batch-per-gpu 16 --rounds 7]  (nets.multigpu, nets.scaling)
 
 Settings left out take the model's defaults (nets/models.py's table) or, with --resume, the checkpoint's.
 Bad input raises harness.errors.UsageError, which harness/cli.py prints as one line with exit code 2.
@@ -184,8 +184,8 @@ def add_commands(subparsers) -> None:
                    help="also train each backend on digits for this many epochs and report test accuracy")
     p.add_argument("--gpus", help="comma list of GPU counts, e.g. 1,2,4: time data-parallel scaling instead "
                                   "(models default to thesis-0..4 and vgg-small; one backend, default cupy_tiled)")
-    p.add_argument("--rounds", type=int, default=5, help="with --gpus: rounds of off/on/comm-only blocks of --steps "
-                   "steps each; the median round is reported (default 5)")
+    p.add_argument("--rounds", type=int, default=7, help="with --gpus: rounds of no-exchange, off, on and "
+                   "all-reduce-only blocks of --steps steps each; the median round is reported (default 7)")
     p.add_argument("--batch-per-gpu", type=int, help="with --gpus: images per GPU (default 32; vgg-small 256)")
     _add_exchange_args(p, "with --gpus: ")
     p.add_argument("--out", help="run folder (default reports/train-bench-<timestamp>)")

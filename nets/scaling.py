@@ -2,17 +2,18 @@
 
 For each model and GPU count N, one launch of N ranks (nets.multigpu.launch) trains on synthetic data of the
 model's input size with a fixed batch per GPU (weak scaling: the global batch is N times it). After `warmup`
-untimed steps, each of `rounds` rounds times `steps` steps with overlap off, then `steps` with overlap on, then
-`steps` all-reduces of the gradient buckets alone (on spare buffers of the same sizes: the communication a step
-has to hide). Every timed block starts after a barrier and ends with a synchronisation; a block's time is that of
-the slowest rank. Interleaving the schedules in the same processes, and taking the median over rounds, keeps
-process start-up and clock drift out of the off/on comparison.
+untimed steps, each of `rounds` rounds times four blocks of `steps` each: training steps with no exchange at all
+("none": the same kernels, the all-reduces skipped), with overlap off, with overlap on, and the all-reduces of
+the gradient buckets alone ("comm", on spare buffers of the same sizes). Every block starts after a barrier and
+ends with a synchronisation; a block's time is that of the slowest rank. Timing all four in the same processes,
+round after round, and taking the median round keeps process start-up, clocks and drift out of the comparison
+(separate launches of the same configuration differ by up to ~10 % at a few ms per step).
 
-Reported per case: ms per step (median over rounds, with min and max), images/s, scaling efficiency = throughput
-at N / (N · throughput at 1 of the same schedule), comm_ms (the all-reduces alone, per step), comm_share =
-comm_ms / step time with overlap off, the overlap gain = step time off / on, and comm_hidden = (off − on) /
-comm_ms, the fraction of the communication that overlap took off the critical path. Written to scaling.csv and
-scaling.png in the run folder.
+Reported per case: ms per step (median round, with min and max), images/s, scaling efficiency = throughput at N /
+(N · throughput at 1 of the same schedule), compute_ms (the "none" block), comm_ms (the all-reduces alone),
+comm_share = comm_ms / step time with overlap off, overlap gain = step time off / on, and comm_hidden =
+(off − on) / (off − compute_ms): the share of the time that communication added to the step which overlap took
+back. Written to scaling.csv and scaling.png in the run folder.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from nets.distributed import Exchange
 from nets.multigpu import _check_gpus, launch
 
 DEFAULT_BATCH = {"vgg-small": 256}  # others: the thesis's 32 per GPU
-BLOCKS = ("off", "on", "comm")  # the timed blocks of one round, in order
+BLOCKS = ("none", "off", "on", "comm")  # the timed blocks of one round, in order
 
 
 @dataclass
@@ -38,7 +39,7 @@ class ScalingConfig:
     backend: str = "cupy_tiled"
     steps: int = 20
     warmup: int = 3
-    rounds: int = 5
+    rounds: int = 7
     batch: int | None = None  # per GPU; None: DEFAULT_BATCH or 32
     bucket_mb: float = 25.0
     comm_priority: str = "normal"  # of the communication stream: "normal" or "high"
@@ -76,17 +77,18 @@ def _bench_rank(rank, world, uid, beat, model, backend, batch, steps, warmup, ro
 
     def block(name: str) -> float:
         barrier()
+        dp.comm, dp.overlap = (_NoExchange() if name == "none" else comm), name == "on"
         t0 = time.perf_counter()
         for _ in range(steps):
             if name == "comm":
                 for arrays in spare:
                     comm.allreduce(arrays, comm_stream)
             else:
-                dp.overlap = name == "on"
                 dp.train_step(x, y, 1 / world)
             beat()
         compute.synchronize()
         comm_stream.synchronize()
+        dp.comm = comm
         return (time.perf_counter() - t0) / steps * 1e3
 
     times: dict[str, list[float]] = {b: [] for b in BLOCKS}
@@ -101,10 +103,17 @@ def _bench_rank(rank, world, uid, beat, model, backend, batch, steps, warmup, ro
     return times
 
 
+class _NoExchange:
+    """A communicator that exchanges nothing: the "none" block's steps run every kernel but no all-reduce."""
+
+    def allreduce(self, arrays: list, stream) -> None:
+        pass
+
+
 def rows_of(model: str, backend: str, gpus: int, batch: int, per_rank: list[dict]) -> list[dict]:
     """The two rows (overlap off, on) of one launch: per round the slowest rank, then the median over rounds."""
     slowest = {b: np.max([r[b] for r in per_rank], axis=0) for b in BLOCKS}
-    comm_ms = float(np.median(slowest["comm"]))
+    compute_ms, comm_ms = float(np.median(slowest["none"])), float(np.median(slowest["comm"]))
     rows = []
     for overlap in ("off", "on"):
         ms = slowest[overlap]
@@ -112,7 +121,7 @@ def rows_of(model: str, backend: str, gpus: int, batch: int, per_rank: list[dict
         rows.append({"model": model, "backend": backend, "gpus": gpus, "overlap": overlap, "batch_per_gpu": batch,
                      "global_batch": gpus * batch, "ms_per_step": med, "ms_min": float(ms.min()),
                      "ms_max": float(ms.max()), "rounds": len(ms), "images_per_s": gpus * batch / med * 1e3,
-                     "comm_ms": comm_ms})
+                     "compute_ms": compute_ms, "comm_ms": comm_ms})
     return rows
 
 
@@ -123,7 +132,7 @@ def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFram
     printer(f"exchange: {exchange.describe().split(', ', 1)[1]}")
     rows = []
     printer(f"{'model':<10} {'gpus':>4} {'overlap':>7} {'batch':>6} {'ms/step':>9} {'min..max':>17} "
-            f"{'images/s':>10} {'comm ms':>8}")
+            f"{'images/s':>10} {'no-exchange ms':>14} {'comm ms':>8}")
     for model in cfg.models:
         batch = cfg.batch or DEFAULT_BATCH.get(model, 32)
         for n in cfg.gpus:
@@ -134,7 +143,7 @@ def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFram
                              "nccl_channels": cfg.nccl_channels or "default"})
                 printer(f"{model:<10} {n:>4} {row['overlap']:>7} {batch:>6} {row['ms_per_step']:>9.3f} "
                         f"{row['ms_min']:>8.3f}..{row['ms_max']:<8.3f} {row['images_per_s']:>10,.0f} "
-                        f"{row['comm_ms']:>8.3f}")
+                        f"{row['compute_ms']:>14.3f} {row['comm_ms']:>8.3f}")
     df = add_derived(pd.DataFrame(rows))
     df.to_csv(run_dir / "scaling.csv", index=False)
     plot(df, run_dir / "scaling.png")
@@ -143,7 +152,7 @@ def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFram
 
 def add_derived(df: pd.DataFrame) -> pd.DataFrame:
     """Scaling efficiency against 1 GPU of the same model and schedule; overlap gain = off / on step time;
-    comm_share = comm_ms / off step time; comm_hidden = (off − on) / comm_ms (on rows, N > 1)."""
+    comm_share = comm_ms / off step time; comm_hidden = (off − on) / (off − compute_ms) (on rows, N > 1)."""
     one = df[df.gpus == 1].set_index(["model", "overlap"]).images_per_s
     df["efficiency"] = [r.images_per_s / (r.gpus * one.get((r.model, r.overlap), float("nan")))
                         for r in df.itertuples()]
@@ -153,7 +162,8 @@ def add_derived(df: pd.DataFrame) -> pd.DataFrame:
     off_ms = np.array([off.get((r.model, r.gpus), float("nan")) for r in df.itertuples()])
     df["comm_share"] = df.comm_ms / off_ms
     several = (df.overlap == "on") & (df.gpus > 1)  # on 1 GPU the "all-reduce" is a local copy: nothing to hide
-    df["comm_hidden"] = np.where(several, (off_ms - df.ms_per_step) / df.comm_ms.where(several), np.nan)
+    added = (off_ms - df.compute_ms).where(several)  # what the exchange added to a step without overlap
+    df["comm_hidden"] = np.where(several, (off_ms - df.ms_per_step) / added, np.nan)
     return df
 
 

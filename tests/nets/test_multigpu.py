@@ -63,29 +63,35 @@ def test_a_failed_rank_ends_the_job_with_a_message(target, message):
 
 
 def test_rows_take_the_slowest_rank_per_round_then_the_median_round():
-    fast = {"off": [10.0, 11.0, 30.0], "on": [9.0, 9.5, 9.0], "comm": [2.0, 2.0, 2.0]}
-    slow = {"off": [12.0, 11.0, 10.0], "on": [9.0, 10.0, 8.0], "comm": [1.0, 3.0, 2.5]}
+    fast = {"none": [8.0, 8.0, 8.0], "off": [10.0, 11.0, 30.0], "on": [9.0, 9.5, 9.0], "comm": [2.0, 2.0, 2.0]}
+    slow = {"none": [7.0, 9.0, 7.5], "off": [12.0, 11.0, 10.0], "on": [9.0, 10.0, 8.0], "comm": [1.0, 3.0, 2.5]}
     off, on = rows_of("m", "b", 2, 8, [fast, slow])
     assert (off["overlap"], on["overlap"]) == ("off", "on")
     assert off["ms_per_step"] == 12.0 and (off["ms_min"], off["ms_max"]) == (11.0, 30.0)  # rounds: 12, 11, 30
     assert on["ms_per_step"] == 9.0 and on["rounds"] == 3  # rounds: 9, 10, 9
     assert off["comm_ms"] == on["comm_ms"] == 2.5  # rounds: 2, 3, 2.5
+    assert off["compute_ms"] == 8.0  # rounds: 8, 9, 8
     assert on["images_per_s"] == pytest.approx(16 / 9.0e-3)
 
 
 def test_scaling_efficiency_overlap_gain_and_hidden_communication(tmp_path):
     df = pd.DataFrame([
-        {"model": "m", "gpus": 1, "overlap": "off", "ms_per_step": 10.0, "images_per_s": 100.0, "comm_ms": 0.0},
-        {"model": "m", "gpus": 1, "overlap": "on", "ms_per_step": 10.0, "images_per_s": 100.0, "comm_ms": 0.0},
-        {"model": "m", "gpus": 2, "overlap": "off", "ms_per_step": 12.5, "images_per_s": 160.0, "comm_ms": 5.0},
-        {"model": "m", "gpus": 2, "overlap": "on", "ms_per_step": 10.0, "images_per_s": 200.0, "comm_ms": 5.0},
+        {"model": "m", "gpus": 1, "overlap": "off", "ms_per_step": 10.0, "images_per_s": 100.0, "comm_ms": 0.0,
+         "compute_ms": 10.0},
+        {"model": "m", "gpus": 1, "overlap": "on", "ms_per_step": 10.0, "images_per_s": 100.0, "comm_ms": 0.0,
+         "compute_ms": 10.0},
+        {"model": "m", "gpus": 2, "overlap": "off", "ms_per_step": 12.5, "images_per_s": 160.0, "comm_ms": 5.0,
+         "compute_ms": 9.0},
+        {"model": "m", "gpus": 2, "overlap": "on", "ms_per_step": 10.0, "images_per_s": 200.0, "comm_ms": 5.0,
+         "compute_ms": 9.0},
     ])
     out = add_derived(df)
     assert out.efficiency.tolist() == pytest.approx([1.0, 1.0, 0.8, 1.0])
     assert out[out.overlap == "on"].overlap_gain.tolist() == pytest.approx([1.0, 1.25])
     assert out[out.overlap == "off"].overlap_gain.isna().all()
     assert out.comm_share.tolist() == pytest.approx([0.0, 0.0, 0.4, 0.4])
-    assert out.comm_hidden.iloc[3] == pytest.approx(0.5)  # 2.5 of the 5 ms of all-reduce left the critical path
+    # without overlap the exchange added 12.5 - 9 = 3.5 ms to the step; overlap took 2.5 ms of it back
+    assert out.comm_hidden.iloc[3] == pytest.approx(2.5 / 3.5)
     assert out.comm_hidden.isna().tolist() == [True, True, True, False]
     out["batch_per_gpu"] = 1
     out["ms_min"], out["ms_max"] = out.ms_per_step * 0.9, out.ms_per_step * 1.1
