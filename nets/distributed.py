@@ -57,9 +57,10 @@ class Exchange:
     comm_priority: str = "normal"
     nccl_channels: int | None = None
 
-    def describe(self) -> str:
-        return (f"overlap {'on' if self.overlap else 'off'}, buckets {self.bucket_bytes / 2**20:g} MiB, "
-                f"{self.comm_priority} priority, NCCL channels {self.nccl_channels or 'default'}")
+    def settings(self) -> str:
+        """The settings other than the schedule, in words (printed and written to meta.json)."""
+        return (f"buckets {self.bucket_bytes / 2**20:g} MiB, {self.comm_priority} stream priority, "
+                f"NCCL channels {self.nccl_channels or 'default'}")
 
 
 @dataclass

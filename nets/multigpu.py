@@ -193,6 +193,7 @@ def train_data_parallel(cfg, gpus: int, exchange: Exchange, timeout_s: float, la
         return [_train_rank(rank, world, uid, beat, cfg, exchange, device=local)]
     _check_gpus(gpus)
     cfg = dataclasses.replace(cfg, out=str(new_run_dir(cfg.out)))  # one folder, chosen before the ranks start
+    print(f"data-parallel on {gpus} GPUs: overlap {'on' if exchange.overlap else 'off'}, {exchange.settings()}")
     results = launch(gpus, _train_rank, (cfg, exchange), timeout_s)
     digests = {r["weights"] for r in results}
     if len(digests) != 1:

@@ -18,6 +18,7 @@ back. Written to scaling.csv and scaling.png in the run folder.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.results import write_meta
 from nets.distributed import Exchange
 from nets.multigpu import _check_gpus, launch
 
@@ -129,7 +131,7 @@ def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFram
     _check_gpus(max(cfg.gpus))
     run_dir.mkdir(parents=True, exist_ok=True)
     exchange = Exchange(False, int(cfg.bucket_mb * 2**20), cfg.comm_priority, cfg.nccl_channels)
-    printer(f"exchange: {exchange.describe().split(', ', 1)[1]}")
+    printer(f"exchange: {exchange.settings()}")
     rows = []
     printer(f"{'model':<10} {'gpus':>4} {'overlap':>7} {'batch':>6} {'ms/step':>9} {'min..max':>17} "
             f"{'images/s':>10} {'no-exchange ms':>14} {'comm ms':>8}")
@@ -146,8 +148,25 @@ def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFram
                         f"{row['compute_ms']:>14.3f} {row['comm_ms']:>8.3f}")
     df = add_derived(pd.DataFrame(rows))
     df.to_csv(run_dir / "scaling.csv", index=False)
+    write_meta(run_dir, scaling_meta(cfg, exchange))
     plot(df, run_dir / "scaling.png")
     return df
+
+
+def scaling_meta(cfg: ScalingConfig, exchange: Exchange) -> dict:
+    """meta.json: the command, host and GPU, NCCL's version and the settings every row shares."""
+    import sys
+    from dataclasses import asdict
+
+    import cupy
+
+    from harness.nccl import nccl
+    from harness.peaks import gpu_meta
+    from harness.results import base_meta
+
+    return {**base_meta(sys.argv[1:]), **gpu_meta(), "gpus_available": cupy.cuda.runtime.getDeviceCount(),
+            "nccl": nccl().get_version(), "nccl_env": {k: v for k, v in os.environ.items() if k.startswith("NCCL_")},
+            "exchange": exchange.settings(), "config": asdict(cfg)}
 
 
 def add_derived(df: pd.DataFrame) -> pd.DataFrame:

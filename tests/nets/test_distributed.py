@@ -113,3 +113,8 @@ def test_n_ranks_with_global_batch_b_equal_one_rank_with_batch_b(world, batch, o
     states = [net.state() for net, _ in nets]
     for name in reference:  # every rank holds the same bits
         assert all(np.array_equal(s[name], states[0][name]) for s in states)
+
+
+def test_exchange_settings_in_words():
+    assert Exchange().settings() == "buckets 25 MiB, normal stream priority, NCCL channels default"
+    assert Exchange(False, 2**20, "high", 4).settings() == "buckets 1 MiB, high stream priority, NCCL channels 4"
