@@ -7,7 +7,8 @@
 # Part M (a machine with 2 or more GPUs): data-parallel scaling and overlap on every GPU count up to the machine's
 #         (vgg-small at 256, 16 and 4 images per GPU and several NCCL channel caps; thesis-1 and thesis-4), the
 #         multi-GPU tests (equivalence, resume at another GPU count, a lost peer in a collective), NCCL all-reduce,
-#         and a --gpus training run. Every part ends with its run folders in $OUT/runs.tgz.
+#         and a --gpus training run. Part D: per-rank and lone-process step times of the thesis models.
+# Every part ends with its run folders in $OUT/runs.tgz.
 set -u
 OUT=${OUT:-/tmp/gpu-session}
 mkdir -p "$OUT/runs"
@@ -56,6 +57,21 @@ M)
   LIMIT=60 step python3 -m harness allreduce --gpus "$G" --max-bytes 1G --out "$OUT/runs/allreduce-${G}gpu"
   LIMIT=60 step python3 -m harness train --model thesis-1 --dataset digits --backend cupy_tiled --gpus "$G" \
       --epochs 3 --nccl-channels 4 --no-progress --out "$OUT/runs/train-${G}gpu"
+  ;;
+D)  # why the thesis models scale badly on 2 GPUs: host side or exchange? (NOTES.md, data-parallel v2)
+  B="python3 -m harness train-bench --models thesis-1 --backends cupy_tiled --no-peer --steps 300 --warmup 20"
+  CUDA_VISIBLE_DEVICES=0 $B --max-seconds 5 --out "$OUT/runs/alone-gpu0" 2>&1 | grep "ms/step"
+  CUDA_VISIBLE_DEVICES=1 $B --max-seconds 5 --out "$OUT/runs/alone-gpu1" 2>&1 | grep "ms/step"
+  CUDA_VISIBLE_DEVICES=0 $B --max-seconds 5 --out "$OUT/runs/pair-gpu0" > "$OUT/pair0.log" 2>&1 &
+  CUDA_VISIBLE_DEVICES=1 $B --max-seconds 5 --out "$OUT/runs/pair-gpu1" > "$OUT/pair1.log" 2>&1 &
+  wait; grep -h "ms/step" "$OUT/pair0.log" "$OUT/pair1.log"
+  python3 -c "
+from nets.multigpu import launch; from nets.scaling import _bench_rank; from nets.distributed import Exchange
+import numpy as np
+for model in ('thesis-1', 'vgg-small'):
+    r = launch(2, _bench_rank, (model, 'cupy_tiled', 32, 100, 10, 3, Exchange(False), 0), 120)
+    for i, t in enumerate(r): print(model, 'rank', i, {k: round(float(np.median(v)), 3) for k, v in t.items()})
+"
   ;;
 esac
 tar czf "$OUT/runs.tgz" -C "$OUT" runs
