@@ -196,8 +196,8 @@ def plot(df: pd.DataFrame, path: Path) -> None:
         sub = df[df.model == model]
         for overlap, marker in (("off", "o"), ("on", "s")):
             s = sub[sub.overlap == overlap]
-            images = s.gpus * s.batch_per_gpu * 1e3
-            spread = [s.images_per_s - images / s.ms_max, images / s.ms_min - s.images_per_s]  # min..max rounds
+            images = s.gpus * s.batch_per_gpu * 1e3  # error bars: the slowest and fastest round (rounding: >= 0)
+            spread = np.clip([s.images_per_s - images / s.ms_max, images / s.ms_min - s.images_per_s], 0, None)
             ax.errorbar(s.gpus, s.images_per_s, yerr=spread, marker=marker, capsize=3, label=f"overlap {overlap}")
         one = sub[(sub.gpus == 1) & (sub.overlap == "on")].images_per_s
         if len(one):

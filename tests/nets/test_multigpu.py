@@ -97,3 +97,24 @@ def test_scaling_efficiency_overlap_gain_and_hidden_communication(tmp_path):
     out["ms_min"], out["ms_max"] = out.ms_per_step * 0.9, out.ms_per_step * 1.1
     plot(out, tmp_path / "scaling.png")
     assert (tmp_path / "scaling.png").stat().st_size > 1000
+
+
+def test_run_scaling_writes_the_table_and_plot_from_the_ranks_timings(tmp_path, monkeypatch):
+    """The GPU-free part of `train-bench --gpus`: planted per-rank block times in, scaling.csv and scaling.png out."""
+    import nets.scaling as scaling
+
+    def fake_launch(n, target, args, timeout_s):
+        base = {"none": [10.0] * 3, "off": [10.0 + 2 * (n - 1)] * 3, "on": [10.0 + 0.5 * (n - 1)] * 3,
+                "comm": [2.0 * (n - 1)] * 3}
+        return [base] * n
+    monkeypatch.setattr(scaling, "_check_gpus", lambda n: None)
+    monkeypatch.setattr(scaling, "launch", fake_launch)
+    monkeypatch.setattr(scaling, "scaling_meta", lambda cfg, exchange: {"planted": True})
+    cfg = scaling.ScalingConfig(models=["thesis-0"], gpus=[1, 2], rounds=3, nccl_channels=4)
+    df = scaling.run_scaling(cfg, tmp_path, printer=lambda *a: None)
+    on2 = df[(df.gpus == 2) & (df.overlap == "on")].iloc[0]
+    assert on2.ms_per_step == 10.5 and on2.efficiency == pytest.approx(10 / 10.5)
+    assert on2.overlap_gain == pytest.approx(12 / 10.5) and on2.comm_hidden == pytest.approx(1.5 / 2)
+    assert on2.nccl_channels == 4 and on2.batch_per_gpu == 32
+    assert pd.read_csv(tmp_path / "scaling.csv").shape == df.shape
+    assert (tmp_path / "scaling.png").stat().st_size > 1000 and (tmp_path / "meta.json").is_file()
