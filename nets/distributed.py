@@ -136,6 +136,28 @@ class ThreadGroup:
     def member(self, rank: int) -> ThreadGroup.Member:
         return ThreadGroup.Member(self, rank)
 
+    def run(self, rank_main: Callable[[ThreadGroup.Member], object], timeout_s: float = 300.0) -> list:
+        """Run rank_main(member) on one thread per rank; return the results in rank order. A rank that raises
+        breaks the barrier (so its peers stop instead of waiting forever) and its exception is raised here."""
+        results: list = [None] * self.world
+        errors: list[BaseException] = []
+
+        def main(rank: int) -> None:
+            try:
+                results[rank] = rank_main(self.member(rank))
+            except BaseException as exc:
+                errors.append(exc)
+                self._barrier.abort()
+
+        threads = [threading.Thread(target=main, args=(r,)) for r in range(self.world)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout_s)
+        if errors:
+            raise errors[0]
+        return results
+
     @dataclass
     class Member:
         group: ThreadGroup

@@ -4,7 +4,6 @@ The GPU path (NCCL, streams) is tested on GPUs in test_distributed_gpu.py; nothi
 """
 
 import itertools
-import threading
 
 import numpy as np
 import pytest
@@ -84,28 +83,17 @@ def test_n_ranks_with_global_batch_b_equal_one_rank_with_batch_b(world, batch, o
     for start in range(0, 24, batch):
         single_opt.train_step(x[start:start + batch], y[start:start + batch])
 
-    group = ThreadGroup(world)
     nets = [_net() for _ in range(world)]
-    errors = []
 
-    def rank_main(r):
-        try:
-            net, opt = nets[r]
-            dp = DataParallelSGD(net, opt, group.member(r), Exchange(overlap, bucket_bytes=4096))
-            for start in range(0, 24, batch):
-                n = min(batch, 24 - start)
-                lo, hi = shard(n, world, r)
-                dp.train_step(x[start + lo:start + hi], y[start + lo:start + hi], (hi - lo) / n)
-        except Exception as exc:  # surface a rank's failure in the test, not as a hung barrier
-            errors.append(exc)
-            group._barrier.abort()
+    def rank_main(member):
+        net, opt = nets[member.rank]
+        dp = DataParallelSGD(net, opt, member, Exchange(overlap, bucket_bytes=4096))
+        for start in range(0, 24, batch):
+            n = min(batch, 24 - start)
+            lo, hi = shard(n, world, member.rank)
+            dp.train_step(x[start + lo:start + hi], y[start + lo:start + hi], (hi - lo) / n)
 
-    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    ThreadGroup(world).run(rank_main)
     reference = single.state()
     for net, _ in nets:
         for name, value in net.state().items():
@@ -118,3 +106,13 @@ def test_n_ranks_with_global_batch_b_equal_one_rank_with_batch_b(world, batch, o
 def test_exchange_settings_in_words():
     assert Exchange().settings() == "buckets 25 MiB, normal stream priority, NCCL channels default"
     assert Exchange(False, 2**20, "high", 4).settings() == "buckets 1 MiB, high stream priority, NCCL channels 4"
+
+
+def test_a_failing_thread_rank_raises_instead_of_leaving_its_peers_waiting():
+    def rank_main(member):
+        if member.rank == 1:
+            raise ValueError("rank 1 broke")
+        member.allreduce([np.ones(3)], None)  # would wait forever for rank 1 without the aborted barrier
+
+    with pytest.raises(ValueError, match="rank 1 broke"):
+        ThreadGroup(3).run(rank_main, timeout_s=30)

@@ -5,8 +5,6 @@ and a run saved by rank 0 at N ranks resumes at another rank count and ends with
 (float64): the ranks differ from one process only in the order of each gradient's sum, ~1e-16 per step.
 """
 
-import threading
-
 import numpy as np
 
 from nets.distributed import Exchange, ThreadGroup
@@ -18,27 +16,12 @@ SETTINGS = {"model": "thesis-0", "backend": "numpy_ref", "dataset": "synthetic",
 
 
 def run_ranks(world: int, **cfg):
-    group = ThreadGroup(world)
-    results, errors = [None] * world, []
-
-    def rank_main(r):
+    def rank_main(member):
         def make(net, opt, ds, batch, seed):
-            return DataParallelTrainer(net, opt, ds, batch, seed, group.member(r), Exchange(True, 4096),
-                                       lambda: None)
-        try:
-            results[r] = train(TrainConfig(**SETTINGS, **cfg), printer=lambda *a: None, make_trainer=make,
-                               main=r == 0)
-        except Exception as exc:
-            errors.append(exc)
-            group._barrier.abort()
-
-    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not errors, errors
-    return results
+            return DataParallelTrainer(net, opt, ds, batch, seed, member, Exchange(True, 4096), lambda: None)
+        return train(TrainConfig(**SETTINGS, **cfg), printer=lambda *a: None, make_trainer=make,
+                     main=member.rank == 0)
+    return ThreadGroup(world).run(rank_main)
 
 
 def assert_same_weights(a, b, rtol=1e-10):
