@@ -119,9 +119,8 @@ def _scaling(args) -> int:
     if len(backends) != 1:
         raise UsageError("train-bench --gpus times one backend; give one with --backends")
     cfg = ScalingConfig(models=models, gpus=list(_ints(args.gpus, "--gpus")), backend=backends[0], steps=args.steps,
-                        warmup=args.warmup, rounds=args.rounds, batch=args.batch_per_gpu, bucket_mb=args.bucket_mb,
-                        comm_priority=args.comm_priority, nccl_channels=_exchange(args, False).nccl_channels,
-                        seed=args.seed)
+                        warmup=args.warmup, rounds=args.rounds, batch=args.batch_per_gpu,
+                        exchange=_exchange(args, overlap=False), seed=args.seed)
     run_dir = new_run_dir(args.out, "scaling")
     df = run_scaling(cfg, run_dir)
     cols = ["model", "gpus", "overlap", "ms_per_step", "images_per_s", "efficiency", "comm_share", "overlap_gain",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +43,7 @@ class ScalingConfig:
     warmup: int = 3
     rounds: int = 7
     batch: int | None = None  # per GPU; None: DEFAULT_BATCH or 32
-    bucket_mb: float = 25.0
-    comm_priority: str = "normal"  # of the communication stream: "normal" or "high"
-    nccl_channels: int | None = None  # most NCCL channels per all-reduce; None: NCCL's choice
+    exchange: Exchange = field(default_factory=Exchange)  # its `overlap` is ignored: every launch times both
     timeout_s: float = 300.0
     seed: int = 0
 
@@ -130,7 +128,7 @@ def rows_of(model: str, backend: str, gpus: int, batch: int, per_rank: list[dict
 def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFrame:
     _check_gpus(max(cfg.gpus))
     run_dir.mkdir(parents=True, exist_ok=True)
-    exchange = Exchange(False, int(cfg.bucket_mb * 2**20), cfg.comm_priority, cfg.nccl_channels)
+    exchange = cfg.exchange
     printer(f"exchange: {exchange.settings()}")
     rows = []
     printer(f"{'model':<10} {'gpus':>4} {'overlap':>7} {'batch':>6} {'ms/step':>9} {'min..max':>17} "
@@ -141,19 +139,19 @@ def run_scaling(cfg: ScalingConfig, run_dir: Path, printer=print) -> pd.DataFram
             per_rank = launch(n, _bench_rank, (model, cfg.backend, batch, cfg.steps, cfg.warmup, cfg.rounds,
                                                exchange, cfg.seed), cfg.timeout_s)
             for row in rows_of(model, cfg.backend, n, batch, per_rank):
-                rows.append({**row, "bucket_mb": cfg.bucket_mb, "comm_priority": cfg.comm_priority,
-                             "nccl_channels": cfg.nccl_channels or "default"})
+                rows.append({**row, "bucket_mb": exchange.bucket_bytes / 2**20, "comm_priority": exchange.comm_priority,
+                             "nccl_channels": exchange.nccl_channels or "default"})
                 printer(f"{model:<10} {n:>4} {row['overlap']:>7} {batch:>6} {row['ms_per_step']:>9.3f} "
                         f"{row['ms_min']:>8.3f}..{row['ms_max']:<8.3f} {row['images_per_s']:>10,.0f} "
                         f"{row['compute_ms']:>14.3f} {row['comm_ms']:>8.3f}")
     df = add_derived(pd.DataFrame(rows))
     df.to_csv(run_dir / "scaling.csv", index=False)
-    write_meta(run_dir, scaling_meta(cfg, exchange))
+    write_meta(run_dir, scaling_meta(cfg))
     plot(df, run_dir / "scaling.png")
     return df
 
 
-def scaling_meta(cfg: ScalingConfig, exchange: Exchange) -> dict:
+def scaling_meta(cfg: ScalingConfig) -> dict:
     """meta.json: the command, host and GPU, NCCL's version and the settings every row shares."""
     import sys
     from dataclasses import asdict
@@ -166,7 +164,7 @@ def scaling_meta(cfg: ScalingConfig, exchange: Exchange) -> dict:
 
     return {**base_meta(sys.argv[1:]), **gpu_meta(), "gpus_available": cupy.cuda.runtime.getDeviceCount(),
             "nccl": nccl().get_version(), "nccl_env": {k: v for k, v in os.environ.items() if k.startswith("NCCL_")},
-            "exchange": exchange.settings(), "config": asdict(cfg)}
+            "exchange": cfg.exchange.settings(), "config": asdict(cfg)}
 
 
 def add_derived(df: pd.DataFrame) -> pd.DataFrame:
@@ -176,9 +174,8 @@ def add_derived(df: pd.DataFrame) -> pd.DataFrame:
     df["efficiency"] = [r.images_per_s / (r.gpus * one.get((r.model, r.overlap), float("nan")))
                         for r in df.itertuples()]
     off = df[df.overlap == "off"].set_index(["model", "gpus"]).ms_per_step
-    df["overlap_gain"] = [off.get((r.model, r.gpus), float("nan")) / r.ms_per_step if r.overlap == "on"
-                          else float("nan") for r in df.itertuples()]
-    off_ms = np.array([off.get((r.model, r.gpus), float("nan")) for r in df.itertuples()])
+    off_ms = np.array([off.get((r.model, r.gpus), float("nan")) for r in df.itertuples()])  # each row's "off" time
+    df["overlap_gain"] = np.where(df.overlap == "on", off_ms / df.ms_per_step, np.nan)
     df["comm_share"] = df.comm_ms / off_ms
     several = (df.overlap == "on") & (df.gpus > 1)  # on 1 GPU the "all-reduce" is a local copy: nothing to hide
     added = (off_ms - df.compute_ms).where(several)  # what the exchange added to a step without overlap

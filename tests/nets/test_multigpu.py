@@ -9,6 +9,7 @@ import time
 import pandas as pd
 import pytest
 
+from nets.distributed import Exchange
 from nets.multigpu import launch
 from nets.scaling import add_derived, plot, rows_of
 
@@ -109,8 +110,8 @@ def test_run_scaling_writes_the_table_and_plot_from_the_ranks_timings(tmp_path, 
         return [base] * n
     monkeypatch.setattr(scaling, "_check_gpus", lambda n: None)
     monkeypatch.setattr(scaling, "launch", fake_launch)
-    monkeypatch.setattr(scaling, "scaling_meta", lambda cfg, exchange: {"planted": True})
-    cfg = scaling.ScalingConfig(models=["thesis-0"], gpus=[1, 2], rounds=3, nccl_channels=4)
+    monkeypatch.setattr(scaling, "scaling_meta", lambda cfg: {"planted": True})
+    cfg = scaling.ScalingConfig(models=["thesis-0"], gpus=[1, 2], rounds=3, exchange=Exchange(nccl_channels=4))
     df = scaling.run_scaling(cfg, tmp_path, printer=lambda *a: None)
     on2 = df[(df.gpus == 2) & (df.overlap == "on")].iloc[0]
     assert on2.ms_per_step == 10.5 and on2.efficiency == pytest.approx(10 / 10.5)
