@@ -2,24 +2,19 @@
 
 import numpy as np
 import pytest
+from oracle_cases import assert_matches_oracle, spec_cases
 
-from harness.check import ReferenceCache, check
 from harness.ops.conv2d import SPEC, Conv2dShape
 from harness.registry import get
 
 pytestmark = pytest.mark.gpu
 
 IMPLS = ("cupy_naive", "cupy_tiled", "cupy_im2col_cublas")
-CASES = [(p, set_name, shape) for p in SPEC.passes for set_name in ("smoke", "thesis", "edge")
-         for shape in SPEC.shapes(set_name)]
 
 
-@pytest.mark.parametrize(("pass_", "set_name", "shape"), CASES, ids=[f"{p}-{n}-{s}" for p, n, s in CASES])
-def test_every_gpu_conv2d_matches_the_oracle(pass_, set_name, shape):
-    refs = ReferenceCache(SPEC, shape, pass_)
-    for name in IMPLS:
-        result = check(get("conv2d", pass_, name), refs, seeds=(0, 1, 2))
-        assert result.status == "pass", f"{name}: {result.reason}"
+@pytest.mark.parametrize(("op", "pass_", "shape"), spec_cases("conv2d"))
+def test_every_gpu_conv2d_matches_the_oracle(op, pass_, shape):
+    assert_matches_oracle(op, pass_, shape, IMPLS)
 
 
 TILED_CASES = {
@@ -38,10 +33,7 @@ TILED_CASES = {
 def test_tiled_tile_configurations_and_split_k(pass_, shape):
     """Shapes that take the 128×128 tile, split-K with stride 2, a 1×1 kernel over many small images, the stride
     phases of dgrad (uneven, and empty), and dgrad's narrow (C ≤ 4) kernel."""
-    refs = ReferenceCache(SPEC, shape, pass_)
-    for name in IMPLS:
-        result = check(get("conv2d", pass_, name), refs, seeds=(0, 1, 2))
-        assert result.status == "pass", f"{name}: {result.reason}"
+    assert_matches_oracle("conv2d", pass_, shape, IMPLS)
 
 
 @pytest.mark.parametrize("name", ["cupy_naive", "cupy_tiled"])

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from oracle_cases import assert_matches_oracle, spec_cases
 
-from harness.check import ReferenceCache, check, compare, tolerance
+from harness.check import compare, tolerance
 from harness.ops import get_op
 from harness.ops._eltwise import TensorShape
 from harness.registry import get
@@ -11,17 +12,12 @@ from harness.registry import get
 pytestmark = pytest.mark.gpu
 
 IMPLS = ("cupy_naive", "cupy_tiled")
-SEEDS = (0, 1, 2)
-CASES = [(op, p, set_name, shape) for op in ("relu", "sigmoid", "sgd") for p in get_op(op).passes
-         for set_name in ("smoke", "thesis", "edge") for shape in get_op(op).shapes(set_name)]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize(("op", "pass_", "set_name", "shape"), CASES,
-                         ids=[f"{op}-{p}-{n}-{s}" for op, p, n, s in CASES])
-def test_matches_the_oracle(op, pass_, set_name, shape, impl):
-    result = check(get(op, pass_, impl), ReferenceCache(get_op(op), shape, pass_), seeds=SEEDS)
-    assert result.status == "pass", result.reason
+@pytest.mark.parametrize(("op", "pass_", "shape"), spec_cases("relu", "sigmoid", "sgd"))
+def test_matches_the_oracle(op, pass_, shape, impl):
+    assert_matches_oracle(op, pass_, shape, [impl])
 
 
 def _views(cupy, host: np.ndarray, offset: int):

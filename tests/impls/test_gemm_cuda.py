@@ -2,24 +2,19 @@
 
 import numpy as np
 import pytest
+from oracle_cases import assert_matches_oracle, spec_cases
 
-from harness.check import ReferenceCache, check
-from harness.ops.gemm import SPEC, GemmShape
+from harness.ops.gemm import GemmShape
 from harness.registry import get
 
 pytestmark = pytest.mark.gpu
 
 IMPLS = ("cupy_naive", "cupy_tiled", "cublas", "cublas_tf32")
-CASES = [(p, set_name, shape) for p in SPEC.passes for set_name in ("smoke", "thesis", "edge")
-         for shape in SPEC.shapes(set_name)]
 
 
-@pytest.mark.parametrize(("pass_", "set_name", "shape"), CASES, ids=[f"{p}-{n}-{s}" for p, n, s in CASES])
-def test_every_gpu_gemm_matches_the_oracle(pass_, set_name, shape):
-    refs = ReferenceCache(SPEC, shape, pass_)
-    for name in IMPLS:
-        result = check(get("gemm", pass_, name), refs, seeds=(0, 1, 2))
-        assert result.status == "pass", f"{name}: {result.reason}"
+@pytest.mark.parametrize(("op", "pass_", "shape"), spec_cases("gemm"))
+def test_every_gpu_gemm_matches_the_oracle(op, pass_, shape):
+    assert_matches_oracle(op, pass_, shape, IMPLS)
 
 
 def test_tiled_is_exact_on_a_misaligned_operand():

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from oracle_cases import assert_matches_oracle, spec_cases
 
-from harness.check import ReferenceCache, check, compare, tolerance
+from harness.check import compare, tolerance
 from harness.ops import get_op
 from harness.ops.sigmoid_bce import BceShape
 from harness.ops.softmax_xent import XentShape
@@ -12,27 +13,21 @@ from harness.registry import get
 pytestmark = pytest.mark.gpu
 
 IMPLS = ("cupy_naive", "cupy_tiled")
-SEEDS = (0, 1, 2)
-CASES = [(op, p, set_name, shape) for op in ("softmax_xent", "sigmoid_bce") for p in get_op(op).passes
-         for set_name in ("smoke", "thesis", "edge") for shape in get_op(op).shapes(set_name)]
 # rows cached in registers up to K = 1024, re-read beyond; K % 4 != 0 misaligns every other row
 XENT_PATHS = [XentShape(64, 1024), XentShape(9, 1025), XentShape(5, 1021), XentShape(300, 7), XentShape(3, 2051)]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize(("op", "pass_", "set_name", "shape"), CASES,
-                         ids=[f"{op}-{p}-{n}-{s}" for op, p, n, s in CASES])
-def test_matches_the_oracle(op, pass_, set_name, shape, impl):
-    result = check(get(op, pass_, impl), ReferenceCache(get_op(op), shape, pass_), seeds=SEEDS)
-    assert result.status == "pass", result.reason
+@pytest.mark.parametrize(("op", "pass_", "shape"), spec_cases("softmax_xent", "sigmoid_bce"))
+def test_matches_the_oracle(op, pass_, shape, impl):
+    assert_matches_oracle(op, pass_, shape, [impl])
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("pass_", ["fwd", "bwd"])
 @pytest.mark.parametrize("shape", XENT_PATHS, ids=str)
 def test_xent_row_paths_match_the_oracle(shape, pass_, impl):
-    result = check(get("softmax_xent", pass_, impl), ReferenceCache(get_op("softmax_xent"), shape, pass_), seeds=SEEDS)
-    assert result.status == "pass", result.reason
+    assert_matches_oracle("softmax_xent", pass_, shape, [impl])
 
 
 def _view(cupy, a: np.ndarray, offset: int):

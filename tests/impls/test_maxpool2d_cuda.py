@@ -2,17 +2,14 @@
 
 import numpy as np
 import pytest
+from oracle_cases import assert_matches_oracle, spec_cases
 
-from harness.check import ReferenceCache, check
 from harness.ops.maxpool2d import SPEC, Pool2dShape, pool_forward_reference
 from harness.registry import get
 
 pytestmark = pytest.mark.gpu
 
 IMPLS = ("cupy_naive", "cupy_tiled")
-SEEDS = (0, 1, 2)
-CASES = [(p, set_name, shape) for p in SPEC.passes for set_name in ("smoke", "thesis", "edge")
-         for shape in SPEC.shapes(set_name)]
 # one shape per kernel of cupy_tiled: 16-byte path (W % 4 == 0), 8-byte path (W % 4 == 2), generic (odd W,
 # other windows and strides, overlapping windows), each with an odd H (a last row no window covers)
 PATHS = [Pool2dShape(2, 3, 9, 12), Pool2dShape(2, 3, 9, 10), Pool2dShape(2, 3, 9, 11),
@@ -20,18 +17,16 @@ PATHS = [Pool2dShape(2, 3, 9, 12), Pool2dShape(2, 3, 9, 10), Pool2dShape(2, 3, 9
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize(("pass_", "set_name", "shape"), CASES, ids=[f"{p}-{n}-{s}" for p, n, s in CASES])
-def test_matches_the_oracle(pass_, set_name, shape, impl):
-    result = check(get("maxpool2d", pass_, impl), ReferenceCache(SPEC, shape, pass_), seeds=SEEDS)
-    assert result.status == "pass", result.reason
+@pytest.mark.parametrize(("op", "pass_", "shape"), spec_cases("maxpool2d"))
+def test_matches_the_oracle(op, pass_, shape, impl):
+    assert_matches_oracle(op, pass_, shape, [impl])
 
 
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("pass_", list(SPEC.passes))
 @pytest.mark.parametrize("shape", PATHS, ids=str)
 def test_every_kernel_path_matches_the_oracle(shape, pass_, impl):
-    result = check(get("maxpool2d", pass_, impl), ReferenceCache(SPEC, shape, pass_), seeds=SEEDS)
-    assert result.status == "pass", result.reason
+    assert_matches_oracle("maxpool2d", pass_, shape, [impl])
 
 
 def _bwd(impl: str, s: Pool2dShape, x: np.ndarray, dy: np.ndarray, offset: int = 0) -> np.ndarray:
