@@ -13,14 +13,19 @@ SAFETY = 8, which covers a > 5-sigma excursion over millions of elements. atol i
 that elements near zero (where a sum cancels) are judged at the scale of the output, as the norm-wise bound
 implies. An output passes when ‖out − ref‖₂ / ‖ref‖₂ ≤ rtol AND every |out − ref| ≤ atol + rtol·|ref|.
 
+Every call is followed by a device-wide synchronisation (work an implementation left on another stream is
+finished before its outputs are read), and its inputs are compared bit for bit with what they were before it.
+
 Statuses: pass; fail (values out of tolerance); nan (a NaN/Inf the oracle does not have: an unwritten or
-poisoned element); bad-shape; bad-dtype; error (the call raised); oracle (the float64 reference itself).
+poisoned element); bad-shape; bad-dtype; input-mutated (the call wrote into an input); error (the call raised);
+oracle (the float64 reference itself). The timers add stale (a timed call's outputs were wrong) and off-stream
+(work ran outside the stream it was given), see harness.timing.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +40,8 @@ UNIT_ROUNDOFF = {"fp64": 2.0**-53, "fp32": 2.0**-24, "tf32": 2.0**-24}
 INPUT_ROUNDING = {"fp64": 0.0, "fp32": 0.0, "tf32": 2.0**-11}
 DEFAULT_SEEDS = (0, 1, 2)
 ORACLE = "numpy_ref"
+# Statuses of a row whose implementation computed the wrong thing or broke the contract (the run then exits 1).
+FAILED_STATUSES = ("fail", "nan", "bad-shape", "bad-dtype", "input-mutated", "stale", "off-stream", "error")
 
 
 def tolerance(math_mode: str, reduction: int, transcendental: bool = False) -> float:
@@ -91,7 +98,6 @@ class CheckResult:
     viol: float = math.nan
     rtol: float = math.nan
     seeds: int = 0
-    per_output: dict = field(default_factory=dict)
 
 
 class ReferenceCache:
@@ -128,31 +134,47 @@ def check(impl: Impl, refs: ReferenceCache, seeds=DEFAULT_SEEDS) -> CheckResult:
     if impl.name == ORACLE:
         return CheckResult("oracle", "float64 reference; its gradients are proven by finite differences", 0.0,
                            0.0, 0.0, len(seeds))
-    ps = refs.spec.pass_spec(refs.pass_)
-    reductions = ps.reduction(refs.shape)
     worst = CheckResult("pass", seeds=len(seeds), err=0.0, viol=0.0, rtol=0.0)
     for seed in seeds:
-        ref = refs.reference(seed, impl.device)
         try:
             call = prepare(impl, refs.spec, refs.shape, refs.pass_, refs.inputs(seed))
+            before = {name: a.copy() for name, a in call.inputs.items()}
             call.run()
             synchronize(impl.device)
             outputs = call.results()
         except Exception as exc:
             return CheckResult("error", _one_line(exc), seeds=seeds.index(seed))
-        for name, ref_out in ref.items():
-            if name not in outputs:
-                return CheckResult("bad-shape", f"output '{name}' missing", seeds=len(seeds))
-            rtol = tolerance(impl.math, reductions[name], ps.transcendental)
-            c = compare(outputs[name], ref_out, rtol, float_dtype(impl.math))
-            worst.per_output[name] = c
-            worst.err = max(worst.err, c.err)
-            worst.viol = max(worst.viol, c.viol)
-            worst.rtol = max(worst.rtol, c.rtol)
+        mutated = changed_inputs(call.inputs, before)
+        if mutated:
+            return CheckResult("input-mutated", f"wrote into input {', '.join(mutated)} (seed {seed})",
+                               seeds=len(seeds))
+        for name, c in judge(impl, refs, seed, outputs):
             if c.status != "pass":
-                return CheckResult(c.status, f"{name}, seed {seed}: {c.reason}", c.err, c.viol, c.rtol, len(seeds),
-                                   {name: c})
+                return CheckResult(c.status, f"{name}, seed {seed}: {c.reason}", c.err, c.viol, c.rtol, len(seeds))
+            worst.err, worst.viol, worst.rtol = max(worst.err, c.err), max(worst.viol, c.viol), max(worst.rtol, c.rtol)
     return worst
+
+
+def judge(impl: Impl, refs: ReferenceCache, seed: int, outputs: dict) -> list[tuple[str, Comparison]]:
+    """Each output of one call on `seed`'s inputs against the oracle, with the tolerance of its reduction length;
+    a missing output is a bad-shape comparison."""
+    ps = refs.spec.pass_spec(refs.pass_)
+    reductions = ps.reduction(refs.shape)
+    out = []
+    for name, ref_out in refs.reference(seed, impl.device).items():
+        rtol = tolerance(impl.math, reductions[name], ps.transcendental)
+        if name not in outputs:
+            out.append((name, Comparison("bad-shape", math.inf, math.inf, rtol, f"output '{name}' missing")))
+            continue
+        out.append((name, compare(outputs[name], ref_out, rtol, float_dtype(impl.math))))
+    return out
+
+
+def changed_inputs(inputs: dict, before: dict) -> list[str]:
+    """Names of the inputs whose bits differ from `before` (compared where they live, NaN-safe)."""
+    xp = array_module(next(iter(inputs.values()))) if inputs else np
+    return [name for name, a in inputs.items()
+            if not bool(xp.array_equal(a.reshape(-1).view(xp.uint8), before[name].reshape(-1).view(xp.uint8)))]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -57,7 +57,9 @@ def to_device(a: np.ndarray, device: str, dtype=None):
 
 
 def synchronize(device: str) -> None:
+    """Wait for all work on the device, on every stream (not only the current one: an implementation that put
+    work on a stream of its own must not have its outputs read before that work is done)."""
     if device == "gpu":
         import cupy
 
-        cupy.cuda.get_current_stream().synchronize()
+        cupy.cuda.Device().synchronize()

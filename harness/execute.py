@@ -34,15 +34,24 @@ class Call:
         return self.returned if isinstance(self.returned, dict) else self.outputs
 
 
+def device_inputs(impl: Impl, spec: OpSpec, shape, pass_: str, host_inputs: dict[str, np.ndarray]) -> dict:
+    """Copies of `host_inputs` (float64/int32 NumPy) on the implementation's device, in its dtype (int32 is never
+    cast). Always copies, also for a float64 CPU implementation, so that nothing a call does to its inputs can
+    reach the shared host inputs (harness.check.ReferenceCache)."""
+    dtype = float_dtype(impl.math)
+    own = impl.device == "cpu"  # on the GPU, the transfer is the copy
+    return {name: to_device(a.copy() if own else a, impl.device, dtype) for name, a in host_inputs.items()}
+
+
 def prepare(impl: Impl, spec: OpSpec, shape, pass_: str, host_inputs: dict[str, np.ndarray]) -> Call:
-    """Move `host_inputs` (float64/int32 NumPy) to the implementation's device and dtype and allocate its outputs.
+    """Move `host_inputs` to the implementation's device and dtype and allocate its outputs.
 
     Outputs are filled with NaN; an in-place output starts as a copy of its input and is not passed as an input.
     """
     ps = spec.pass_spec(pass_)
     xp = xp_for(impl.device)
     dtype = float_dtype(impl.math)
-    on_device = {name: to_device(a, impl.device, dtype) for name, a in host_inputs.items()}
+    on_device = device_inputs(impl, spec, shape, pass_, host_inputs)
     outputs = {}
     for name, t in ps.outputs(shape).items():
         if name in ps.inplace:

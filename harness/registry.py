@@ -100,6 +100,11 @@ def register(
     return wrap
 
 
+def unregister(op: str, pass_: str, name: str) -> None:
+    """Remove implementation `name` of (op, pass_), if registered (for throw-away implementations, e.g. in tests)."""
+    _REGISTRY.pop((op, pass_, name), None)
+
+
 _discovered = False
 BROKEN: dict[str, str] = {}  # module name -> why it failed to import (shown by `harness list`)
 
