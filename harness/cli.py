@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 from harness import runner
-from harness.check import DEFAULT_SEEDS
+from harness.check import DEFAULT_SEEDS, FAILED_STATUSES
 from harness.errors import UsageError
 from harness.ops import all_ops
 from harness.options import OPTIONS
 from harness.registry import BROKEN, all_impls
 from harness.results import new_run_dir
-from harness.timing import TimerSettings
+from harness.timing import TIMING_METHODS, TimerSettings
 
 # Modules that add their own subcommands with add_commands(subparsers).
 COMMAND_MODULES = ("harness.report", "harness.compare", "harness.allreduce", "nets.cli")
@@ -49,11 +49,12 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     """Check (and time) every selected implementation on every selected shape; write the run folder."""
-    OPTIONS.autotune, OPTIONS.warm = args.autotune, args.warm
+    OPTIONS.autotune = args.autotune
     cfg = runner.RunConfig(
         ops=runner.ops_or_all(args.op), passes=_split(args.pass_), impls=_split(args.impl),
         shape_set=args.shapes, shape=args.shape, check_only=args.check_only,
-        seeds=tuple(range(args.seeds)), warm=args.warm, cpu_max_gflop=args.cpu_max_gflop, baseline=args.baseline,
+        seeds=tuple(range(args.seeds)), warm=args.warm, timing=args.timing, cpu_max_gflop=args.cpu_max_gflop,
+        baseline=args.baseline,
         timer=TimerSettings(budget_s=args.budget, target_rel_iqr=args.rel_iqr), argv=sys.argv[1:],
     )
     runner.plan(cfg)  # validate every name and shape before creating anything
@@ -73,7 +74,7 @@ def cmd_run(args) -> int:
                 print(f"report: {report.build_report(run_dir)}")
             except Exception as exc:  # the results are written; a report bug must not change the run's outcome
                 print(f"report failed ({type(exc).__name__}: {exc}); results are in {run_dir}", file=sys.stderr)
-    failed = [r for r in rows if r["status"] in ("fail", "nan", "bad-shape", "bad-dtype", "error")]
+    failed = [r for r in rows if r["status"] in FAILED_STATUSES]
     if failed:
         print(f"{len(failed)} cases did not pass", file=sys.stderr)
         return 1
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: reports/<timestamp>)")
     p.add_argument("--seeds", type=_at_least(3), default=len(DEFAULT_SEEDS), help="seeds per case (>= 3)")
     p.add_argument("--warm", action="store_true", help="GPU: keep L2 warm between timed calls (default: flush)")
+    p.add_argument("--timing", choices=TIMING_METHODS, default="events",
+                   help="GPU: events on a held stream (default), or graph: replay the call captured as a CUDA graph")
     p.add_argument("--budget", type=float, default=1.0, help="seconds of timing per case at most (default 1)")
     p.add_argument("--rel-iqr", type=float, default=0.05, help="stop timing once IQR/median is below this")
     p.add_argument("--cpu-max-gflop", type=float, default=20.0, help="skip CPU implementations on larger cases")

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 @dataclass
 class Options:
     autotune: bool = False  # vendor libraries: time every plan that builds and keep the fastest
-    warm: bool = False  # GPU timer: keep L2 warm between timed calls (default: flush it)
 
 
 OPTIONS = Options()

@@ -1,4 +1,5 @@
-"""Every impls/*.cu compiles with NVRTC for sm_80 and sm_90, with the options the harness uses, without a warning.
+"""Every .cu file (impls/*.cu and the timer's harness/*.cu) compiles with NVRTC for sm_80 and sm_90, with the
+options the harness uses, without a warning.
 
 Runs in CI, which has no GPU: NVRTC needs no device and no driver (cuda-bindings + the nvidia-cuda-nvrtc wheel).
 Compiling to machine code (sm_XX, not compute_XX) runs ptxas too, so its warnings count as well.
@@ -18,7 +19,8 @@ ARCHS = ("sm_80", "sm_90")
 # NVRTC's front end warns by default; --Wreorder adds member-initialiser order. Register spills are not warnings
 # here: each kernel's spill bytes are reported with its results (impls._cuda.attributes).
 WARNING_OPTIONS = ("--Wreorder",)
-SOURCES = sorted(CUDA_DIR.glob("*.cu"))
+HARNESS_DIR = Path(__file__).parents[2] / "harness"
+SOURCES = sorted([*CUDA_DIR.glob("*.cu"), *HARNESS_DIR.glob("*.cu")])
 
 
 def compile_source(path: Path, arch: str) -> tuple[bool, str]:
