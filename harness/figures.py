@@ -176,11 +176,25 @@ def _ceilings(meta: dict) -> dict[str, dict]:
 
 
 def _bars(ax, data: pd.DataFrame, y: str, shapes: list[str], labels: dict[str, str]) -> None:
+    """Grouped bars, one group per shape; a bar whose row carries plausibility flags gets a red '!' on top."""
     impls = impl_order(data)
     sns.barplot(data=data, x="shape", y=y, hue="impl", order=shapes, hue_order=impls,
                 palette=palette_for(impls), ax=ax, errorbar=None, saturation=1.0)
     ax.set_xticks(range(len(shapes)))
     ax.set_xticklabels([labels[s] for s in shapes], fontsize=9)
+    flagged = data[flagged_rows(data)]
+    width = 0.8 / len(impls)  # seaborn's dodge: the group's 0.8 shared by the hue levels
+    for _, r in flagged.iterrows():
+        x = shapes.index(r["shape"]) - 0.4 + (impls.index(r["impl"]) + 0.5) * width
+        ax.annotate("!", (x, float(r[y])), ha="center", va="bottom", color="#c00000", fontsize=11,
+                    fontweight="bold")
+
+
+def flagged_rows(df: pd.DataFrame) -> pd.Series:
+    """True for rows whose `flags` column names a reason (see harness.plausibility)."""
+    if "flags" not in df:
+        return pd.Series(False, index=df.index)
+    return df["flags"].map(lambda v: isinstance(v, str) and v.strip() != "").astype(bool)
 
 
 def _new(width: float, height: float) -> tuple[Figure, Axes]:

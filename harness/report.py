@@ -19,15 +19,15 @@ import numpy as np
 import pandas as pd
 
 from harness import figures
+from harness.check import FAILED_STATUSES
 from harness.errors import UsageError
 from harness.results import load_run
 
 REPORT_NAME = "report.html"
 FIG_PREFIX = "fig_"
-FAILED_STATUSES = ("fail", "nan", "bad-shape", "bad-dtype", "error")
 ENV_KEYS = ["date_utc", "command", "gpu", "gpu_sms", "gpu_l2_mib", "gpu_mem_gib", "cuda_driver", "cuda_runtime",
             "cupy", "host", "platform", "cpu", "cpu_count", "blas", "python", "numpy", "pandas", "matplotlib",
-            "shape_set", "seeds", "check_only", "l2", "timers"]
+            "shape_set", "seeds", "check_only", "l2", "timing", "timers", "clocks"]
 NOT_ENV = {"ceilings", "summary", "run_dir"}
 
 CSS = """
@@ -40,7 +40,9 @@ th, td { border: 1px solid #d0d0d0; padding: 4px 8px; text-align: left; vertical
 th { background: #f0f0f0; } tr:nth-child(even) td { background: #fafafa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.pass { background: #e3f4e1 !important; } td.oracle { background: #e8eefc !important; }
-td.fail, td.nan, td.bad-shape, td.bad-dtype, td.error { background: #fbdada !important; font-weight: 600; }
+td.fail, td.nan, td.bad-shape, td.bad-dtype, td.error, td.input-mutated, td.stale, td.off-stream {
+  background: #fbdada !important; font-weight: 600; }
+td.flag { background: #fff0c2 !important; }
 td.skipped { background: #f3f3f3 !important; color: #777; } td.noisy { background: #fff0c2 !important; }
 td.spill { background: #fbdada !important; font-weight: 600; } td.win { background: #e3f4e1 !important; }
 .pill { display: inline-block; padding: 1px 9px; border-radius: 10px; margin-right: 6px; font-size: 13px; }
@@ -66,6 +68,7 @@ def build_report(run_dir: str | os.PathLike) -> Path:
     body = [
         _header(df, meta, run_dir),
         glance_section(df),
+        flags_section(df),
         environment_section(meta),
         correctness_section(df),
         performance_section(df, meta, run_dir),
@@ -95,7 +98,8 @@ def _header(df: pd.DataFrame, meta: dict, run_dir: Path) -> str:
         cls = "ok" if status in figures.TIMED_STATUSES else "bad" if status in FAILED_STATUSES else "meh"
         pills.append(f"<span class='pill {cls}'>{_e(status)}: {n}</span>")
     device = meta.get("gpu") or meta.get("cpu") or meta.get("host", "")
-    nav = " ".join(f"<a href='#{a}'>{t}</a>" for a, t in [("env", "Environment"), ("correctness", "Correctness"),
+    nav = " ".join(f"<a href='#{a}'>{t}</a>" for a, t in [("flags", "Flags"), ("env", "Environment"),
+                   ("correctness", "Correctness"),
                    ("performance", "Performance"), ("roofline", "Roofline"), ("kernels", "Kernels"),
                    ("timing", "Timing quality")])
     return (f"<h1>{_e(_title(df, run_dir))}</h1>"
@@ -127,6 +131,26 @@ def glance_section(df: pd.DataFrame) -> str:
             "speedup over the baseline of the same math mode (number of shapes in brackets); &gt; 1x is faster "
             "than the baseline.</p>"
             + _table(["op / pass", "baseline", *impls], rows, num_cols=set(range(2, 2 + len(impls)))))
+
+
+def flags_section(df: pd.DataFrame) -> str:
+    """Every timed row whose figures a plausibility check or the timer flagged, with the reason, before any figure
+    is read: a flagged figure is above a physical ceiling, suspiciously far ahead of the baseline, measured on a
+    throttled GPU, or measured in a way that includes host time."""
+    t = figures.timed(df)
+    bad = t[figures.flagged_rows(t)]
+    head = ("<h2 id='flags'>Flags</h2><p class='note'>Each timed row is held against the ceilings of its device "
+            "(FP32 FMA and TF32 peaks and HBM bandwidth by arithmetic; copy bandwidth and FP32 GEMM measured), "
+            "against its baseline (more than 10x faster is flagged), and against the SM clock while it was timed. "
+            "Flagged bars carry a red ! in the figures.</p>")
+    if bad.empty:
+        return head + (f"<p><span class='pill ok'>no flags</span> none of the {len(t)} timed rows is above a ceiling "
+                       "or otherwise flagged.</p>" if len(t) else "<p>No timed rows.</p>")
+    rows = [[r["op"], r["pass"], r["impl"], r["math"], r["shape"], _num(r.get("median_ms"), ".4g"),
+             _num(r.get("gflops"), ",.0f"), _num(r.get("gbps"), ",.0f"), _num(r.get("speedup"), ".2f", "x"),
+             (_text(r.get("flags")), "flag")] for _, r in bad.iterrows()]
+    return head + _table(["op", "pass", "impl", "math", "shape", "median ms", "GFLOP/s", "GB/s", "speedup", "flags"],
+                         rows, num_cols={5, 6, 7, 8})
 
 
 def environment_section(meta: dict) -> str:
@@ -225,9 +249,12 @@ def performance_section(df: pd.DataFrame, meta: dict, run_dir: Path) -> str:
     if t.empty:
         return "\n".join([*out, "<p>Nothing was timed in this run (check-only, or every case failed or was skipped)."
                                 "</p>"])
-    out.append("<p class='note'>Median of repeated calls; GPU timings with CUDA events"
-               f"{' and the L2 cache flushed before every call' if meta.get('l2') == 'flushed' else ''}. "
-               "Colours are fixed per implementation across all figures.</p>")
+    graph = " replaying the call as a CUDA graph" if meta.get("timing") == "graph" else ""
+    out.append("<p class='note'>Median of repeated calls, each on fresh outputs and rotated inputs. GPU: CUDA events "
+               f"around the call on a stream held until the call is enqueued (GPU time, no launch latency){graph}"
+               f"{', the L2 cache flushed before every call' if meta.get('l2') == 'flushed' else ''}; host ms is the "
+               "wall time of one call up to a device-wide synchronisation. Colours are fixed per implementation "
+               "across all figures; a red ! marks a flagged row.</p>")
     for (op, pass_), g in t.groupby(["op", "pass"], sort=False):
         out.append(f"<h3>{_e(op)} / {_e(pass_)}</h3>")
         out.append(_figure_html(figures.throughput_figure(df, meta, op, pass_), run_dir, f"throughput_{op}_{pass_}"))
@@ -240,12 +267,14 @@ def _timings_table(g: pd.DataFrame) -> str:
     rows = []
     for _, r in g.iterrows():
         noisy = _float(r.get("rel_iqr")) > figures.NOISY_REL_IQR
+        flags = _text(r.get("flags"))
         rows.append([r["impl"], r["math"], r["shape"], _num(r.get("median_ms"), ".4g"), _num(r.get("iqr_ms"), ".2g"),
-                     (_num(r.get("rel_iqr"), ".1%"), "noisy" if noisy else ""), _num(r.get("gflops"), ",.1f"),
-                     _num(r.get("gbps"), ",.1f"), _num(r.get("pct_peak"), ".1f"),
-                     _num(r.get("speedup"), ".2f", "x"), _text(r.get("baseline")), _text(r.get("note"))])
-    return _table(["impl", "math", "shape", "median ms", "IQR ms", "rel IQR", "GFLOP/s", "GB/s", "% peak", "speedup",
-                   "baseline", "note"], rows, num_cols={3, 4, 5, 6, 7, 8, 9})
+                     (_num(r.get("rel_iqr"), ".1%"), "noisy" if noisy else ""), _num(r.get("host_ms"), ".4g"),
+                     _num(r.get("gflops"), ",.1f"), _num(r.get("gbps"), ",.1f"), _num(r.get("pct_peak"), ".1f"),
+                     _num(r.get("speedup"), ".2f", "x"), _text(r.get("baseline")), (flags, "flag" if flags else ""),
+                     _text(r.get("note"))])
+    return _table(["impl", "math", "shape", "median ms", "IQR ms", "rel IQR", "host ms", "GFLOP/s", "GB/s", "% peak",
+                   "speedup", "baseline", "flags", "note"], rows, num_cols={3, 4, 5, 6, 7, 8, 9, 10})
 
 
 def roofline_section(df: pd.DataFrame, meta: dict, run_dir: Path) -> str:
