@@ -14,16 +14,16 @@ from typing import ClassVar
 
 from tqdm import tqdm
 
-from harness import peaks
+from harness import peaks, plausibility
 from harness.check import DEFAULT_SEEDS, ORACLE, ReferenceCache, check
-from harness.device import gpu_unavailable_reason, synchronize
+from harness.device import gpu_unavailable_reason
 from harness.errors import UsageError, choices_error
-from harness.execute import prepare
 from harness.ops import all_ops, get_op
 from harness.registry import Impl, impls_for
 from harness.results import ResultWriter, base_meta, write_meta
 from harness.spec import OpSpec, parse_shape, shape_str
 from harness.timing import CpuTimer, GpuTimer, TimerSettings
+from harness.workload import Workload
 
 DEFAULT_BASELINE = {"gemm": "cublas"}  # every other op: cudnn
 FALLBACK_BASELINE = "numpy_im2col"  # when the vendor baseline cannot run here (no GPU)
@@ -41,6 +41,7 @@ class RunConfig:
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     timer: TimerSettings = field(default_factory=TimerSettings)
     warm: bool = False
+    timing: str = "events"  # GPU: "events" (held stream) or "graph" (CUDA-graph replay), see harness.timing
     cpu_max_gflop: float = 20.0
     baseline: str | None = None
     argv: list[str] = field(default_factory=list)
@@ -58,6 +59,11 @@ class Case:
 def plan(cfg: RunConfig) -> list[Case]:
     """Resolve names into cases; every unknown name or impossible shape is a UsageError, before anything runs."""
     specs = [get_op(o) for o in cfg.ops]
+    if cfg.impls:  # each name must belong to one of the selected ops; each op runs those of its own
+        known = {i.name for spec in specs for i in impls_for(spec.name)}
+        for n in cfg.impls:
+            if n not in known:
+                raise choices_error("implementation", n, known)
     cases = []
     for spec in specs:
         passes = cfg.passes or list(spec.passes)
@@ -70,11 +76,16 @@ def plan(cfg: RunConfig) -> list[Case]:
         else:
             continue  # several ops: skip those without this set (checked below that at least one has it)
         for p in passes:
-            impls = order_impls(impls_for(spec.name, p, cfg.impls), baseline_name(spec.name, cfg.baseline))
+            impls = [i for i in impls_for(spec.name, p) if not cfg.impls or i.name in cfg.impls]
+            if not impls:
+                continue
+            impls = order_impls(impls, baseline_name(spec.name, cfg.baseline))
             cases += [Case(spec, p, set_name, s, impls) for s in shapes]
-    if not cases:
+    if not cases and not any(cfg.shape or cfg.shape_set in spec.shape_sets for spec in specs):
         sets = sorted({s for spec in specs for s in spec.shape_sets})
         raise choices_error("shape set", cfg.shape_set, sets)
+    if not cases:
+        raise UsageError(f"none of the implementations {','.join(cfg.impls)} runs on the selected ops, passes and shape sets")
     return cases
 
 
@@ -111,7 +122,8 @@ class Run:
         self.baseline_ms: dict[tuple, tuple[str, float]] = {}
         self.meta = base_meta(cfg.argv)
         self.meta.update({"run_dir": str(run_dir), "shape_set": cfg.shape_set, "seeds": list(cfg.seeds),
-                          "check_only": cfg.check_only, "l2": "warm" if cfg.warm else "flushed"})
+                          "check_only": cfg.check_only, "l2": "warm" if cfg.warm else "flushed",
+                          "timing": cfg.timing})
 
     def setup(self, printer) -> None:
         devices = {i.device for c in self.cases for i in c.impls if not i.unavailable_reason()}
@@ -120,10 +132,15 @@ class Run:
         if not self.cfg.check_only:
             for dev in sorted(devices):
                 printer(f"measuring {dev} ceilings ...")
-                self.ceilings[dev] = peaks.gpu_ceilings() if dev == "gpu" else peaks.cpu_ceilings()
                 if dev == "gpu":
-                    self.timers[dev] = GpuTimer(self.cfg.timer, warm=self.cfg.warm)
+                    self.ceilings[dev] = {**peaks.gpu_ceilings(), **peaks.gpu_hardware()}
+                    timer = self.timers[dev] = GpuTimer(self.cfg.timer, warm=self.cfg.warm, method=self.cfg.timing)
+                    self.meta["event_overhead_us"] = round(timer.overhead_ms * 1e3, 3)
+                    self.meta["event_overhead_how"] = timer.overhead_how
+                    if timer.clock_note:
+                        self.meta["clocks"] = timer.clock_note
                 else:
+                    self.ceilings[dev] = peaks.cpu_ceilings()
                     self.timers[dev] = CpuTimer(self.cfg.timer)
         self.meta["ceilings"] = self.ceilings
         self.meta["timers"] = {d: t.name for d, t in self.timers.items()}
@@ -149,12 +166,13 @@ class Run:
         return row
 
     def time(self, impl: Impl, case: Case, refs: ReferenceCache, flops: int, nbytes: int) -> dict:
-        call = prepare(impl, case.spec, case.shape, case.pass_, refs.inputs(self.cfg.seeds[0]))
-        call.run()
-        synchronize(impl.device)
-        t = self.timers[impl.device].time(call.run)
-        sec = t.median_ms / 1e3
-        out = {**t.as_dict(), "gflops": flops / sec / 1e9, "gbps": nbytes / sec / 1e9}
+        """Time the call (harness.timing); a call that breaks the contract while timed gets that status instead."""
+        t = self.timers[impl.device].time(Workload(impl, refs, self.cfg.seeds))
+        out = {"timing": t.method, "flags": "; ".join(t.flags), **t.columns}
+        if t.failure:
+            return {**out, "status": t.failure[0], "reason": t.failure[1]}
+        sec = t.stats.median_ms / 1e3
+        out.update(**t.stats.as_dict(), host_ms=t.host_ms, gflops=flops / sec / 1e9, gbps=nbytes / sec / 1e9)
         ceil = self.ceilings.get(impl.device, {})
         if case.spec.bound == "compute":
             out["peak_kind"] = f"{impl.device} fp32 gemm"
@@ -166,6 +184,13 @@ class Run:
                 out["pct_peak"] = 100 * out["gbps"] / ceil["copy_gbps"]
         out.update(self.details(impl, case.shape))
         return out
+
+    def add_flags(self, row: dict) -> None:
+        """Append the plausibility flags (harness.plausibility) of a timed row to the timer's own."""
+        if not isinstance(row.get("median_ms"), float):
+            return
+        found = plausibility.flags(row, self.ceilings.get(row["device"], {}), self.cfg.warm)
+        row["flags"] = "; ".join(filter(None, [row.get("flags", ""), *found]))
 
     @staticmethod
     def details(impl: Impl, shape) -> dict:
@@ -228,6 +253,7 @@ def execute(cfg: RunConfig, run_dir: Path, printer=print) -> list[dict]:
                     row = {**row_head(case, impl), "status": "error",
                            "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]}
                 run.add_speedup(case, row)
+                run.add_flags(row)
                 run.writer.write(row)
                 table.row(row, lambda line: bar.write(line) if not bar.disable else printer(line))
                 bar.update()
@@ -260,6 +286,8 @@ class TablePrinter:
         line = "  ".join(str(c)[:w].ljust(w) for c, (_, w) in zip(cells, self.COLS, strict=True))
         if r.get("reason") and r["status"] not in ("pass", "oracle"):
             line += f"  ({r['reason']})"
+        if r.get("flags"):
+            line += f"  ! {r['flags']}"
         emit(line.rstrip())
 
 
