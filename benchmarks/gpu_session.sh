@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The GPU runs whose figures the README, reports/ and the issue notes quote, in parts that each fit one
-# 10-minute call of the device machine:  bash benchmarks/gpu_session.sh A|B|M   (results under $OUT).
-# Part A: correctness of every GPU test that changed last, and the side-by-side vendor tables on the smoke shapes
-#         plus the committed sample report (thesis shapes). Part B: the performance targets of the kernels issue
+# 10-minute call of the device machine:  bash benchmarks/gpu_session.sh A|B|M|D|T   (results under $OUT).
+# Part A: correctness of every GPU test that changed last, and the side-by-side vendor tables on the smoke shapes. Part B: the performance targets of the kernels issue
 #         (gemm-square, resnet50 at batch 32, 256/512 MiB bandwidth sets) and train-bench.
 # Part M (a machine with 2 or more GPUs): data-parallel scaling and overlap on every GPU count up to the machine's
 #         (vgg-small at 256, 16 and 4 images per GPU and several NCCL channel caps; thesis-1 and thesis-4), the
 #         multi-GPU tests (equivalence, resume at another GPU count, a lost peer in a collective), NCCL all-reduce,
 #         and a --gpus training run. Part D: per-rank and lone-process step times of the thesis models.
+# Part T: the timer's integrity (issue 11): the committed sample report (thesis conv and pooling layers), the other
+#         thesis ops and the resnet50 sets, with their flags (benchmarks/flag_table.py). Its tests run before it:
+#         python3 benchmarks/event_overhead.py; pytest -m gpu tests/harness/test_timing_gpu.py tests/harness/test_gpu_core.py
 # Every part ends with its run folders in $OUT/runs.tgz.
 set -u
 OUT=${OUT:-/tmp/gpu-session}
@@ -16,11 +18,19 @@ export PYTHONUNBUFFERED=1
 B="--budget 0.2"
 step() { echo "=== $*"; timeout "${LIMIT:-300}" "$@" 2>&1 | grep -vE "^(SKIPPED|XFAIL)|leaked|nanobind|^ - "; }
 case "${1:-A}" in
+T)
+  LIMIT=250 step python3 -m harness run --op conv2d,maxpool2d --shapes thesis $B --out reports/sample-h200-thesis \
+      | tail -4
+  tar czf "$OUT/sample.tgz" reports/sample-h200-thesis
+  LIMIT=120 step python3 -m harness run --op gemm,relu,sigmoid,softmax_xent,sigmoid_bce,sgd --shapes thesis $B \
+      --no-report --out "$OUT/runs/thesis-rest" | tail -3
+  LIMIT=170 step python3 -m harness run --op conv2d,maxpool2d,relu,sigmoid --shapes resnet50 $B --no-report \
+      --impl cupy_tiled,cupy_im2col_cublas,cudnn,cudnn_tf32,torch,torch_tf32 --out "$OUT/runs/resnet50" | tail -3
+  python3 benchmarks/flag_table.py reports/sample-h200-thesis "$OUT"/runs/*
+  ;;
 A)
   LIMIT=150 step python3 -m harness run --op conv2d --autotune $B --out "$OUT/runs/conv2d-smoke"
   LIMIT=150 step python3 -m harness run --op gemm,maxpool2d,softmax_xent,relu $B --out "$OUT/runs/vendor-smoke"
-  LIMIT=200 step python3 -m harness run --op conv2d,maxpool2d --shapes thesis $B --out reports/sample-h100-thesis
-  tar czf "$OUT/sample.tgz" reports/sample-h100-thesis
   ;;
 B)
   find / -name "libnccl.so*" 2>/dev/null | head -3
