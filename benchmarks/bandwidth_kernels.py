@@ -6,8 +6,8 @@ Run on the GPU machine from the repository root:
 
 Ops: relu, sigmoid, maxpool2d, softmax_xent (fwd, bwd; the issue's 70%-of-copy targets), sigmoid_bce (fwd, bwd)
 and sgd (update), implementations cupy_naive and cupy_tiled, every shape of each op's `large` set (tensors of 256
-MiB and more). Every case is first checked against the float64 oracle (harness.check, oracle on the GPU), then
-timed with harness.timing.GpuTimer (CUDA events on a non-default stream, L2 flushed before every call, median).
+MiB and more). Every case is first checked against the float64 oracle (harness.measure.check, oracle on the GPU), then
+timed with harness.measure.timing.GpuTimer (CUDA events on a non-default stream, L2 flushed before every call, median).
 The ceiling is a device-to-device copy (cudaMemcpyAsync) of 512 MiB, timed the same way, counting bytes read
 plus bytes written (256 MiB and 1 GiB copies are printed too). GB/s is the op spec's minimal traffic (every input
 read once, every output written once) over the median time; % of copy divides it by the copy's GB/s. maxpool2d
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.check import ReferenceCache, check
-from harness.execute import prepare
+from harness.measure.check import ReferenceCache, check
+from harness.measure.execute import prepare
+from harness.measure.timing import GpuTimer, TimerSettings
 from harness.ops import get_op
 from harness.registry import get
 from harness.spec import shape_str
-from harness.timing import GpuTimer, TimerSettings
 
 OPS = ("relu", "sigmoid", "maxpool2d", "softmax_xent", "sigmoid_bce", "sgd")
 IMPLS = ("cupy_naive", "cupy_tiled")
@@ -94,7 +94,7 @@ def run_case(op: str, pass_: str, shape, timer: GpuTimer, seeds: tuple[int, ...]
         call = prepare(impl, spec, shape, pass_, refs.inputs(seeds[0]))
         rows.append(_timed(row, timer, call.run, ceiling))
         if (op, pass_, name) == ("softmax_xent", "bwd", "cupy_tiled"):  # the kernel for rows longer than 1024
-            from impls.losses_cuda import xent_bwd_launch
+            from impls.cuda.losses import xent_bwd_launch
 
             streamed = functools.partial(xent_bwd_launch, shape, call.inputs["logits"], call.inputs["labels"],
                                          call.outputs["dlogits"], "xent_bwd_tiled_c0")

@@ -4,8 +4,8 @@ Run on the GPU machine from the repository root:
 
     PYTHONPATH=. python benchmarks/gpu_kernels.py [--out DIR] [--seeds 1] [--quick]
 
-Every case is first checked against the float64 oracle (harness.check, `--seeds` seeds, oracle on the GPU), then
-timed with harness.timing.GpuTimer (CUDA events on a non-default stream, L2 flushed before each call, median).
+Every case is first checked against the float64 oracle (harness.measure.check, `--seeds` seeds, oracle on the GPU), then
+timed with harness.measure.timing.GpuTimer (CUDA events on a non-default stream, L2 flushed before each call, median).
 Cases: gemm fwd/bwd at 4096³ and 8192³ (cupy_naive, cupy_tiled, cublas, cublas_tf32) and conv2d fprop/dgrad/wgrad
 on the `resnet50` set (cupy_naive, cupy_tiled, cupy_im2col_cublas). The table gives TFLOP/s and the ratios the
 targets are stated in: tiled / cuBLAS (gemm) and tiled / im2col_cublas and tiled / naive speed-ups (conv2d),
@@ -19,12 +19,12 @@ import json
 import time
 from pathlib import Path
 
-from harness.check import ReferenceCache, check
-from harness.execute import prepare
+from harness.measure.check import ReferenceCache, check
+from harness.measure.execute import prepare
+from harness.measure.timing import GpuTimer, TimerSettings
 from harness.ops import get_op
 from harness.registry import get
 from harness.spec import shape_str
-from harness.timing import GpuTimer, TimerSettings
 
 GEMM_IMPLS = ("cupy_naive", "cupy_tiled", "cublas", "cublas_tf32")
 CONV_IMPLS = ("cupy_naive", "cupy_tiled", "cupy_im2col_cublas")

@@ -34,7 +34,7 @@ A)
   ;;
 B)
   find / -name "libnccl.so*" 2>/dev/null | head -3
-  python3 -c "from harness.nccl import nccl; print('nccl', nccl().get_version())" 2>&1 | tail -1
+  python3 -c "from harness.comm.nccl import nccl; print('nccl', nccl().get_version())" 2>&1 | tail -1
   LIMIT=60 step python3 -m harness allreduce --max-bytes 64M --out "$OUT/runs/allreduce-1gpu"
   LIMIT=120 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/nets/test_gpu_training.py -k thesis-3
   LIMIT=120 step python3 -m harness run --op gemm --shapes gemm-square --impl cupy_naive,cupy_tiled,cublas,cublas_tf32 \

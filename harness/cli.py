@@ -11,16 +11,16 @@ import sys
 from pathlib import Path
 
 from harness import runner
-from harness.check import DEFAULT_SEEDS, FAILED_STATUSES
 from harness.errors import UsageError
+from harness.measure.check import DEFAULT_SEEDS, FAILED_STATUSES
+from harness.measure.timing import TIMING_METHODS, TimerSettings
 from harness.ops import all_ops
 from harness.options import OPTIONS
 from harness.registry import BROKEN, all_impls
 from harness.results import new_run_dir
-from harness.timing import TIMING_METHODS, TimerSettings
 
 # Modules that add their own subcommands with add_commands(subparsers).
-COMMAND_MODULES = ("harness.report", "harness.compare", "harness.allreduce", "nets.cli")
+COMMAND_MODULES = ("harness.report.html", "harness.report.compare", "harness.comm.allreduce", "nets.cli")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,7 +43,7 @@ def cmd_list(args) -> int:
                 state = f"unavailable: {reason}" if reason else "available"
                 print(f"    {i.name:<20} {i.device:<4} {i.math:<5} {state}")
     for mod, why in BROKEN.items():
-        print(f"impls/{mod}.py failed to import: {why}")
+        print(f"{mod.replace('.', '/')}.py failed to import: {why}")
     return 0
 
 
@@ -66,7 +66,7 @@ def cmd_run(args) -> int:
     print(f"\n{len(rows)} cases written to {run_dir / 'results.csv'}")
     if not args.no_report:
         try:
-            report = importlib.import_module("harness.report")
+            report = importlib.import_module("harness.report.html")
         except ModuleNotFoundError:
             report = None
         if report is not None:

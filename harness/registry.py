@@ -10,8 +10,8 @@ a library that can only allocate may instead return a dict of arrays, which the 
 and dtype. Inputs and outputs live on the implementation's device (NumPy arrays for "cpu", CuPy arrays for
 "gpu") and have the dtype of its math mode (float64 for fp64, float32 otherwise; labels are int32).
 
-`discover()` imports every module of the `impls` package, so adding an implementation means adding a file (or a
-decorated function) there and nothing else.
+`discover()` imports every module of the `impls` package and its sub-packages (reference/, cuda/, vendor/, peers/),
+so adding an implementation means adding a file (or a decorated function) there and nothing else.
 """
 
 from __future__ import annotations
@@ -106,11 +106,11 @@ def unregister(op: str, pass_: str, name: str) -> None:
 
 
 _discovered = False
-BROKEN: dict[str, str] = {}  # module name -> why it failed to import (shown by `harness list`)
+BROKEN: dict[str, str] = {}  # module name (impls.cuda.gemm) -> why it failed to import (shown by `harness list`)
 
 
 def discover() -> None:
-    """Import every module in the `impls` package so that their decorators run.
+    """Import every module under the `impls` package so that their decorators run.
 
     A module that fails to import is recorded in BROKEN with its error instead of stopping the harness:
     one broken implementation file must not take the others down.
@@ -120,12 +120,17 @@ def discover() -> None:
         return
     import impls
 
-    for mod in pkgutil.iter_modules(impls.__path__):
-        try:
-            importlib.import_module(f"impls.{mod.name}")
-        except Exception as exc:
-            BROKEN[mod.name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    for mod in pkgutil.walk_packages(impls.__path__, "impls.", onerror=_broken):
+        if not mod.ispkg:
+            try:
+                importlib.import_module(mod.name)
+            except Exception as exc:
+                _broken(mod.name, exc)
     _discovered = True
+
+
+def _broken(module: str, exc: BaseException | None = None) -> None:
+    BROKEN[module] = f"{type(exc).__name__}: {exc}".splitlines()[0] if exc else "could not be imported"
 
 
 def all_impls() -> list[Impl]:

@@ -1,7 +1,7 @@
 """A run: for every (op, pass, shape, implementation) check against the oracle, time, and write a row.
 
 Order of work: shapes are the outer loop so that one shape's inputs and float64 references are computed once and
-shared by every implementation (harness.check.ReferenceCache); the oracle and the baselines run first so that each
+shared by every implementation (measure.check.ReferenceCache); the oracle and the baselines run first so that each
 row's speedup is known the moment the row is written.
 """
 
@@ -14,16 +14,16 @@ from typing import ClassVar
 
 from tqdm import tqdm
 
-from harness import peaks, plausibility
-from harness.check import DEFAULT_SEEDS, ORACLE, ReferenceCache, check
 from harness.device import gpu_unavailable_reason
 from harness.errors import UsageError, choices_error
+from harness.measure import ceilings, plausibility
+from harness.measure.check import DEFAULT_SEEDS, ORACLE, ReferenceCache, check
+from harness.measure.inputs import InputSets
+from harness.measure.timing import CpuTimer, GpuTimer, TimerSettings
 from harness.ops import all_ops, get_op
 from harness.registry import Impl, impls_for
 from harness.results import ResultWriter, base_meta, write_meta
 from harness.spec import OpSpec, parse_shape, shape_str
-from harness.timing import CpuTimer, GpuTimer, TimerSettings
-from harness.workload import Workload
 
 DEFAULT_BASELINE = {"gemm": "cublas"}  # every other op: cudnn
 FALLBACK_BASELINE = "numpy_im2col"  # when the vendor baseline cannot run here (no GPU)
@@ -41,7 +41,7 @@ class RunConfig:
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     timer: TimerSettings = field(default_factory=TimerSettings)
     warm: bool = False
-    timing: str = "events"  # GPU: "events" (held stream) or "graph" (CUDA-graph replay), see harness.timing
+    timing: str = "events"  # GPU: "events" (held stream) or "graph" (CUDA-graph replay), see harness.measure.timing
     cpu_max_gflop: float = 20.0
     baseline: str | None = None
     argv: list[str] = field(default_factory=list)
@@ -85,7 +85,8 @@ def plan(cfg: RunConfig) -> list[Case]:
         sets = sorted({s for spec in specs for s in spec.shape_sets})
         raise choices_error("shape set", cfg.shape_set, sets)
     if not cases:
-        raise UsageError(f"none of the implementations {','.join(cfg.impls)} runs on the selected ops, passes and shape sets")
+        raise UsageError(f"none of the implementations {','.join(cfg.impls)} runs on the selected ops, passes "
+                         "and shape sets")
     return cases
 
 
@@ -128,19 +129,19 @@ class Run:
     def setup(self, printer) -> None:
         devices = {i.device for c in self.cases for i in c.impls if not i.unavailable_reason()}
         if "gpu" in devices:
-            self.meta.update(peaks.gpu_meta())
+            self.meta.update(ceilings.gpu_meta())
         if not self.cfg.check_only:
             for dev in sorted(devices):
                 printer(f"measuring {dev} ceilings ...")
                 if dev == "gpu":
-                    self.ceilings[dev] = {**peaks.gpu_ceilings(), **peaks.gpu_hardware()}
+                    self.ceilings[dev] = {**ceilings.gpu_ceilings(), **ceilings.gpu_hardware()}
                     timer = self.timers[dev] = GpuTimer(self.cfg.timer, warm=self.cfg.warm, method=self.cfg.timing)
                     self.meta["event_overhead_us"] = round(timer.overhead_ms * 1e3, 3)
                     self.meta["event_overhead_how"] = timer.overhead_how
                     if timer.clock_note:
                         self.meta["clocks"] = timer.clock_note
                 else:
-                    self.ceilings[dev] = peaks.cpu_ceilings()
+                    self.ceilings[dev] = ceilings.cpu_ceilings()
                     self.timers[dev] = CpuTimer(self.cfg.timer)
         self.meta["ceilings"] = self.ceilings
         self.meta["timers"] = {d: t.name for d, t in self.timers.items()}
@@ -166,8 +167,8 @@ class Run:
         return row
 
     def time(self, impl: Impl, case: Case, refs: ReferenceCache, flops: int, nbytes: int) -> dict:
-        """Time the call (harness.timing); a call that breaks the contract while timed gets that status instead."""
-        t = self.timers[impl.device].time(Workload(impl, refs, self.cfg.seeds))
+        """Time the call (measure.timing); a call that breaks the contract while timed gets that status instead."""
+        t = self.timers[impl.device].time(InputSets(impl, refs, self.cfg.seeds))
         out = {"timing": t.method, "flags": "; ".join(t.flags), **t.columns}
         if t.failure:
             return {**out, "status": t.failure[0], "reason": t.failure[1]}
@@ -186,7 +187,7 @@ class Run:
         return out
 
     def add_flags(self, row: dict) -> None:
-        """Append the plausibility flags (harness.plausibility) of a timed row to the timer's own."""
+        """Append the plausibility flags (harness.measure.plausibility) of a timed row to the timer's own."""
         if not isinstance(row.get("median_ms"), float):
             return
         found = plausibility.flags(row, self.ceilings.get(row["device"], {}), self.cfg.warm)

@@ -38,7 +38,7 @@ class PassSpec:
     inputs/outputs: name -> Tensor, as functions of the shape.
     flops:          exact floating-point operation count (a multiply-add is 2).
     reduction:      per output, the length of the longest sum that produces one of its elements; the checker
-                    derives the tolerance from it (see harness.check.tolerance).
+                    derives the tolerance from it (see harness.measure.check.tolerance).
     transcendental: the output goes through exp/log (adds a few ulps to the tolerance).
     inplace:        outputs that are also inputs of the same name (sgd's weights): the harness passes a fresh copy
                     of the input as the output buffer, not as an input, and the implementation updates it.

@@ -29,7 +29,7 @@ from harness.spec import shape_str
 
 BACKENDS = ("numpy_ref", "numpy_im2col", "cupy_naive", "cupy_tiled", "cudnn", "torch")
 FALLBACKS = {"gpu": ("cupy_tiled", "cupy_naive"), "cpu": ("numpy_im2col", "numpy_ref")}
-GENERIC = "numpy_ref"  # runs on any array module and float dtype (see harness.check.ReferenceCache)
+GENERIC = "numpy_ref"  # runs on any array module and float dtype (see harness.measure.check.ReferenceCache)
 PASSES = {
     "gemm": ("fwd", "bwd"), "conv2d": ("fprop", "dgrad", "wgrad"), "maxpool2d": ("fwd", "bwd"),
     "relu": ("fwd", "bwd"), "sigmoid": ("fwd", "bwd"), "softmax_xent": ("fwd", "bwd"),

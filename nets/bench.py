@@ -27,7 +27,7 @@ import numpy as np
 
 from harness.device import gpu_unavailable_reason, synchronize
 from harness.errors import UsageError
-from harness.timing import stats
+from harness.measure.timing import stats
 from nets.backend import BACKENDS, resolve
 from nets.data import fit, synthetic
 from nets.models import THESIS_MODELS, ModelSpec, get_model

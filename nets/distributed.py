@@ -100,7 +100,7 @@ class NcclComm:
     process is created; cupy.cuda.nccl has no per-communicator config), so it holds for the whole rank process."""
 
     def __init__(self, world: int, uid, rank: int, max_channels: int | None = None):
-        from harness.nccl import nccl as load_nccl
+        from harness.comm.nccl import nccl as load_nccl
 
         if max_channels:
             os.environ["NCCL_MAX_NCHANNELS"] = str(max_channels)

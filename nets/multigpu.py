@@ -63,7 +63,7 @@ class DataParallelTrainer(Trainer):
 
 # ---------------------------------------------------------------------------------------------- launching
 def nccl_uid():
-    from harness.nccl import nccl
+    from harness.comm.nccl import nccl
 
     return nccl().get_unique_id()
 

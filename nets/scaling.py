@@ -158,8 +158,8 @@ def scaling_meta(cfg: ScalingConfig) -> dict:
 
     import cupy
 
-    from harness.nccl import nccl
-    from harness.peaks import gpu_meta
+    from harness.comm.nccl import nccl
+    from harness.measure.ceilings import gpu_meta
     from harness.results import base_meta
 
     return {**base_meta(sys.argv[1:]), **gpu_meta(), "gpus_available": cupy.cuda.runtime.getDeviceCount(),

@@ -20,7 +20,7 @@ def test_impls_of_several_ops_each_run_where_they_exist():
 
 
 def test_a_name_no_selected_op_has_is_refused_with_the_choices():
-    with pytest.raises(UsageError, match="unknown implementation 'nosuch'; valid: .*cupy_tiled"):
+    with pytest.raises(UsageError, match=r"unknown implementation 'nosuch'; valid: .*cupy_tiled"):
         plan(RunConfig(ops=["conv2d", "maxpool2d"], impls=["cupy_tiled", "nosuch"]))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.check import tolerance
+from harness.measure.check import tolerance
 from harness.ops import get_op
 from nets.backend import PASSES
 

@@ -1,6 +1,6 @@
 """Backend equivalence on the CPU: numpy_ref (float64) and numpy_im2col (float32) train the same loss curve.
 
-Tolerance, derived rather than tuned: harness.check bounds the relative rounding error of one float32 pass by
+Tolerance, derived rather than tuned: harness.measure.check bounds the relative rounding error of one float32 pass by
 tolerance("fp32", L) for a reduction of length L, so one training step perturbs the weights by at most
 tol_step = tolerance("fp32", L_max) relative, L_max being the longest reduction of any pass in the network. To
 first order these perturbations add up over the steps taken, so after S steps the per-epoch mean losses may

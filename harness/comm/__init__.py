@@ -1,0 +1,1 @@
+"""Multi-GPU communication: the NCCL binding (nccl) and its all-reduce bandwidth benchmark (allreduce)."""

@@ -1,0 +1,68 @@
+"""What the CuPy RawKernel implementations share: loading `.cu` files, launch geometry, kernel attributes.
+
+CUDA sources live beside their Python wrappers as .cu files anywhere under impls/, named uniquely, and are found by
+file name. `module(name)` compiles one file with NVRTC through cupy.RawModule (cached per process) and
+`kernel(file, func)` returns one of its `extern "C"` kernels.
+The same files are compiled by tests/impls/cuda/test_nvrtc_compile.py on machines without a GPU, with the same
+options (NVRTC_OPTIONS).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from harness.device import gpu_unavailable_reason
+
+IMPLS_DIR = Path(__file__).parent.parent
+NVRTC_OPTIONS = ("-std=c++17",)  # strict IEEE float32: no --use_fast_math anywhere
+NULL = np.uint64(0)  # a null pointer kernel argument (e.g. no bias)
+
+
+def available() -> str | None:
+    """Availability check for every CuPy implementation."""
+    return gpu_unavailable_reason()
+
+
+def cuda_files() -> dict[str, Path]:
+    """Every .cu file under impls/, by file name (names are unique, so a wrapper can say "gemm_tiled.cu")."""
+    files: dict[str, Path] = {}
+    for path in sorted(IMPLS_DIR.rglob("*.cu")):
+        if path.name in files:
+            raise RuntimeError(f"two CUDA files are named {path.name}: {files[path.name]} and {path}")
+        files[path.name] = path
+    return files
+
+
+def source(name: str) -> str:
+    return cuda_files()[name].read_text()
+
+
+@functools.cache
+def module(name: str):
+    """The compiled cupy.RawModule of the .cu file `name` under impls/."""
+    import cupy
+
+    return cupy.RawModule(code=source(name), options=NVRTC_OPTIONS)
+
+
+def kernel(name: str, func: str):
+    """One `extern "C"` kernel of the .cu file `name`."""
+    return module(name).get_function(func)
+
+
+def attributes(name: str, funcs: list[str]) -> dict:
+    """A `details` result, {"kernels": {func: {"regs", "smem", "spill"}}}: registers, static shared bytes and
+    local (spill) bytes of the compiled kernels."""
+    out = {}
+    for f in funcs:
+        k = kernel(name, f)
+        out[f] = {"regs": k.num_regs, "smem": k.shared_size_bytes, "spill": k.local_size_bytes}
+    return {"kernels": out}
+
+
+def blocks(n: int, threads: int) -> int:
+    """Number of blocks of `threads` to cover n items (at least one)."""
+    return max(1, -(-n // threads))

@@ -1,0 +1,89 @@
+"""cupy_naive and cupy_tiled for maxpool2d (fwd, bwd): kernels in maxpool2d.cu.
+
+cupy_naive: one thread per output element (forward) or per input element gathering from the windows that contain
+it (backward: no atomics, even with overlapping windows). cupy_tiled: for 2×2 windows with stride 2 and an even
+width, vector loads of V = 4 (or 2) consecutive columns of a row pair on a persistent grid-stride loop; any other
+window, stride or an odd width takes the same per-element bodies as the naive kernels in a grid-stride loop.
+The backward passes give each window's gradient to its first maximum in row-major order (the spec's tie rule).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.ops.maxpool2d import Pool2dShape
+from harness.registry import register
+from impls.cuda import common as _cuda
+from impls.cuda.bandwidth import THREADS, persistent_blocks, require_contiguous
+
+FILE = "maxpool2d.cu"
+
+
+def _geometry(s: Pool2dShape) -> tuple:
+    """The seven unsigned scalars every kernel takes (POOL_ARGS in maxpool2d.cu)."""
+    return tuple(np.uint32(v) for v in (s.H, s.W, s.R, s.S, s.stride, s.P, s.Q))
+
+
+def vector_width(s: Pool2dShape, full: tuple = (), half: tuple = ()) -> int:
+    """Columns per item of the 2×2/2 vector path: 4 or 2 when the shape and the alignment of the `full`
+    (x-shaped) and `half` (y-shaped) arrays allow it, 0 for the generic path."""
+    if (s.R, s.S, s.stride) != (2, 2, 2):
+        return 0
+    for v in (4, 2):
+        if s.W % v == 0 and all(a.data.ptr % (4 * v) == 0 for a in full) and all(
+                a.data.ptr % (2 * v) == 0 for a in half):
+            return v
+    return 0
+
+
+def _fwd_kernel(v: int) -> str:
+    return f"maxpool_fwd_2x2_v{v}" if v else "maxpool_fwd_generic"
+
+
+def _bwd_kernel(v: int) -> str:
+    return f"maxpool_bwd_2x2_v{v}" if v else "maxpool_bwd_generic"
+
+
+def _details(kernel_for):
+    """details(shape): attributes of the kernel the shape takes (assuming aligned tensors, as the harness gives)."""
+    return lambda s: _cuda.attributes(FILE, [kernel_for(s)])
+
+
+def _reg(pass_: str, variant: str, kernel_for):
+    return register("maxpool2d", pass_, name=f"cupy_{variant}", device="gpu", math="fp32", available=_cuda.available,
+                    details=_details(kernel_for))
+
+
+def _launch(func: str, grid: int, arrays: tuple, s: Pool2dShape, count: int) -> None:
+    require_contiguous(*arrays)
+    _cuda.kernel(FILE, func)((grid,), (THREADS,), (*arrays, *_geometry(s), np.uint64(count)))
+
+
+@_reg("fwd", "naive", lambda s: "maxpool_fwd_naive")
+def maxpool_fwd_naive(s: Pool2dShape, x, *, y):
+    """One thread per output: the max of its R×S window."""
+    _launch("maxpool_fwd_naive", _cuda.blocks(y.size, THREADS), (x, y), s, y.size)
+
+
+@_reg("bwd", "naive", lambda s: "maxpool_bwd_naive")
+def maxpool_bwd_naive(s: Pool2dShape, x, y, dy, *, dx):
+    """One thread per input element: Σ dy over the windows whose first maximum it is."""
+    _launch("maxpool_bwd_naive", _cuda.blocks(dx.size, THREADS), (x, y, dy, dx), s, dx.size)
+
+
+@_reg("fwd", "tiled", lambda s: _fwd_kernel(vector_width(s)))
+def maxpool_fwd_tiled(s: Pool2dShape, x, *, y):
+    """2×2/2: V-wide loads of a row pair per item; otherwise one output per grid-stride step."""
+    v = vector_width(s, (x,), (y,))
+    items = s.N * s.C * s.P * (s.W // v) if v else y.size
+    func = _fwd_kernel(v)
+    _launch(func, persistent_blocks(FILE, func, items), (x, y), s, items)
+
+
+@_reg("bwd", "tiled", lambda s: _bwd_kernel(vector_width(s)))
+def maxpool_bwd_tiled(s: Pool2dShape, x, y, dy, *, dx):
+    """2×2/2: V-wide loads and stores of a row pair per item; otherwise one input element per grid-stride step."""
+    v = vector_width(s, (x, dx), (y, dy))
+    items = s.N * s.C * ((s.H + 1) // 2) * (s.W // v) if v else dx.size
+    func = _bwd_kernel(v)
+    _launch(func, persistent_blocks(FILE, func, items), (x, y, dy, dx), s, items)

@@ -1,0 +1,101 @@
+"""compare: a planted 2x slowdown is flagged (exit 1); a run against itself is quiet (exit 0); changes within the
+runs' spread are noise; --threshold decides the exit code; a case that stops passing fails the comparison."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from fake_runs import gpu_like_rows, write_run
+
+from harness.cli import main
+from harness.report.compare import compare_runs
+from harness.results import load_run
+
+CASE = {"op": "conv2d", "pass": "fprop", "impl": "cupy_tiled"}
+
+
+def _variant(tmp_path, name: str, change) -> tuple:
+    """Run A (the fixture) and run B (the fixture with `change` applied to the first CASE row)."""
+    a = write_run(tmp_path / "a", gpu_like_rows())
+    rows = gpu_like_rows()
+    target = next(r for r in rows if all(r[k] == v for k, v in CASE.items()))
+    change(target)
+    return a, write_run(tmp_path / name, rows), target["shape"]
+
+
+def _verdicts(a, b) -> pd.DataFrame:
+    return compare_runs(load_run(a)[0], load_run(b)[0])
+
+
+def _slower(factor: float):
+    def change(row):
+        row["median_ms"] *= factor
+    return change
+
+
+def test_planted_2x_slowdown_is_flagged(tmp_path, capsys):
+    a, b, shape = _variant(tmp_path, "b", _slower(2.0))
+    table = _verdicts(a, b)
+    hit = table[(table["impl"] == "cupy_tiled") & (table["pass"] == "fprop") & (table["shape"] == shape)
+                & (table["op"] == "conv2d")]
+    assert hit["verdict"].tolist() == ["regression"] and hit["ratio"].iloc[0] == pytest.approx(2.0)
+    assert (table["verdict"] == "regression").sum() == 1
+    assert set(table["verdict"]) == {"regression", "same", "failing"}  # the fixture's own failures stay failing
+    assert main(["compare", str(a), str(b)]) == 1
+    out = capsys.readouterr()
+    assert "regression !" in out.out and "FAIL" in out.err
+
+
+def test_a_run_against_itself_is_quiet(tmp_path, capsys):
+    a = write_run(tmp_path / "a", gpu_like_rows())
+    table = _verdicts(a, a)
+    timed = table[table["verdict"] != "failing"]
+    assert set(timed["verdict"]) == {"same"} and (timed["ratio"] == 1.0).all()
+    assert set(table.loc[table["verdict"] == "failing", "a_status"]) == {"fail", "error"}
+    assert main(["compare", str(a), str(a)]) == 0
+    assert "FAIL" not in capsys.readouterr().err
+
+
+def test_a_2x_speedup_is_an_improvement_and_passes(tmp_path):
+    a, b, _ = _variant(tmp_path, "b", _slower(0.5))
+    assert (_verdicts(a, b)["verdict"] == "improvement").sum() == 1
+    assert main(["compare", str(a), str(b)]) == 0
+
+
+def test_a_change_within_the_spread_is_noise(tmp_path):
+    def noisy_and_slower(row):
+        row["median_ms"] *= 1.15
+        row["rel_iqr"] = 0.2  # A's 0.02 + B's 0.2: a 15 % change is inside the spread
+    a, b, _ = _variant(tmp_path, "b", noisy_and_slower)
+    assert set(_verdicts(a, b)["verdict"]) == {"same", "failing"}
+    assert main(["compare", str(a), str(b)]) == 0
+
+
+def test_threshold_decides_the_exit_code(tmp_path):
+    a, b, _ = _variant(tmp_path, "b", _slower(1.3))
+    assert (_verdicts(a, b)["verdict"] == "regression").sum() == 1
+    assert main(["compare", str(a), str(b)]) == 1
+    assert main(["compare", str(a), str(b), "--threshold", "1.5"]) == 0
+    assert main(["compare", str(a), str(b), "--threshold", "0.5"]) == 2
+
+
+def test_a_case_that_stops_passing_fails_the_comparison(tmp_path):
+    def broken(row):
+        row.update(status="fail", reason="rel err 1e-2", median_ms="", rel_iqr="")
+    a, b, _ = _variant(tmp_path, "b", broken)
+    table = _verdicts(a, b)
+    assert table["verdict"].tolist().count("broken") == 1
+    assert main(["compare", str(a), str(b)]) == 1
+
+
+def test_cases_skipped_in_both_runs_are_left_out(tmp_path):
+    a = write_run(tmp_path / "a", gpu_like_rows())
+    table = _verdicts(a, a)
+    assert not ((table["a_status"] == "skipped") & (table["b_status"] == "skipped")).any()
+
+
+def test_missing_run_folder_is_a_usage_error(tmp_path, capsys):
+    a = write_run(tmp_path / "a", gpu_like_rows(n_shapes=1))
+    assert main(["compare", str(a), str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0]

@@ -1,0 +1,54 @@
+"""Every .cu file (under impls/ and under harness/, the timer's) compiles with NVRTC for sm_80 and sm_90, with the
+options the harness uses, without a warning.
+
+Runs in CI, which has no GPU: NVRTC needs no device and no driver (cuda-bindings + the nvidia-cuda-nvrtc wheel).
+Compiling to machine code (sm_XX, not compute_XX) runs ptxas too, so its warnings count as well.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from impls.cuda.common import NVRTC_OPTIONS, cuda_files
+
+nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
+
+ARCHS = ("sm_80", "sm_90")
+# NVRTC's front end warns by default; --Wreorder adds member-initialiser order. Register spills are not warnings
+# here: each kernel's spill bytes are reported with its results (impls.cuda.common.attributes).
+WARNING_OPTIONS = ("--Wreorder",)
+HARNESS_DIR = Path(__file__).parents[3] / "harness"
+SOURCES = sorted([*cuda_files().values(), *HARNESS_DIR.rglob("*.cu")])
+
+
+def compile_source(path: Path, arch: str) -> tuple[bool, str]:
+    """(compiled, log) for one source file and one target architecture."""
+    err, prog = nvrtc.nvrtcCreateProgram(path.read_bytes(), path.name.encode(), 0, [], [])
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcCreateProgram: {err}"
+    try:
+        opts = [o.encode() for o in (*NVRTC_OPTIONS, f"--gpu-architecture={arch}", *WARNING_OPTIONS)]
+        (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+        err, size = nvrtc.nvrtcGetProgramLogSize(prog)
+        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcGetProgramLogSize: {err}"
+        log = b" " * size
+        (err,) = nvrtc.nvrtcGetProgramLog(prog, log)
+        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcGetProgramLog: {err}"
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)
+    return result == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.rstrip(b"\0").decode(errors="replace").strip()
+
+
+def test_there_are_sources():
+    # the kernels, the vendor epilogues and the timer's hold kernel are all found in their folders
+    assert {p.parent.name for p in SOURCES} == {"cuda", "vendor", "measure"}, SOURCES
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_compiles_without_warnings(path: Path, arch: str):
+    ok, log = compile_source(path, arch)
+    print(log)
+    assert ok, f"{path.name} failed to compile for {arch}:\n{log}"
+    assert not log, f"{path.name} compiled for {arch} with diagnostics:\n{log}"
