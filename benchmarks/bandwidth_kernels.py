@@ -1,11 +1,11 @@
-"""Check and time the bandwidth-bound GPU kernels (naive vs tiled) on the `large` shape sets; print a table.
+"""Check and time the bandwidth-bound GPU kernels (cupy_naive vs cupy_opt) on the `large` shape sets; print a table.
 
 Run on the GPU machine from the repository root:
 
     PYTHONPATH=. python benchmarks/bandwidth_kernels.py [--out DIR] [--seeds 1] [--ops relu,sigmoid,...]
 
 Ops: relu, sigmoid, maxpool2d, softmax_xent (fwd, bwd; the issue's 70%-of-copy targets), sigmoid_bce (fwd, bwd)
-and sgd (update), implementations cupy_naive and cupy_tiled, every shape of each op's `large` set (tensors of 256
+and sgd (update), implementations cupy_naive and cupy_opt, every shape of each op's `large` set (tensors of 256
 MiB and more). Every case is first checked against the float64 oracle (harness.measure.check, oracle on the GPU), then
 timed with harness.measure.timing.GpuTimer (CUDA events on a non-default stream, L2 flushed before every call, median).
 The ceiling is a device-to-device copy (cudaMemcpyAsync) of 512 MiB, timed the same way, counting bytes read
@@ -35,7 +35,7 @@ from harness.registry import get
 from harness.spec import shape_str
 
 OPS = ("relu", "sigmoid", "maxpool2d", "softmax_xent", "sigmoid_bce", "sgd")
-IMPLS = ("cupy_naive", "cupy_tiled")
+IMPLS = ("cupy_naive", "cupy_opt")
 COPY_MIB = (256, 512, 1024)
 
 
@@ -93,12 +93,12 @@ def run_case(op: str, pass_: str, shape, timer: GpuTimer, seeds: tuple[int, ...]
             continue
         call = prepare(impl, spec, shape, pass_, refs.inputs(seeds[0]))
         rows.append(_timed(row, timer, call.run, ceiling))
-        if (op, pass_, name) == ("softmax_xent", "bwd", "cupy_tiled"):  # the kernel for rows longer than 1024
+        if (op, pass_, name) == ("softmax_xent", "bwd", "cupy_opt"):  # the kernel for rows longer than 1024
             from impls.cuda.losses import xent_bwd_launch
 
             streamed = functools.partial(xent_bwd_launch, shape, call.inputs["logits"], call.inputs["labels"],
                                          call.outputs["dlogits"], "xent_bwd_tiled_c0")
-            rows.append(_timed({**row, "impl": "cupy_tiled[streamed rows]", "kernels": {}}, timer, streamed, ceiling))
+            rows.append(_timed({**row, "impl": "cupy_opt[streamed rows]", "kernels": {}}, timer, streamed, ceiling))
         del call
     for r in rows:
         ms = r.get("ms", float("nan"))
@@ -115,7 +115,7 @@ def _timed(row: dict, timer: GpuTimer, fn, ceiling: float) -> dict:
 
 
 def table(rows: list[dict], ceiling: float) -> list[str]:
-    """Markdown table: one line per row, with the tiled kernel's speed-up over naive on its line."""
+    """Markdown table: one line per row, with the cupy_opt kernel's speed-up over cupy_naive on its line."""
     lines = [f"copy ceiling (memcpy D2D, 512 MiB, cold L2, median): {ceiling:.0f} GB/s", "",
              "| op | pass | shape | impl | median ms | rel IQR | GB/s | % of copy | vs naive | regs |",
              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]

@@ -6,8 +6,8 @@ Run on the GPU machine from the repository root:
 
 Every case is first checked against the float64 oracle (harness.measure.check, `--seeds` seeds, oracle on the GPU), then
 timed with harness.measure.timing.GpuTimer (CUDA events on a non-default stream, L2 flushed before each call, median).
-Cases: gemm fwd/bwd at 4096³ and 8192³ (cupy_naive, cupy_tiled, cublas, cublas_tf32) and conv2d fprop/dgrad/wgrad
-on the `resnet50` set (cupy_naive, cupy_tiled, cupy_im2col_cublas). The table gives TFLOP/s and the ratios the
+Cases: gemm fwd/bwd at 4096³ and 8192³ (cupy_naive, cupy_opt, cublas, cublas_tf32) and conv2d fprop/dgrad/wgrad
+on the `resnet50` set (cupy_naive, cupy_opt, cupy_im2col_cublas). The table gives TFLOP/s and the ratios the
 targets are stated in: tiled / cuBLAS (gemm) and tiled / im2col_cublas and tiled / naive speed-ups (conv2d),
 per shape and for the whole set (sum of times). Full rows go to DIR/gpu_kernels.json.
 """
@@ -26,8 +26,8 @@ from harness.ops import get_op
 from harness.registry import get
 from harness.spec import shape_str
 
-GEMM_IMPLS = ("cupy_naive", "cupy_tiled", "cublas", "cublas_tf32")
-CONV_IMPLS = ("cupy_naive", "cupy_tiled", "cupy_im2col_cublas")
+GEMM_IMPLS = ("cupy_naive", "cupy_opt", "cublas", "cublas_tf32")
+CONV_IMPLS = ("cupy_naive", "cupy_opt", "cupy_im2col_cublas")
 
 
 def run_case(op: str, pass_: str, shape, names, timer: GpuTimer, seeds) -> list[dict]:
@@ -100,13 +100,13 @@ def main() -> None:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "gpu_kernels.json").write_text(json.dumps(rows, indent=1, default=str))
     for r in rows:
-        if r["impl"] == "cupy_tiled" and r.get("details"):
+        if r["impl"] == "cupy_opt" and r.get("details"):
             k = {f: (v["regs"], v["spill"]) for f, v in r["details"]["kernels"].items()}
             print(f"{r['pass']:6s} {r['shape']:48s} {r['details'].get('note', '')} (regs, spill) {k}")
     print(f"\n# {len(rows)} rows in {time.perf_counter() - start:.0f} s; failures: "
           f"{[(r['pass'], r['shape'], r['impl'], r['reason']) for r in rows if r['status'] != 'pass']}")
-    print("\n".join(table([r for r in rows if r["op"] == "gemm"], "cupy_tiled", ("cublas",))))
-    print("\n".join(table([r for r in rows if r["op"] == "conv2d"], "cupy_tiled",
+    print("\n".join(table([r for r in rows if r["op"] == "gemm"], "cupy_opt", ("cublas",))))
+    print("\n".join(table([r for r in rows if r["op"] == "conv2d"], "cupy_opt",
                           ("cupy_im2col_cublas", "cupy_naive"))))
 
 if __name__ == "__main__":

@@ -37,14 +37,14 @@ B)
   python3 -c "from harness.comm.nccl import nccl; print('nccl', nccl().get_version())" 2>&1 | tail -1
   LIMIT=60 step python3 -m harness allreduce --max-bytes 64M --out "$OUT/runs/allreduce-1gpu"
   LIMIT=120 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/nets/test_gpu_training.py -k thesis-3
-  LIMIT=120 step python3 -m harness run --op gemm --shapes gemm-square --impl cupy_naive,cupy_tiled,cublas,cublas_tf32 \
+  LIMIT=120 step python3 -m harness run --op gemm --shapes gemm-square --impl cupy_naive,cupy_opt,cublas,cublas_tf32 \
       $B --no-report --out "$OUT/runs/gemm-square"
   LIMIT=240 step python3 -m harness run --op conv2d --shapes resnet50 \
-      --impl cupy_naive,cupy_tiled,cupy_im2col_cublas,cudnn,torch $B --no-report --out "$OUT/runs/conv2d-resnet50"
+      --impl cupy_naive,cupy_opt,cupy_im2col_cublas,cudnn,torch $B --no-report --out "$OUT/runs/conv2d-resnet50"
   LIMIT=90 step python3 -m harness run --op relu,sigmoid,maxpool2d,softmax_xent --shapes large \
-      --impl cupy_naive,cupy_tiled,cudnn $B --no-report --out "$OUT/runs/bandwidth-large"
+      --impl cupy_naive,cupy_opt,cudnn $B --no-report --out "$OUT/runs/bandwidth-large"
   LIMIT=150 step python3 -m harness train-bench --steps 10 --max-seconds 3 --out "$OUT/runs/train-bench"
-  LIMIT=150 step python3 -m harness train-bench --models thesis-1 --backends cupy_naive,cupy_tiled,cudnn,torch \
+  LIMIT=150 step python3 -m harness train-bench --models thesis-1 --backends cupy_naive,cupy_opt,cudnn,torch \
       --no-peer --steps 5 --accuracy-epochs 15 --out "$OUT/runs/train-accuracy"
   ;;
 M)
@@ -65,11 +65,11 @@ M)
   LIMIT=120 step $S --models thesis-1,thesis-4 --steps 100 --rounds 7 --out "$OUT/runs/scaling-thesis"
   LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/nets/test_distributed_gpu.py
   LIMIT=60 step python3 -m harness allreduce --gpus "$G" --max-bytes 1G --out "$OUT/runs/allreduce-${G}gpu"
-  LIMIT=60 step python3 -m harness train --model thesis-1 --dataset digits --backend cupy_tiled --gpus "$G" \
+  LIMIT=60 step python3 -m harness train --model thesis-1 --dataset digits --backend cupy_opt --gpus "$G" \
       --epochs 3 --nccl-channels 4 --no-progress --out "$OUT/runs/train-${G}gpu"
   ;;
 D)  # why the thesis models scale badly on 2 GPUs: host side or exchange? (NOTES.md, data-parallel v2)
-  B="python3 -m harness train-bench --models thesis-1 --backends cupy_tiled --no-peer --steps 300 --warmup 20"
+  B="python3 -m harness train-bench --models thesis-1 --backends cupy_opt --no-peer --steps 300 --warmup 20"
   CUDA_VISIBLE_DEVICES=0 $B --max-seconds 5 --out "$OUT/runs/alone-gpu0" 2>&1 | grep "ms/step"
   CUDA_VISIBLE_DEVICES=1 $B --max-seconds 5 --out "$OUT/runs/alone-gpu1" 2>&1 | grep "ms/step"
   CUDA_VISIBLE_DEVICES=0 $B --max-seconds 5 --out "$OUT/runs/pair-gpu0" > "$OUT/pair0.log" 2>&1 &
@@ -79,7 +79,7 @@ D)  # why the thesis models scale badly on 2 GPUs: host side or exchange? (NOTES
 from nets.multigpu import launch; from nets.scaling import _bench_rank; from nets.distributed import Exchange
 import numpy as np
 for model in ('thesis-1', 'vgg-small'):
-    r = launch(2, _bench_rank, (model, 'cupy_tiled', 32, 100, 10, 3, Exchange(False), 0), 120)
+    r = launch(2, _bench_rank, (model, 'cupy_opt', 32, 100, 10, 3, Exchange(False), 0), 120)
     for i, t in enumerate(r): print(model, 'rank', i, {k: round(float(np.median(v)), 3) for k, v in t.items()})
 "
   ;;

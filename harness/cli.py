@@ -16,7 +16,7 @@ from harness.measure.check import DEFAULT_SEEDS, FAILED_STATUSES
 from harness.measure.timing import TIMING_METHODS, TimerSettings
 from harness.ops import all_ops
 from harness.options import OPTIONS
-from harness.registry import BROKEN, all_impls
+from harness.registry import BROKEN, all_impls, canonical
 from harness.results import new_run_dir
 
 # Modules that add their own subcommands with add_commands(subparsers).
@@ -51,10 +51,10 @@ def cmd_run(args) -> int:
     """Check (and time) every selected implementation on every selected shape; write the run folder."""
     OPTIONS.autotune = args.autotune
     cfg = runner.RunConfig(
-        ops=runner.ops_or_all(args.op), passes=_split(args.pass_), impls=_split(args.impl),
+        ops=runner.ops_or_all(args.op), passes=_split(args.pass_), impls=_impl_names(args.impl),
         shape_set=args.shapes, shape=args.shape, check_only=args.check_only,
         seeds=tuple(range(args.seeds)), warm=args.warm, timing=args.timing, cpu_max_gflop=args.cpu_max_gflop,
-        baseline=args.baseline,
+        baseline=canonical(args.baseline) if args.baseline else None,
         timer=TimerSettings(budget_s=args.budget, target_rel_iqr=args.rel_iqr), argv=sys.argv[1:],
     )
     runner.plan(cfg)  # validate every name and shape before creating anything
@@ -83,6 +83,12 @@ def cmd_run(args) -> int:
 
 def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _impl_names(text: str | None) -> list[str] | None:
+    """--impl a,b as current implementation names (old names mapped, see registry.RENAMED)."""
+    names = _split(text)
+    return [canonical(n) for n in names] if names else None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -63,6 +64,22 @@ class Impl:
 
 
 _REGISTRY: dict[tuple[str, str, str], Impl] = {}
+
+# Old implementation names, accepted (with a note) for one release so that commands in notes and scripts still run.
+RENAMED = {"cupy_tiled": "cupy_opt", "numpy_im2col": "numpy_opt"}
+_noted: set[str] = set()
+
+
+def canonical(name: str) -> str:
+    """The current name of implementation `name`; an old name is mapped, with a note on stderr the first time."""
+    new = RENAMED.get(name)
+    if new is None:
+        return name
+    if name not in _noted:
+        _noted.add(name)
+        print(f"note: implementation '{name}' is now '{new}'; the old name works until the next release",
+              file=sys.stderr)
+    return new
 
 
 def register(
@@ -152,6 +169,7 @@ def impls_for(op: str, pass_: str | None = None, names: list[str] | None = None)
 
 def get(op: str, pass_: str, name: str) -> Impl:
     discover()
+    name = canonical(name)
     try:
         return _REGISTRY[(op, pass_, name)]
     except KeyError:

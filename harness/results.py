@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import UsageError
+from harness.registry import RENAMED
 
 COLUMNS = [
     "op", "pass", "impl", "device", "math", "shape_set", "shape", "status", "reason",
@@ -110,6 +111,8 @@ def load_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     if not csv_path.is_file():
         raise UsageError(f"{csv_path}: no such file (is '{run_dir}' a run folder made by 'harness run'?)")
     df = pd.read_csv(csv_path, keep_default_na=True)
+    if "impl" in df:  # runs made before a rename read with today's names
+        df["impl"] = df["impl"].replace(RENAMED)
     meta_path = run_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return df, meta

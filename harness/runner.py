@@ -26,7 +26,7 @@ from harness.results import ResultWriter, base_meta, write_meta
 from harness.spec import OpSpec, parse_shape, shape_str
 
 DEFAULT_BASELINE = {"gemm": "cublas"}  # every other op: cudnn
-FALLBACK_BASELINE = "numpy_im2col"  # when the vendor baseline cannot run here (no GPU)
+FALLBACK_BASELINE = "numpy_opt"  # when the vendor baseline cannot run here (no GPU)
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """A training backend: which registered implementation runs each (op, pass), and how the layers call it.
 
-`--backend NAME` asks for the implementations registered under NAME; `--impl op=name` overrides one op (all its
+`--backend NAME` asks for the implementations registered under NAME; `--use op=name` overrides one op (all its
 passes). Where the chosen implementation does not exist or cannot run here, the pass falls back, in order, to:
 
-    GPU backends: cupy_tiled, cupy_naive        (e.g. cudnn has no sgd or sigmoid_bce)
-    CPU backends: numpy_im2col, numpy_ref
+    GPU backends: cupy_opt, cupy_naive        (e.g. cudnn has no sgd or sigmoid_bce)
+    CPU backends: numpy_opt, numpy_ref
 
 and finally to numpy_ref, the float64 oracle, which is written for any array module and any float dtype, so it
 also runs on CuPy arrays and in float32. The network computes in one dtype, that of the backend's math mode
@@ -24,11 +24,11 @@ import numpy as np
 
 from harness.device import float_dtype, xp_for
 from harness.errors import UsageError
-from harness.registry import Impl, all_impls
+from harness.registry import Impl, all_impls, canonical
 from harness.spec import shape_str
 
-BACKENDS = ("numpy_ref", "numpy_im2col", "cupy_naive", "cupy_tiled", "cudnn", "torch")
-FALLBACKS = {"gpu": ("cupy_tiled", "cupy_naive"), "cpu": ("numpy_im2col", "numpy_ref")}
+BACKENDS = ("numpy_ref", "numpy_opt", "cupy_naive", "cupy_opt", "cudnn", "torch")
+FALLBACKS = {"gpu": ("cupy_opt", "cupy_naive"), "cpu": ("numpy_opt", "numpy_ref")}
 GENERIC = "numpy_ref"  # runs on any array module and float dtype (see harness.measure.check.ReferenceCache)
 PASSES = {
     "gemm": ("fwd", "bwd"), "conv2d": ("fprop", "dgrad", "wgrad"), "maxpool2d": ("fwd", "bwd"),
@@ -92,16 +92,16 @@ class Backend:
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, str]:
-    """`["conv2d=cudnn", "gemm=cupy_tiled"]` -> {"conv2d": "cudnn", ...}; malformed items and unknown ops are
+    """`["conv2d=cudnn", "gemm=cupy_opt"]` -> {"conv2d": "cudnn", ...}; malformed items and unknown ops are
     UsageErrors."""
     out: dict[str, str] = {}
     for item in items or []:
         op, sep, name = (t.strip() for t in item.partition("="))
         if not sep or not op or not name:
-            raise UsageError(f"bad --impl '{item}': expected OP=IMPLEMENTATION, e.g. conv2d=cudnn")
+            raise UsageError(f"bad --use '{item}': expected OP=IMPLEMENTATION, e.g. conv2d=cudnn")
         if op not in PASSES:
-            raise UsageError(f"unknown op '{op}' in --impl; valid: {', '.join(sorted(PASSES))}")
-        out[op] = name
+            raise UsageError(f"unknown op '{op}' in --use; valid: {', '.join(sorted(PASSES))}")
+        out[op] = canonical(name)
     return out
 
 
@@ -121,6 +121,7 @@ def resolve(name: str, ops: list[str], overrides: dict[str, str] | None = None) 
     or in another precision, or when no implementation of a pass can run.
     """
     overrides = overrides or {}
+    name = canonical(name)
     own = _registered(name)
     if not own:
         raise UsageError(f"unknown backend '{name}' (no implementation is registered under that name); "
@@ -141,11 +142,11 @@ def _choose(op: str, pass_: str, backend: str, device: str, dtype, override: str
     if override is not None:
         impls = [i for i in _registered(override) if i.op == op and i.pass_ == pass_]
         if not impls:
-            raise UsageError(f"--impl {op}={override}: no implementation '{override}' of {op}/{pass_}; valid: "
+            raise UsageError(f"--use {op}={override}: no implementation '{override}' of {op}/{pass_}; valid: "
                              f"{', '.join(sorted(i.name for i in all_impls() if i.op == op and i.pass_ == pass_))}")
         problem = _unfit(impls[0], device, dtype)
         if problem:
-            raise UsageError(f"--impl {op}={override} cannot be used with backend {backend}: {problem}")
+            raise UsageError(f"--use {op}={override} cannot be used with backend {backend}: {problem}")
         return Choice(impls[0], "override")
     for how, candidate in [("backend", backend), *(("fallback", n) for n in (*FALLBACKS[device], GENERIC))]:
         impl = next((i for i in _registered(candidate) if i.op == op and i.pass_ == pass_), None)

@@ -1,7 +1,7 @@
 """The `train` and `train-bench` subcommands of `python -m harness` (added by harness/cli.py).
 
-    python -m harness train --model lenet --dataset digits [--backend numpy_im2col --epochs N --batch 32 --lr 0.05
-                            --seed 0 --impl conv2d=cudnn ... --data-dir DIR --out DIR --save PATH --resume PATH]
+    python -m harness train --model lenet --dataset digits [--backend numpy_opt --epochs N --batch 32 --lr 0.05
+                            --seed 0 --use conv2d=cudnn ... --data-dir DIR --out DIR --save PATH --resume PATH]
     python -m harness train-bench [--models thesis-0,... --backends numpy_ref,cudnn,... --steps 20]
     python -m harness train --model lenet --gpus 2 [--overlap on|off --bucket-mb 25 --nccl-channels 4]
     python -m harness train-bench --gpus 1,2,4 [--batch-per-gpu 16 --rounds 7]  (nets.multigpu, nets.scaling)
@@ -12,6 +12,7 @@ Bad input raises harness.errors.UsageError, which harness/cli.py prints as one l
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from harness.errors import UsageError
@@ -56,7 +57,7 @@ def cmd_train(args) -> int:
     if shape is not None and len(shape) != 3:
         raise UsageError(f"bad --synthetic-shape '{args.synthetic_shape}': expected CxHxW, e.g. 3x32x32")
     cfg = TrainConfig(
-        model=args.model, dataset=args.dataset, backend=args.backend, impl=parse_overrides(args.impl),
+        model=args.model, dataset=args.dataset, backend=args.backend, impl=parse_overrides(args.use),
         epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
         hidden=_ints(args.hidden, "--hidden") if args.hidden else None, data_dir=args.data_dir, resize=args.resize,
         train_size=args.train_size, test_size=args.test_size, synthetic_shape=shape,
@@ -96,7 +97,7 @@ def cmd_train_bench(args) -> int:
     if backends == ["all"]:
         backends = backend_names()
     cfg = BenchConfig(models=models, backends=backends,
-                      impl=parse_overrides(args.impl), steps=args.steps, warmup=args.warmup, batch=args.batch,
+                      impl=parse_overrides(args.use), steps=args.steps, warmup=args.warmup, batch=args.batch,
                       max_s=args.max_seconds, seed=args.seed, peer=not args.no_peer,
                       accuracy_epochs=args.accuracy_epochs)
     run_dir = new_run_dir(args.out, "train-bench")
@@ -115,7 +116,7 @@ def _scaling(args) -> int:
         get_model(m)
     if args.steps < 1 or args.rounds < 1 or (args.batch_per_gpu is not None and args.batch_per_gpu < 1):
         raise UsageError("--steps, --rounds and --batch-per-gpu must be >= 1")
-    backends = _names(args.backends) or ["cupy_tiled"]
+    backends = _names(args.backends) or ["cupy_opt"]
     if len(backends) != 1:
         raise UsageError("train-bench --gpus times one backend; give one with --backends")
     cfg = ScalingConfig(models=models, gpus=list(_ints(args.gpus, "--gpus")), backend=backends[0], steps=args.steps,
@@ -130,6 +131,20 @@ def _scaling(args) -> int:
     return 0
 
 
+class _OldImplFlag(argparse._AppendAction):
+    """`train --impl OP=NAME`, the old spelling of --use (kept for one release, with a note)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print("note: train's --impl OP=NAME is now --use OP=NAME; --impl works until the next release", file=sys.stderr)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _use_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    """--use OP=NAME (repeatable): the per-op override; --impl stays the name of `run`'s comma list."""
+    p.add_argument("--use", action="append", metavar="OP=NAME", help=help_text)
+    p.add_argument("--impl", dest="use", action=_OldImplFlag, help=argparse.SUPPRESS)
+
+
 def add_commands(subparsers) -> None:
     """Add `train` and `train-bench` to harness/cli.py's subparsers."""
     p = subparsers.add_parser("train", help="train a classifier with one backend's implementations",
@@ -137,9 +152,8 @@ def add_commands(subparsers) -> None:
                                           "(see nets/models.py) or, with --resume, the checkpoint's.")
     p.add_argument("--model", help="mlp1, mlp2, mlp1-bce, mlp2-bce, thesis-0..thesis-4, lenet (default mlp1)")
     p.add_argument("--dataset", help="digits (default), mnist, cifar10, synthetic")
-    p.add_argument("--backend", help="numpy_ref, numpy_im2col (default), cupy_naive, cupy_tiled, cudnn, torch")
-    p.add_argument("--impl", action="append", metavar="OP=NAME",
-                   help="use implementation NAME for every pass of OP, e.g. conv2d=cudnn (repeatable)")
+    p.add_argument("--backend", help="numpy_ref, numpy_opt (default), cupy_naive, cupy_opt, cudnn, torch")
+    _use_option(p, "use implementation NAME for every pass of OP, e.g. conv2d=cudnn (repeatable)")
     p.add_argument("--epochs", type=int, help="epochs to train (with --resume: the total to reach)")
     p.add_argument("--batch", type=int, help="mini-batch size (default 32)")
     p.add_argument("--lr", type=float, help="SGD learning rate (default: per model)")
@@ -169,9 +183,9 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("train-bench", help="time training steps of the thesis models on every backend")
     p.add_argument("--models", help="comma separated (default thesis-0..thesis-4)")
     p.add_argument("--backends", help="comma separated, or 'all' for every registered implementation name (default: "
-                                      "numpy_ref, numpy_im2col, cupy_naive, cupy_tiled, cudnn, torch); those that "
+                                      "numpy_ref, numpy_opt, cupy_naive, cupy_opt, cudnn, torch); those that "
                                       "cannot run get a row saying why")
-    p.add_argument("--impl", action="append", metavar="OP=NAME", help="per-op override for every backend")
+    _use_option(p, "per-op override for every backend, e.g. conv2d=cudnn (repeatable)")
     p.add_argument("--steps", type=int, default=20, help="timed steps per backend (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--batch", type=int, default=32, help="mini-batch size (default 32, the thesis's)")
@@ -182,7 +196,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--accuracy-epochs", type=int, default=0,
                    help="also train each backend on digits for this many epochs and report test accuracy")
     p.add_argument("--gpus", help="comma list of GPU counts, e.g. 1,2,4: time data-parallel scaling instead "
-                                  "(models default to thesis-0..4 and vgg-small; one backend, default cupy_tiled)")
+                                  "(models default to thesis-0..4 and vgg-small; one backend, default cupy_opt)")
     p.add_argument("--rounds", type=int, default=7, help="with --gpus: rounds of no-exchange, off, on and "
                    "all-reduce-only blocks of --steps steps each; the median round is reported (default 7)")
     p.add_argument("--batch-per-gpu", type=int, help="with --gpus: images per GPU (default 32; vgg-small 256)")

@@ -38,7 +38,7 @@ BLOCKS = ("none", "off", "on", "comm")  # the timed blocks of one round, in orde
 class ScalingConfig:
     models: list[str]
     gpus: list[int]
-    backend: str = "cupy_tiled"
+    backend: str = "cupy_opt"
     steps: int = 20
     warmup: int = 3
     rounds: int = 7

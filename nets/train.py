@@ -63,7 +63,7 @@ class TrainConfig:
     progress: bool = True
 
 
-DEFAULTS = {"model": "mlp1", "dataset": "digits", "backend": "numpy_im2col", "seed": 0, "resize": "bilinear",
+DEFAULTS = {"model": "mlp1", "dataset": "digits", "backend": "numpy_opt", "seed": 0, "resize": "bilinear",
             "synthetic_count": 1024}
 # What a resumed run takes from its checkpoint when not given (the output paths are never inherited).
 INHERITED = (*FIXED_ON_RESUME, "backend", "epochs", "lr", "batch")

@@ -21,7 +21,7 @@ THESIS_CONV1 = "N=32,C=3,H=12,W=12,K=16"  # thesis-0's first convolution layer
 def cpu_runs(tmp_path_factory) -> str:
     """Two real CPU runs: one thesis convolution layer, and pooling on the whole thesis shape set."""
     root = tmp_path_factory.mktemp("runs")
-    common = ["--impl", "numpy_ref,numpy_im2col", "--budget", "0.02", "--no-report"]
+    common = ["--impl", "numpy_ref,numpy_opt", "--budget", "0.02", "--no-report"]
     assert main(["run", "--op", "conv2d", "--shape", THESIS_CONV1, "--out", str(root / "conv"), *common]) == 0
     assert main(["run", "--op", "maxpool2d", "--shapes", "thesis", "--out", str(root / "pool"), *common]) == 0
     return os.pathsep.join([str(root / "conv"), str(root / "pool")])
@@ -52,7 +52,7 @@ def test_analysis_notebook_runs(cpu_runs, monkeypatch):
     nb = _execute("analysis", cpu_runs, monkeypatch)
     streams = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "stream")
     assert "2 run(s)" in streams
-    assert "numpy_im2col" in "\n".join(_outputs(nb, "text/plain"))
+    assert "numpy_opt" in "\n".join(_outputs(nb, "text/plain"))
     assert len(_outputs(nb, "image/png")) >= 2 * 2  # per run: throughput and timing quality at least
 
 

@@ -27,10 +27,10 @@ NOISY_REL_IQR = 0.1  # a case whose IQR is more than 10 % of its median is marke
 # libraries are blues/purples (TF32 twins lighter), the project's own GPU kernels warm colours, the CPU greys/browns.
 PALETTE = {
     "numpy_ref": "#7f7f7f",
-    "numpy_im2col": "#8c564b",
+    "numpy_opt": "#8c564b",
     "torch_cpu": "#c49c94",
     "cupy_naive": "#ff7f0e",
-    "cupy_tiled": "#2ca02c",
+    "cupy_opt": "#2ca02c",
     "cupy_im2col_cublas": "#17becf",
     "cudnn": "#1f77b4",
     "cudnn_tf32": "#9ecae1",

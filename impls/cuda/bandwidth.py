@@ -1,10 +1,12 @@
 """Launch helpers shared by the bandwidth-bound CuPy kernels (elementwise maps, pooling, losses).
 
-Their `_tiled` kernels run on a persistent grid: as many blocks as fit on the device at once, each walking the
-tensor with a grid-stride loop, so that no block waits for a free multiprocessor and each thread keeps several
-loads in flight. Their vector paths need a head/body/tail split of the flat tensor: a scalar head up to the first
-16-byte boundary, a float4 body and a scalar tail, which works for any size and any alignment as long as every
-tensor of the call has the same address modulo 16 (otherwise everything takes the scalar path).
+Each op has a naive kernel (`*_naive`, registered as cupy_naive: one thread per element) and a vectorised one
+(`*_vec`, registered as cupy_opt). The `_vec` kernels run on a persistent grid: as many blocks as fit on the
+device at once, each walking the tensor with a grid-stride loop, so that no block waits for a free multiprocessor
+and each thread keeps several loads in flight. Their vector paths need a head/body/tail split of the flat tensor:
+a scalar head up to the first 16-byte boundary, a float4 body and a scalar tail, which works for any size and any
+alignment as long as every tensor of the call has the same address modulo 16 (otherwise everything takes the
+scalar path).
 
 Imports cupy lazily: this module is imported on machines without a GPU by `harness.registry.discover()`.
 """
@@ -17,6 +19,7 @@ import numpy as np
 
 from impls.cuda import common as _cuda
 
+IMPL_NAMES = {"naive": "cupy_naive", "vec": "cupy_opt"}  # kernel suffix -> registered implementation name
 THREADS = 256  # threads per block of every bandwidth kernel
 REGISTERS_PER_SM = 65536
 THREADS_PER_SM = 2048

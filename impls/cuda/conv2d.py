@@ -1,7 +1,7 @@
-"""GPU implementations of conv2d, fprop, dgrad and wgrad (+ db): cupy_naive, cupy_tiled and cupy_im2col_cublas.
+"""GPU implementations of conv2d, fprop, dgrad and wgrad (+ db): cupy_naive, cupy_opt and cupy_im2col_cublas.
 
 - cupy_naive (conv2d_naive.cu): direct convolution, one thread per output element.
-- cupy_tiled (conv2d_implicit_gemm.cu): implicit GEMM for all three passes, no im2col buffer: fprop
+- cupy_opt (conv2d_implicit_gemm.cu): implicit GEMM for all three passes, no im2col buffer: fprop
   (N·P·Q)×K×(C·R·S), dgrad (N·H·W)×C×(K·R·S), wgrad K×(C·R·S)×(N·P·Q). `_plan` picks the tile configuration from
   the GEMM's column count and splits the reduction (split-K, deterministic) when the tiles alone cannot fill
   the GPU; the host precomputes the reduction index table that spares the kernel its integer divisions.
@@ -67,7 +67,7 @@ def conv2d_wgrad_naive(s: Conv2dShape, x, dy, *, dw, db):
     _launch_1d(NAIVE, "conv_db_naive", s.K, (dy, db, np.int32(s.N), np.int32(s.K), np.int32(s.P * s.Q)))
 
 
-# ---------------------------------------------------------------- cupy_tiled: implicit GEMM
+# ---------------------------------------------------------------- cupy_opt: implicit GEMM
 @dataclass(frozen=True)
 class Plan:
     """One implicit-GEMM launch: kernel, tile, grid and split-K."""
@@ -225,7 +225,7 @@ def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
 
 
 def _reg_tiled(pass_: str, extra: tuple[str, ...] = ()):
-    return register("conv2d", pass_, name="cupy_tiled", device="gpu", math="fp32", available=_cuda.available,
+    return register("conv2d", pass_, name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
                     supports=_tiled_supports, details=_tiled_details(pass_, extra))
 
 

@@ -8,7 +8,7 @@
 // *_naive: one thread per element, i = blockIdx.x·blockDim.x + threadIdx.x (64-bit), one scalar load per input and
 //   one scalar store: the thesis's starting point. Coalesced already, but every thread moves only 4-8 bytes and
 //   the grid has n / 256 blocks.
-// *_tiled: a persistent grid (as many blocks as are resident at once) walks the tensor with a grid-stride loop.
+// *_vec: a persistent grid (as many blocks as are resident at once) walks the tensor with a grid-stride loop.
 //   The body is split into three parts so that any size and any alignment work:
 //     head  [0, head)                  scalar, up to the first 16-byte-aligned element (head < 4),
 //     body  [head, head + 4·nvec)      float4 (16-byte) loads and stores, UNROLL float4 per input in flight
@@ -126,33 +126,33 @@ extern "C" __global__ void bce_bwd_naive(const float* __restrict__ z, const floa
   if (i < n) dz[i] = (sigmoid_f(z[i]) - t[i]) * inv_n;
 }
 
-// ------------------------------------------------------------------------------------------------- tiled
-extern "C" __global__ void relu_fwd_tiled(const float* __restrict__ x, float* __restrict__ y, long long n,
+// ------------------------------------------------------------------------------------------------- vec
+extern "C" __global__ void relu_fwd_vec(const float* __restrict__ x, float* __restrict__ y, long long n,
                                           long long head, long long nvec) {
   map1(x, y, n, head, nvec, [](float v) { return relu_f(v); });
 }
 
-extern "C" __global__ void relu_bwd_tiled(const float* __restrict__ y, const float* __restrict__ dy,
+extern "C" __global__ void relu_bwd_vec(const float* __restrict__ y, const float* __restrict__ dy,
                                           float* __restrict__ dx, long long n, long long head, long long nvec) {
   map2(y, dy, dx, n, head, nvec, [](float a, float g) { return relu_b(a, g); });
 }
 
-extern "C" __global__ void sigmoid_fwd_tiled(const float* __restrict__ x, float* __restrict__ y, long long n,
+extern "C" __global__ void sigmoid_fwd_vec(const float* __restrict__ x, float* __restrict__ y, long long n,
                                              long long head, long long nvec) {
   map1(x, y, n, head, nvec, [](float v) { return sigmoid_f(v); });
 }
 
-extern "C" __global__ void sigmoid_bwd_tiled(const float* __restrict__ y, const float* __restrict__ dy,
+extern "C" __global__ void sigmoid_bwd_vec(const float* __restrict__ y, const float* __restrict__ dy,
                                              float* __restrict__ dx, long long n, long long head, long long nvec) {
   map2(y, dy, dx, n, head, nvec, [](float a, float g) { return sigmoid_b(a, g); });
 }
 
-extern "C" __global__ void sgd_tiled(float* w, const float* __restrict__ dw, float lr, long long n, long long head,
+extern "C" __global__ void sgd_vec(float* w, const float* __restrict__ dw, float lr, long long n, long long head,
                                      long long nvec) {
   map2(w, dw, w, n, head, nvec, [lr](float a, float g) { return a - lr * g; });
 }
 
-extern "C" __global__ void bce_bwd_tiled(const float* __restrict__ z, const float* __restrict__ t,
+extern "C" __global__ void bce_bwd_vec(const float* __restrict__ z, const float* __restrict__ t,
                                          float* __restrict__ dz, float inv_n, long long n, long long head,
                                          long long nvec) {
   map2(z, t, dz, n, head, nvec, [inv_n](float a, float b) { return (sigmoid_f(a) - b) * inv_n; });

@@ -1,8 +1,8 @@
-"""From-scratch GPU implementations of gemm (the dense layer), fwd and bwd: cupy_naive and cupy_tiled.
+"""From-scratch GPU implementations of gemm (the dense layer), fwd and bwd: cupy_naive and cupy_opt.
 
 - cupy_naive (gemm_naive.cu): one thread per output element; the backward products reuse the kernel through
   strides (dX reads Wᵀ, dW reads Xᵀ), db is a one-thread-per-column sum.
-- cupy_tiled (gemm_tiled.cu): 128×128×8 shared-memory tiles, 8×8 outputs per thread, float4 loads where alignment
+- cupy_opt (gemm_tiled.cu): 128×128×8 shared-memory tiles, 8×8 outputs per thread, float4 loads where alignment
   allows, double-buffered shared memory, bias and ReLU fused in the epilogue; dX and dW are the same kernel with
   transpose flags, db a two-stage deterministic column sum.
 """
@@ -62,7 +62,7 @@ def gemm_bwd_naive(s: GemmShape, x, w, dy, *, dx, dw, db):
     _cuda.kernel(NAIVE, "colsum_naive")((_cuda.blocks(s.N, 256),), (256,), (dy, db, _i32(s.M), _i32(s.N)))
 
 
-# ---------------------------------------------------------------- cupy_tiled
+# ---------------------------------------------------------------- cupy_opt
 def _tiled_gemm(func: str, a, b, c, bias, m: int, n: int, k: int, lda: int, ldb: int, relu: bool,
                 vec_a: bool, vec_b: bool):
     """Launch sgemm_tiled_{nn,nt,tn}: C (m×n, ldc = n) = A·B, one 256-thread block per 128×128 tile."""
@@ -94,7 +94,7 @@ def _tiled_details(funcs):
     return lambda s: _cuda.attributes(TILED, funcs)
 
 
-@register("gemm", "fwd", name="cupy_tiled", device="gpu", math="fp32", available=_cuda.available,
+@register("gemm", "fwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
           details=_tiled_details(["sgemm_tiled_nn"]))
 def gemm_fwd_tiled(s: GemmShape, x, w, b=None, *, y):
     """Y = X·W (+ b, ReLU fused): 128×128×8 tiles, 8×8 per thread, double-buffered shared memory."""
@@ -102,7 +102,7 @@ def gemm_fwd_tiled(s: GemmShape, x, w, b=None, *, y):
                 _aligned(x, s.K), _aligned(w, s.N))
 
 
-@register("gemm", "bwd", name="cupy_tiled", device="gpu", math="fp32", available=_cuda.available,
+@register("gemm", "bwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
           details=_tiled_details(["sgemm_tiled_nt", "sgemm_tiled_tn", "colsum_tiled"]))
 def gemm_bwd_tiled(s: GemmShape, x, w, dy, *, dx, dw, db):
     """dX = dY·Wᵀ and dW = Xᵀ·dY with the tiled kernel's transpose flags; db = column sums of dY."""

@@ -10,7 +10,7 @@
 //   exponentials, then the label's term or the K gradients). The forward pass writes each row's loss to a
 //   buffer of N floats and reduce_mean (one block) averages it.
 // bce_fwd_naive: one thread per element writes its loss to a buffer of N floats; reduce_mean averages it.
-// xent_fwd_tiled: one warp per row, grid-stride over rows on a persistent grid. Softmax and cross-entropy are
+// xent_fwd_vec: one warp per row, grid-stride over rows on a persistent grid. Softmax and cross-entropy are
 //   fused in ONE pass over the row: each lane keeps an online (max m, sum s of e^(z − m)) pair, updated per
 //   float4 (s ← s·e^(m_old − m_new) + Σ e^(z − m_new)); the 32 pairs are merged with warp shuffles (xor
 //   butterfly, so every lane holds the same result). The row's loss is m + log s − z[label]. Each lane issues up
@@ -25,9 +25,9 @@
 //   and the logits share their alignment modulo 16 bytes: the logits are read from memory once.
 // xent_bwd_tiled_c0: the same for longer rows: the write pass reads the row again (from L2 / L1: the warp read it
 //   just before).
-// bce_fwd_tiled: a grid-stride float4 loop (head / body / tail as in eltwise.cu) with 4 float4 of each input in
+// bce_fwd_vec: a grid-stride float4 loop (head / body / tail as in eltwise.cu) with 4 float4 of each input in
 //   flight per thread, a per-thread sum, a warp-shuffle sum and a block sum.
-// Mean: deterministic two-stage reduction. Each block of a tiled kernel writes its partial sum to partials[block]
+// Mean: deterministic two-stage reduction. Each block of a vec kernel writes its partial sum to partials[block]
 //   in a fixed order (per-thread or per-warp sums, warp shuffles, then warp 0 over the warps' sums); reduce_mean,
 //   one block, sums the partials in a fixed order and multiplies by 1/N. No atomics, so the loss is bit-identical
 //   from run to run on one device.
@@ -102,7 +102,7 @@ extern "C" __global__ void bce_fwd_naive(const float* __restrict__ z, const floa
   if (i < n) elem_loss[i] = bce_term(z[i], t[i]);
 }
 
-// ------------------------------------------------------------------------------------------------- tiled
+// ------------------------------------------------------------------------------------------------- vec
 // Online softmax statistics: the running max m and the sum s of e^(z − m) over the values seen.
 struct MaxSum {
   float m, s;
@@ -193,7 +193,7 @@ __device__ __forceinline__ MaxSum row_stats_cached(const float* z, int K, const 
 
 // One warp per row, each row streamed once (see row_stats_stream). Lane 0 of each warp sums its rows' losses;
 // each block writes one partial sum.
-extern "C" __global__ void xent_fwd_tiled(const float* __restrict__ logits, const int* __restrict__ labels,
+extern "C" __global__ void xent_fwd_vec(const float* __restrict__ logits, const int* __restrict__ labels,
                                           long long N, int K, float* __restrict__ partials) {
   const int lane = threadIdx.x % WARP;
   float acc = 0.f;
@@ -266,7 +266,7 @@ extern "C" __global__ void xent_bwd_tiled_c0(const float* __restrict__ logits, c
 }
 
 // Per-block sums of the BCE terms over head / float4 body / tail (as eltwise.cu's map2), grid-stride.
-extern "C" __global__ void bce_fwd_tiled(const float* __restrict__ z, const float* __restrict__ t, long long n,
+extern "C" __global__ void bce_fwd_vec(const float* __restrict__ z, const float* __restrict__ t, long long n,
                                          long long head, long long nvec, float* __restrict__ partials) {
   constexpr int U = 4;
   const long long stride = (long long)gridDim.x * blockDim.x;

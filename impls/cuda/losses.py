@@ -1,4 +1,4 @@
-"""cupy_naive and cupy_tiled for softmax_xent (fwd, bwd) and sigmoid_bce (fwd, bwd): kernels in losses.cu, and
+"""cupy_naive and cupy_opt for softmax_xent (fwd, bwd) and sigmoid_bce (fwd, bwd): kernels in losses.cu, and
 eltwise.cu for the BCE gradient (an elementwise map).
 
 Mean losses use a deterministic two-stage reduction: the first kernel writes one partial sum per block (naive:
@@ -12,7 +12,15 @@ import numpy as np
 
 from harness.registry import register
 from impls.cuda import common as _cuda
-from impls.cuda.bandwidth import THREADS, launch_map, launch_naive, persistent_blocks, require_contiguous, vector_split
+from impls.cuda.bandwidth import (
+    IMPL_NAMES,
+    THREADS,
+    launch_map,
+    launch_naive,
+    persistent_blocks,
+    require_contiguous,
+    vector_split,
+)
 
 FILE = "losses.cu"
 ELTWISE = "eltwise.cu"
@@ -21,7 +29,7 @@ XENT_CACHED_K = 8 * 32 * 4  # xent_bwd_tiled_c8 keeps rows of up to 8 float4 per
 
 
 def _reg(op: str, pass_: str, variant: str, funcs: list[tuple[str, str]]):
-    """Register a GPU fp32 implementation named cupy_<variant>; `funcs` are its (file, kernel) pairs."""
+    """Register a GPU fp32 implementation IMPL_NAMES[variant]; `funcs` are its (file, kernel) pairs."""
 
     def details(s) -> dict:
         kernels: dict = {}
@@ -29,7 +37,7 @@ def _reg(op: str, pass_: str, variant: str, funcs: list[tuple[str, str]]):
             kernels.update(_cuda.attributes(file, [func])["kernels"])
         return {"kernels": kernels}
 
-    return register(op, pass_, name=f"cupy_{variant}", device="gpu", math="fp32", available=_cuda.available,
+    return register(op, pass_, name=IMPL_NAMES[variant], device="gpu", math="fp32", available=_cuda.available,
                     details=details)
 
 
@@ -65,21 +73,21 @@ def xent_bwd_naive(s, logits, labels, *, dlogits):
                                           dlogits))
 
 
-@_reg("softmax_xent", "fwd", "tiled", [(FILE, "xent_fwd_tiled"), (FILE, "reduce_mean")])
-def xent_fwd_tiled(s, logits, labels, *, loss):
+@_reg("softmax_xent", "fwd", "vec", [(FILE, "xent_fwd_vec"), (FILE, "reduce_mean")])
+def xent_fwd_vec(s, logits, labels, *, loss):
     """One warp per row, online max/sum in one float4 pass, per-block partial sums, then a one-block mean."""
     import cupy
 
     require_contiguous(logits, labels)
-    grid = persistent_blocks(FILE, "xent_fwd_tiled", 32 * s.N)
+    grid = persistent_blocks(FILE, "xent_fwd_vec", 32 * s.N)
     partials = cupy.empty(grid, dtype=cupy.float32)
-    _cuda.kernel(FILE, "xent_fwd_tiled")((grid,), (THREADS,),
+    _cuda.kernel(FILE, "xent_fwd_vec")((grid,), (THREADS,),
                                          (logits, labels, np.int64(s.N), np.int32(s.K), partials))
     _mean(partials, grid, s.N, loss)
 
 
 def xent_bwd_launch(s, logits, labels, dlogits, func: str) -> None:
-    """Launch a tiled softmax-xent gradient kernel (`func`: xent_bwd_tiled_c8 or _c0) on a persistent grid."""
+    """Launch a vec softmax-xent gradient kernel (`func`: xent_bwd_tiled_c8 or _c0) on a persistent grid."""
     require_contiguous(logits, labels, dlogits)
     vec = np.int32(logits.data.ptr % 16 == dlogits.data.ptr % 16)
     grid = persistent_blocks(FILE, func, 32 * s.N)
@@ -87,9 +95,9 @@ def xent_bwd_launch(s, logits, labels, dlogits, func: str) -> None:
                              (logits, labels, np.int64(s.N), np.int32(s.K), np.float32(1.0 / s.N), vec, dlogits))
 
 
-@register("softmax_xent", "bwd", name="cupy_tiled", device="gpu", math="fp32", available=_cuda.available,
+@register("softmax_xent", "bwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
           details=lambda s: _cuda.attributes(FILE, [_xent_bwd_kernel(s.K)]))
-def xent_bwd_tiled(s, logits, labels, *, dlogits):
+def xent_bwd_vec(s, logits, labels, *, dlogits):
     """One warp per row: the row in registers (K ≤ 1024) or re-read, online max/sum, float4 gradient stores."""
     xent_bwd_launch(s, logits, labels, dlogits, _xent_bwd_kernel(s.K))
 
@@ -107,16 +115,16 @@ def bce_fwd_naive(s, logits, targets, *, loss):
     _mean(terms, s.N, s.N, loss)
 
 
-@_reg("sigmoid_bce", "fwd", "tiled", [(FILE, "bce_fwd_tiled"), (FILE, "reduce_mean")])
-def bce_fwd_tiled(s, logits, targets, *, loss):
+@_reg("sigmoid_bce", "fwd", "vec", [(FILE, "bce_fwd_vec"), (FILE, "reduce_mean")])
+def bce_fwd_vec(s, logits, targets, *, loss):
     """Grid-stride float4 map-reduce into per-block partial sums, then a one-block mean."""
     import cupy
 
     require_contiguous(logits, targets)
     head, nvec = vector_split(s.N, logits, targets)
-    grid = persistent_blocks(FILE, "bce_fwd_tiled", max(nvec, s.N - 4 * nvec))
+    grid = persistent_blocks(FILE, "bce_fwd_vec", max(nvec, s.N - 4 * nvec))
     partials = cupy.empty(grid, dtype=cupy.float32)
-    _cuda.kernel(FILE, "bce_fwd_tiled")((grid,), (THREADS,),
+    _cuda.kernel(FILE, "bce_fwd_vec")((grid,), (THREADS,),
                                         (logits, targets, np.int64(s.N), np.int64(head), np.int64(nvec), partials))
     _mean(partials, grid, s.N, loss)
 
@@ -127,7 +135,7 @@ def bce_bwd_naive(s, logits, targets, *, dlogits):
     launch_naive(ELTWISE, "bce_bwd_naive", s.N, (logits, targets, dlogits), (np.float32(1.0 / s.N),))
 
 
-@_reg("sigmoid_bce", "bwd", "tiled", [(ELTWISE, "bce_bwd_tiled")])
-def bce_bwd_tiled(s, logits, targets, *, dlogits):
+@_reg("sigmoid_bce", "bwd", "vec", [(ELTWISE, "bce_bwd_vec")])
+def bce_bwd_vec(s, logits, targets, *, dlogits):
     """(σ(z) − t) / N: grid-stride float4 map."""
-    launch_map(ELTWISE, "bce_bwd_tiled", s.N, (logits, targets, dlogits), (np.float32(1.0 / s.N),))
+    launch_map(ELTWISE, "bce_bwd_vec", s.N, (logits, targets, dlogits), (np.float32(1.0 / s.N),))

@@ -11,7 +11,7 @@
 //   window (p, q) that contains (h, w) it scans the window in row-major order for the first element equal to
 //   y[p, q] and adds dy[p, q] if that element is (h, w). Every dx element is written exactly once (zero when no
 //   window picks it, e.g. rows and columns no window covers).
-// maxpool_*_generic: the same per-element bodies in a grid-stride loop over a persistent grid: the tiled
+// maxpool_*_generic: the same per-element bodies in a grid-stride loop over a persistent grid: the vec
 //   implementation's path for windows other than 2×2 / stride 2 and for odd widths.
 // maxpool_fwd_2x2_v{4,2} and maxpool_bwd_2x2_v{4,2}: the bandwidth path for 2×2 windows, stride 2, W a multiple of V
 //   (V = 4 or 2) and aligned tensors. One item is V consecutive columns of one row pair (2p, 2p+1), i.e. V/2
@@ -115,7 +115,7 @@ extern "C" __global__ void maxpool_bwd_naive(const float* __restrict__ x, const 
   if (i < total) dx[i] = pool_bwd_one(x, y, dy, d, i);
 }
 
-// ------------------------------------------------------------------------------------------------- tiled
+// ------------------------------------------------------------------------------------------------- vec
 extern "C" __global__ void maxpool_fwd_generic(const float* __restrict__ x, float* __restrict__ y, POOL_ARGS,
                                                unsigned long long total) {
   const Pool d{POOL_FIELDS};

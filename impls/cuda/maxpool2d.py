@@ -1,7 +1,7 @@
-"""cupy_naive and cupy_tiled for maxpool2d (fwd, bwd): kernels in maxpool2d.cu.
+"""cupy_naive and cupy_opt for maxpool2d (fwd, bwd): kernels in maxpool2d.cu.
 
 cupy_naive: one thread per output element (forward) or per input element gathering from the windows that contain
-it (backward: no atomics, even with overlapping windows). cupy_tiled: for 2×2 windows with stride 2 and an even
+it (backward: no atomics, even with overlapping windows). cupy_opt: for 2×2 windows with stride 2 and an even
 width, vector loads of V = 4 (or 2) consecutive columns of a row pair on a persistent grid-stride loop; any other
 window, stride or an odd width takes the same per-element bodies as the naive kernels in a grid-stride loop.
 The backward passes give each window's gradient to its first maximum in row-major order (the spec's tie rule).
@@ -14,7 +14,7 @@ import numpy as np
 from harness.ops.maxpool2d import Pool2dShape
 from harness.registry import register
 from impls.cuda import common as _cuda
-from impls.cuda.bandwidth import THREADS, persistent_blocks, require_contiguous
+from impls.cuda.bandwidth import IMPL_NAMES, THREADS, persistent_blocks, require_contiguous
 
 FILE = "maxpool2d.cu"
 
@@ -50,7 +50,7 @@ def _details(kernel_for):
 
 
 def _reg(pass_: str, variant: str, kernel_for):
-    return register("maxpool2d", pass_, name=f"cupy_{variant}", device="gpu", math="fp32", available=_cuda.available,
+    return register("maxpool2d", pass_, name=IMPL_NAMES[variant], device="gpu", math="fp32", available=_cuda.available,
                     details=_details(kernel_for))
 
 
@@ -71,8 +71,8 @@ def maxpool_bwd_naive(s: Pool2dShape, x, y, dy, *, dx):
     _launch("maxpool_bwd_naive", _cuda.blocks(dx.size, THREADS), (x, y, dy, dx), s, dx.size)
 
 
-@_reg("fwd", "tiled", lambda s: _fwd_kernel(vector_width(s)))
-def maxpool_fwd_tiled(s: Pool2dShape, x, *, y):
+@_reg("fwd", "vec", lambda s: _fwd_kernel(vector_width(s)))
+def maxpool_fwd_vec(s: Pool2dShape, x, *, y):
     """2×2/2: V-wide loads of a row pair per item; otherwise one output per grid-stride step."""
     v = vector_width(s, (x,), (y,))
     items = s.N * s.C * s.P * (s.W // v) if v else y.size
@@ -80,8 +80,8 @@ def maxpool_fwd_tiled(s: Pool2dShape, x, *, y):
     _launch(func, persistent_blocks(FILE, func, items), (x, y), s, items)
 
 
-@_reg("bwd", "tiled", lambda s: _bwd_kernel(vector_width(s)))
-def maxpool_bwd_tiled(s: Pool2dShape, x, y, dy, *, dx):
+@_reg("bwd", "vec", lambda s: _bwd_kernel(vector_width(s)))
+def maxpool_bwd_vec(s: Pool2dShape, x, y, dy, *, dx):
     """2×2/2: V-wide loads and stores of a row pair per item; otherwise one input element per grid-stride step."""
     v = vector_width(s, (x, dx), (y, dy))
     items = s.N * s.C * ((s.H + 1) // 2) * (s.W // v) if v else dx.size

@@ -1,4 +1,4 @@
-"""numpy_im2col: the optimised CPU path, float32 throughout, BLAS for every product.
+"""numpy_opt: the optimised CPU path, float32 throughout, BLAS for every product.
 
 - conv2d: im2col + one BLAS GEMM per pass (thesis seed 003, §4 "adaptación": convolution as a matrix product).
   The column matrix cols[(n,p,q), (c,r,s)] = x_pad[n, c, p·u + r, q·u + s] is a strided view of the padded input
@@ -22,7 +22,7 @@ from harness.registry import register
 
 
 def reg(op: str, pass_: str):
-    return register(op, pass_, name="numpy_im2col", device="cpu", math="fp32")
+    return register(op, pass_, name="numpy_opt", device="cpu", math="fp32")
 
 
 # ---------------------------------------------------------------- gemm

@@ -2,7 +2,7 @@
 
 The cuDNN Frontend graph API has no pooling, softmax or standalone activation node, and no maintained Python
 package exposes cuDNN's legacy calls any more (CuPy 14 removed `cupy.cudnn`), so this module binds exactly the
-calls impls/cudnn_ops.py needs and nothing else. Every call's status is checked; a failure raises CudnnError whose
+calls cudnn_legacy.py needs and nothing else. Every call's status is checked; a failure raises CudnnError whose
 message is cuDNN's own (cudnnGetErrorString) plus the name of the call.
 
 Where the library comes from: the nvidia-cudnn wheels (PyTorch's `nvidia/cudnn/lib`, or `nvidia/*/lib`) in any

@@ -1,6 +1,6 @@
 """cudnn (fp32): max pooling, ReLU, sigmoid and softmax cross-entropy through cuDNN's legacy descriptor API.
 
-These have no node in the cuDNN Frontend graph API, so they go through impls/cudnn_legacy.py (ctypes). One cuDNN
+These have no node in the cuDNN Frontend graph API, so they go through impls/vendor/cudnn_ctypes.py (ctypes). One cuDNN
 handle per device, its stream set to CuPy's current stream before every call; descriptors are cached per shape
 (they are host objects, cheap but not free to build).
 

@@ -11,17 +11,17 @@ def _names(cases):
 
 def test_impls_of_several_ops_each_run_where_they_exist():
     # cupy_im2col_cublas is a conv2d implementation only; naming it beside maxpool2d must not be an error
-    cases = plan(RunConfig(ops=["conv2d", "maxpool2d"], impls=["cupy_im2col_cublas", "cupy_tiled"]))
+    cases = plan(RunConfig(ops=["conv2d", "maxpool2d"], impls=["cupy_im2col_cublas", "cupy_opt"]))
     names = _names(cases)
     assert ("conv2d", "fprop", "cupy_im2col_cublas") in names
-    assert ("maxpool2d", "fwd", "cupy_tiled") in names
+    assert ("maxpool2d", "fwd", "cupy_opt") in names
     assert not any(op == "maxpool2d" and name == "cupy_im2col_cublas" for op, _, name in names)
-    assert {name for _, _, name in names} <= {"cupy_im2col_cublas", "cupy_tiled"}
+    assert {name for _, _, name in names} <= {"cupy_im2col_cublas", "cupy_opt"}
 
 
 def test_a_name_no_selected_op_has_is_refused_with_the_choices():
-    with pytest.raises(UsageError, match=r"unknown implementation 'nosuch'; valid: .*cupy_tiled"):
-        plan(RunConfig(ops=["conv2d", "maxpool2d"], impls=["cupy_tiled", "nosuch"]))
+    with pytest.raises(UsageError, match=r"unknown implementation 'nosuch'; valid: .*cupy_opt"):
+        plan(RunConfig(ops=["conv2d", "maxpool2d"], impls=["cupy_opt", "nosuch"]))
 
 
 def test_names_that_select_no_case_are_refused():

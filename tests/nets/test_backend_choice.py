@@ -1,4 +1,4 @@
-"""Which implementation each op uses: the backend's own, an --impl override, or the documented fallback."""
+"""Which implementation each op uses: the backend's own, a --use override, or the documented fallback."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_backend_uses_its_own_implementations():
 
 
 def test_override_and_generic_oracle_in_float32():
-    b = resolve("numpy_im2col", OPS, parse_overrides(["gemm=numpy_ref"]))
+    b = resolve("numpy_opt", OPS, parse_overrides(["gemm=numpy_ref"]))
     assert b.dtype == np.float32
     assert b.choices[("gemm", "fwd")].impl.name == "numpy_ref" and b.choices[("gemm", "fwd")].how == "override"
     assert "fwd=numpy_ref (override)" in b.describe()[0]
@@ -38,14 +38,14 @@ def test_override_and_generic_oracle_in_float32():
 
 
 def test_missing_op_falls_back_and_says_so(monkeypatch):
-    """A CPU backend with only gemm gets the CPU fallbacks (numpy_im2col) for everything else."""
+    """A CPU backend with only gemm gets the CPU fallbacks (numpy_opt) for everything else."""
     for pass_ in ("fwd", "bwd"):
-        base = registry.get("gemm", pass_, "numpy_im2col")
+        base = registry.get("gemm", pass_, "numpy_opt")
         monkeypatch.setitem(registry._REGISTRY, ("gemm", pass_, "gemmonly"), dataclasses.replace(base, name="gemmonly"))
     b = resolve("gemmonly", OPS)
     assert b.choices[("gemm", "bwd")].impl.name == "gemmonly"
-    assert b.choices[("relu", "fwd")].impl.name == "numpy_im2col" and b.choices[("relu", "fwd")].how == "fallback"
-    assert "sgd: update=numpy_im2col (fallback)" in b.describe()
+    assert b.choices[("relu", "fwd")].impl.name == "numpy_opt" and b.choices[("relu", "fwd")].how == "fallback"
+    assert "sgd: update=numpy_opt (fallback)" in b.describe()
 
 
 def test_network_refuses_a_shape_the_implementation_cannot_run(monkeypatch):
@@ -61,7 +61,7 @@ def test_network_refuses_a_shape_the_implementation_cannot_run(monkeypatch):
 @pytest.mark.parametrize(("backend", "overrides", "problem"), [
     ("nope", [], "unknown backend 'nope'.*valid: .*numpy_ref"),
     ("numpy_ref", ["gemm=nope"], "no implementation 'nope' of gemm/fwd"),
-    ("numpy_ref", ["gemm=numpy_im2col"], "numpy_im2col computes in float32, the backend in float64"),
+    ("numpy_ref", ["gemm=numpy_opt"], "numpy_opt computes in float32, the backend in float64"),
     ("numpy_ref", ["conv9=x"], "unknown op 'conv9'"),
     ("numpy_ref", ["gemm"], "expected OP=IMPLEMENTATION"),
 ])
@@ -72,7 +72,7 @@ def test_bad_backend_choices(backend, overrides, problem):
 
 
 def test_gpu_backend_unavailable_here_says_why():
-    if registry.get("relu", "fwd", "cupy_tiled").unavailable_reason() is None:
+    if registry.get("relu", "fwd", "cupy_opt").unavailable_reason() is None:
         pytest.skip("a GPU is available")
-    with pytest.raises(UsageError, match="backend cupy_tiled cannot run here"):
-        resolve("cupy_tiled", OPS)
+    with pytest.raises(UsageError, match="backend cupy_opt cannot run here"):
+        resolve("cupy_opt", OPS)

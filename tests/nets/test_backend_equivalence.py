@@ -1,4 +1,4 @@
-"""Backend equivalence on the CPU: numpy_ref (float64) and numpy_im2col (float32) train the same loss curve.
+"""Backend equivalence on the CPU: numpy_ref (float64) and numpy_opt (float32) train the same loss curve.
 
 Tolerance, derived rather than tuned: harness.measure.check bounds the relative rounding error of one float32 pass by
 tolerance("fp32", L) for a reduction of length L, so one training step perturbs the weights by at most
@@ -18,8 +18,8 @@ import pytest
 from harness.registry import all_impls
 from nets.train import TrainConfig, train
 
-pytestmark = pytest.mark.skipif(not any(i.name == "numpy_im2col" for i in all_impls()),
-                                reason="impls/numpy_im2col.py is not there")
+pytestmark = pytest.mark.skipif(not any(i.name == "numpy_opt" for i in all_impls()),
+                                reason="impls/reference/cpu.py is not there")
 
 SETTINGS = {"epochs": 3, "train_size": 320, "test_size": 100, "progress": False}
 
@@ -31,7 +31,7 @@ def run(model: str, backend: str, seed: int = 0, tmp=None):
 
 @pytest.mark.parametrize("model", ["mlp1", "mlp1-bce", "lenet", "thesis-0"])
 def test_numpy_im2col_trains_like_numpy_ref(model, tmp_path, curve_tolerance):
-    ref, f32 = run(model, "numpy_ref", tmp=tmp_path), run(model, "numpy_im2col", tmp=tmp_path)
+    ref, f32 = run(model, "numpy_ref", tmp=tmp_path), run(model, "numpy_opt", tmp=tmp_path)
     assert ref.backend.dtype == np.float64 and f32.backend.dtype == np.float32
     loss_ref = np.array([h["loss"] for h in ref.history])
     loss_f32 = np.array([h["loss"] for h in f32.history])

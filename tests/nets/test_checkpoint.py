@@ -17,7 +17,7 @@ def _train(tmp_path, name, **kw):
     return train(TrainConfig(out=str(tmp_path / name), **QUIET, **kw), printer=lambda *a: None)
 
 
-@pytest.mark.parametrize(("model", "backend"), [("mlp2", "numpy_im2col"), ("lenet", "numpy_ref"),
+@pytest.mark.parametrize(("model", "backend"), [("mlp2", "numpy_opt"), ("lenet", "numpy_ref"),
                                                 ("mlp1-bce", "numpy_ref")])
 def test_resumed_run_ends_bit_identical(tmp_path, model, backend):
     full = _train(tmp_path, "full", model=model, backend=backend, epochs=3, seed=3)

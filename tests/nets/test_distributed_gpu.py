@@ -20,7 +20,7 @@ from nets.train import TrainConfig, train
 
 pytestmark = pytest.mark.gpu
 
-SETTINGS = {"model": "thesis-0", "backend": "cupy_tiled", "epochs": 2, "batch": 32, "train_size": 330,
+SETTINGS = {"model": "thesis-0", "backend": "cupy_opt", "epochs": 2, "batch": 32, "train_size": 330,
             "test_size": 100, "progress": False}
 
 

@@ -13,7 +13,7 @@ from nets.train import TrainConfig, train
 
 pytestmark = pytest.mark.gpu
 
-GPU_BACKENDS = ("cupy_naive", "cupy_tiled", "cudnn", "torch")
+GPU_BACKENDS = ("cupy_naive", "cupy_opt", "cudnn", "torch")
 SETTINGS = {"epochs": 3, "train_size": 320, "test_size": 100, "progress": False}
 
 
@@ -29,7 +29,7 @@ def _needs(backend: str) -> None:
 _REFERENCE: dict[str, object] = {}  # numpy_ref runs, shared by the backends compared with them
 # thesis-3 upsamples the 8x8 digits to 40x40: its flat regions give max-pooling windows whose values are equal in
 # float32 but not in float64, so the two precisions route some gradients to different pixels and the curves part
-# by a discrete step (seen on the CPU too: numpy_im2col vs numpy_ref, 2e-8 after two epochs, 4e-3 after three).
+# by a discrete step (seen on the CPU too: numpy_opt vs numpy_ref, 2e-8 after two epochs, 4e-3 after three).
 # Random images have no such ties, so thesis-3 is compared on synthetic data.
 DATASET = {"thesis-3": "synthetic"}
 
@@ -63,4 +63,4 @@ def test_cudnn_falls_back_for_the_ops_it_lacks():
     b = resolve("cudnn", ["conv2d", "maxpool2d", "relu", "gemm", "sigmoid_bce", "softmax_xent", "sgd"])
     assert b.choices[("conv2d", "fprop")].impl.name == "cudnn"
     for key in (("sgd", "update"), ("sigmoid_bce", "fwd")):
-        assert b.choices[key].how == "fallback" and b.choices[key].impl.name in ("cupy_tiled", "cupy_naive")
+        assert b.choices[key].how == "fallback" and b.choices[key].impl.name in ("cupy_opt", "cupy_naive")

@@ -6,6 +6,7 @@ import csv
 
 import pytest
 
+from harness import registry
 from harness.cli import main
 
 
@@ -20,7 +21,7 @@ def test_train_writes_csv_plot_and_meta(tmp_path, capsys):
                  "--out", str(out), "--no-progress", "--lr", "0.05"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "conv2d: fprop=numpy_im2col dgrad=numpy_im2col wgrad=numpy_im2col" in text
+    assert "conv2d: fprop=numpy_opt dgrad=numpy_opt wgrad=numpy_opt" in text
     rows = _rows(out / "history.csv")
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert float(rows[1]["loss"]) < float(rows[0]["loss"])
@@ -41,7 +42,7 @@ def test_train_synthetic_any_size(tmp_path):
     (["--model", "resnet"], "unknown model 'resnet'"),
     (["--backend", "cudnn9"], "unknown backend 'cudnn9'"),
     (["--dataset", "mnist"], "needs --data-dir"),
-    (["--impl", "gemm"], "expected OP=IMPLEMENTATION"),
+    (["--use", "gemm"], "expected OP=IMPLEMENTATION"),
     (["--synthetic-shape", "3x5", "--dataset", "synthetic"], "expected CxHxW"),
     (["--lr", "-1"], "lr must be > 0"),
     (["--resume", "/nonexistent/ck.npz"], "/nonexistent/ck.npz: checkpoint file does not exist"),
@@ -58,26 +59,26 @@ def test_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, problem)
 
 def test_train_bench_table(tmp_path, capsys):
     out = tmp_path / "bench"
-    code = main(["train-bench", "--models", "thesis-0", "--backends", "numpy_ref,numpy_im2col,cudnn", "--steps", "3",
+    code = main(["train-bench", "--models", "thesis-0", "--backends", "numpy_ref,numpy_opt,cudnn", "--steps", "3",
                  "--warmup", "1", "--out", str(out), "--accuracy-epochs", "1"])
     assert code == 0
     rows = {r["backend"]: r for r in _rows(out / "train_bench.csv")}
-    assert set(rows) == {"numpy_ref", "numpy_im2col", "cudnn", "pytorch-eager"}
+    assert set(rows) == {"numpy_ref", "numpy_opt", "cudnn", "pytorch-eager"}
     assert rows["numpy_ref"]["status"] == "ok" and float(rows["numpy_ref"]["speedup_vs_numpy_ref"]) == 1.0
-    ok = rows["numpy_im2col"]
+    ok = rows["numpy_opt"]
     assert ok["status"] == "ok" and int(ok["steps"]) == 3
     assert abs(float(ok["images_per_s"]) * float(ok["ms_per_step"]) / 1e3 - 32) < 1e-6
     assert 0 < float(ok["test_acc"]) <= 1
     if rows["cudnn"]["status"] != "ok":
         assert rows["cudnn"]["reason"]
     assert (out / "train_bench.png").stat().st_size > 1000
-    assert "thesis-0  numpy_im2col" in capsys.readouterr().out
+    assert "thesis-0  numpy_opt" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("argv", "problem"), [
     (["--rounds", "0"], "--steps, --rounds and --batch-per-gpu must be >= 1"),
     (["--nccl-channels", "-1"], "--bucket-mb must be > 0 and --nccl-channels >= 1"),
-    (["--backends", "cudnn,cupy_tiled"], "times one backend"),
+    (["--backends", "cudnn,cupy_opt"], "times one backend"),
     (["--gpus", "1,x"], "bad --gpus '1,x'"),
 ])
 def test_train_bench_gpus_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, problem):
@@ -85,3 +86,15 @@ def test_train_bench_gpus_bad_input_is_one_line_and_exit_2(tmp_path, capsys, arg
     err = capsys.readouterr().err
     assert code == 2
     assert problem in err and err.count("\n") == 1, err
+
+
+def test_old_names_still_run_with_a_note(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(registry, "_noted", set())  # the note is printed once per process
+    # cupy_tiled/numpy_im2col became cupy_opt/numpy_opt and train's --impl became --use: kept for one release
+    out = tmp_path / "old"
+    assert main(["train", "--model", "mlp1", "--epochs", "1", "--train-size", "64", "--test-size", "32",
+                 "--backend", "numpy_im2col", "--impl", "gemm=numpy_ref", "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "'numpy_im2col' is now 'numpy_opt'" in err and "--impl OP=NAME is now --use" in err
+    meta = (out / "meta.json").read_text()
+    assert '"gemm/fwd": "numpy_ref"' in meta and '"relu/fwd": "numpy_opt"' in meta

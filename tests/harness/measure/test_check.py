@@ -9,7 +9,7 @@ from harness.measure.check import ReferenceCache, check, compare, tolerance
 from harness.ops import get_op
 from harness.ops.conv2d import Conv2dShape
 from harness.registry import Impl, get
-from impls.reference import cpu as numpy_im2col
+from impls.reference import cpu as numpy_opt
 
 
 def _impl(fn, op="conv2d", pass_="fprop", math_mode="fp32"):
@@ -32,7 +32,7 @@ def test_tolerance_grows_with_reduction_length_and_precision():
 
 
 def test_good_implementation_passes():
-    r = _check(numpy_im2col.conv2d_fprop, SHAPE)
+    r = _check(numpy_opt.conv2d_fprop, SHAPE)
     assert r.status == "pass" and r.err < r.rtol and r.seeds == 3
 
 
@@ -46,7 +46,7 @@ def test_returns_zeros():
 def test_leaves_a_corner_unwritten():
     def corner(s, x, w, b, *, y):
         full = np.empty_like(y)
-        numpy_im2col.conv2d_fprop(s, x, w, b, y=full)
+        numpy_opt.conv2d_fprop(s, x, w, b, y=full)
         y[:, :, 1:, :] = full[:, :, 1:, :]
         y[:, :, 0, 1:] = full[:, :, 0, 1:]  # y[:, :, 0, 0] stays NaN
     r = _check(corner, SHAPE)
@@ -57,7 +57,7 @@ def test_off_by_one_padding():
     def pad_off(s, x, w, b, *, y):
         xp = np.pad(x, ((0, 0), (0, 0), (0, 1), (0, 1)))[:, :, :s.H, :s.W]  # shifted by one pixel
         xp = np.concatenate([np.zeros_like(xp[:, :, :1]), xp[:, :, :-1]], axis=2)
-        numpy_im2col.conv2d_fprop(s, xp, w, b, y=y)
+        numpy_opt.conv2d_fprop(s, xp, w, b, y=y)
     assert _check(pad_off, SHAPE).status == "fail"
 
 
@@ -65,14 +65,14 @@ def test_ignores_stride():
     def no_stride(s, x, w, b, *, y):
         s1 = Conv2dShape(s.N, s.C, s.H, s.W, s.K, s.R, s.S, 1, s.pad)
         full = np.empty((s.N, s.K, s1.P, s1.Q), np.float32)
-        numpy_im2col.conv2d_fprop(s1, x, w, b, y=full)
+        numpy_opt.conv2d_fprop(s1, x, w, b, y=full)
         y[...] = full[:, :, :s.P, :s.Q]
     assert _check(no_stride, SHAPE).status == "fail"
 
 
 def test_transposed_weights():
     def transposed(s, x, w, b, *, y):
-        numpy_im2col.conv2d_fprop(s, x, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), b, y=y)
+        numpy_opt.conv2d_fprop(s, x, np.ascontiguousarray(w.transpose(0, 1, 3, 2)), b, y=y)
     assert _check(transposed, SHAPE).status == "fail"
 
 
@@ -82,7 +82,7 @@ def test_wrong_shape_and_dtype_have_their_own_status():
 
     def wrong_dtype(s, x, w, b, *, y):
         out = np.empty(y.shape, np.float64)
-        numpy_im2col.conv2d_fprop(s, x, w, b, y=out)
+        numpy_opt.conv2d_fprop(s, x, w, b, y=out)
         return {"y": out}
     assert _check(wrong_shape, SHAPE).status == "bad-shape"
     assert _check(wrong_dtype, SHAPE).status == "bad-dtype"
@@ -106,7 +106,7 @@ def test_wrong_tie_or_small_error_in_loss_is_caught():
     shape = get_op("softmax_xent").shapes("smoke")[2]
 
     def off_by_eps(s, logits, labels, *, loss):
-        numpy_im2col.softmax_xent_fwd(s, logits, labels, loss=loss)
+        numpy_opt.softmax_xent_fwd(s, logits, labels, loss=loss)
         loss[...] = loss * (1 + 1e-4)  # far above fp32 rounding, far below what a glance would notice
     assert _check(off_by_eps, shape, "softmax_xent", "fwd").status == "fail"
 

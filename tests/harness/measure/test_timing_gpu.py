@@ -41,7 +41,7 @@ def cheaters():
 
 
 def _run(tmp_path, names: list[str], **cfg) -> pd.DataFrame:
-    cfg = RunConfig(ops=["relu"], passes=["fwd"], impls=["numpy_ref", "cupy_tiled", *names], shape=RELU,
+    cfg = RunConfig(ops=["relu"], passes=["fwd"], impls=["numpy_ref", "cupy_opt", *names], shape=RELU,
                     timer=TimerSettings(budget_s=0.2), **cfg)
     rows = execute(cfg, tmp_path / "run", printer=lambda *_: None)
     return pd.DataFrame(rows).set_index("impl")
@@ -75,21 +75,21 @@ def test_gpu_cheaters_do_not_pass(cheaters, tmp_path):
                      ("syncs", synchronises)]:
         cheaters(name, fn)
     df = _run(tmp_path, ["cheat_private", "cheat_cached", "cheat_mutate", "syncs"])
-    assert df.loc["cupy_tiled", "status"] == "pass" and df.loc["cupy_tiled", "timing"] == "held events"
+    assert df.loc["cupy_opt", "status"] == "pass" and df.loc["cupy_opt", "timing"] == "held events"
     assert df.loc["cheat_private", "status"] == "off-stream", df.loc["cheat_private", "reason"]
     assert df.loc["cheat_cached", "status"] == "stale", df.loc["cheat_cached", "reason"]
     assert df.loc["cheat_mutate", "status"] == "input-mutated", df.loc["cheat_mutate", "reason"]
     assert df.loc["syncs", "status"] == "pass" and "synchronises inside the call" in df.loc["syncs", "flags"]
     for name in ("cheat_private", "cheat_cached", "cheat_mutate"):
         assert df.loc[name, "median_ms"] == "" and df.loc[name, "speedup"] == ""
-    assert df.loc["cupy_tiled", "host_ms"] > df.loc["cupy_tiled", "median_ms"] > 0
+    assert df.loc["cupy_opt", "host_ms"] > df.loc["cupy_opt", "median_ms"] > 0
 
 
 def test_graph_replay_times_the_same_kernel(tmp_path):
     events = _run(tmp_path / "e", [])
     graph = _run(tmp_path / "g", [], timing="graph")
-    assert graph.loc["cupy_tiled", "timing"] == "held graph replay"
-    a, b = events.loc["cupy_tiled", "median_ms"], graph.loc["cupy_tiled", "median_ms"]
+    assert graph.loc["cupy_opt", "timing"] == "held graph replay"
+    a, b = events.loc["cupy_opt", "median_ms"], graph.loc["cupy_opt", "median_ms"]
     assert abs(a - b) <= 0.05 * a + 1e-3, (a, b)
 
 
@@ -135,7 +135,7 @@ def test_harness_time_equals_cupti_kernel_time(op, pass_, shape_set, k, warm):
     import cupy
 
     shape = get_op(op).shapes(shape_set)[k]
-    work = _workload(op, pass_, "cupy_tiled", shape)
+    work = _workload(op, pass_, "cupy_opt", shape)
     timer = GpuTimer(TimerSettings(budget_s=0.5, target_rel_iqr=0.02), warm=warm)
     t = timer.time(work)
     assert t.failure is None and t.method == "held events", (t.failure, t.method)
@@ -161,7 +161,7 @@ def test_without_cupti_the_overhead_comes_from_the_kernels_own_clock(monkeypatch
     if cupti.available():
         pytest.skip(cupti.available())
     monkeypatch.setattr(hold.cupti, "available", lambda: "switched off for this test")
-    work = _workload("maxpool2d", "fwd", "cupy_tiled", get_op("maxpool2d").shapes("thesis")[0])
+    work = _workload("maxpool2d", "fwd", "cupy_opt", get_op("maxpool2d").shapes("thesis")[0])
     timer = GpuTimer(TimerSettings(budget_s=0.5, target_rel_iqr=0.02), warm=True)
     assert "without CUPTI" in timer.overhead_how
     t = timer.time(work)

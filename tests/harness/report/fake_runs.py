@@ -20,13 +20,13 @@ CEILINGS = {"gpu": {"copy_gbps": 2900.0, "gemm_fp32_gflops": 51000.0, "how": "fi
 # impl -> (device, math, GFLOP/s it reaches on conv, GB/s it reaches on pooling)
 IMPLS = {
     "numpy_ref": ("cpu", "fp64", 0.5, 2.0),
-    "numpy_im2col": ("cpu", "fp32", 40.0, 6.0),
+    "numpy_opt": ("cpu", "fp32", 40.0, 6.0),
     "cupy_naive": ("gpu", "fp32", 2000.0, 600.0),
-    "cupy_tiled": ("gpu", "fp32", 9000.0, 1800.0),
+    "cupy_opt": ("gpu", "fp32", 9000.0, 1800.0),
     "cudnn": ("gpu", "fp32", 20000.0, 2000.0),
     "cudnn_tf32": ("gpu", "tf32", 45000.0, 2000.0),
 }
-KERNELS = {"cupy_naive": (32, 0, 0), "cupy_tiled": (96, 8192, 16)}
+KERNELS = {"cupy_naive": (32, 0, 0), "cupy_opt": (96, 8192, 16)}
 
 
 def gpu_like_rows(n_shapes: int = 3) -> list[dict]:
@@ -56,7 +56,7 @@ def _row(spec, pass_, shape, impl, device, math_, conv_rate, pool_rate, k) -> di
         return {**row, "status": "skipped", "reason": "no TF32 pooling in cuDNN"}
     if impl == "numpy_ref":
         row.update(status="oracle", reason="float64 reference", err=0.0, viol=0.0, rtol=0.0)
-    elif impl == "cupy_tiled" and pass_ == "dgrad" and k == 1:
+    elif impl == "cupy_opt" and pass_ == "dgrad" and k == 1:
         return {**row, "status": "fail", "err": 3e-3, "viol": 40.0, "rtol": 2.4e-6,
                 "reason": "rel err 3.00e-03 (rtol 2.4e-06), worst element at 40.0x its bound"}
     elif impl == "cupy_naive" and pass_ == "bwd" and k == 2:
@@ -67,7 +67,7 @@ def _row(spec, pass_, shape, impl, device, math_, conv_rate, pool_rate, k) -> di
     seconds = flops / (conv_rate * 1e9) if spec.bound == "compute" else nbytes / (pool_rate * 1e9)
     seconds += 5e-6 if device == "gpu" else 2e-5  # launch / call overhead
     med = seconds * 1e3
-    rel = 0.25 if (impl == "numpy_im2col" and k == 0) else 0.02
+    rel = 0.25 if (impl == "numpy_opt" and k == 0) else 0.02
     ceil = CEILINGS[device]
     row.update(median_ms=med, iqr_ms=med * rel, min_ms=med * 0.97, reps=200, rel_iqr=rel,
                gflops=flops / seconds / 1e9, gbps=nbytes / seconds / 1e9)

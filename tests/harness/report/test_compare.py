@@ -11,7 +11,7 @@ from harness.cli import main
 from harness.report.compare import compare_runs
 from harness.results import load_run
 
-CASE = {"op": "conv2d", "pass": "fprop", "impl": "cupy_tiled"}
+CASE = {"op": "conv2d", "pass": "fprop", "impl": "cupy_opt"}
 
 
 def _variant(tmp_path, name: str, change) -> tuple:
@@ -36,7 +36,7 @@ def _slower(factor: float):
 def test_planted_2x_slowdown_is_flagged(tmp_path, capsys):
     a, b, shape = _variant(tmp_path, "b", _slower(2.0))
     table = _verdicts(a, b)
-    hit = table[(table["impl"] == "cupy_tiled") & (table["pass"] == "fprop") & (table["shape"] == shape)
+    hit = table[(table["impl"] == "cupy_opt") & (table["pass"] == "fprop") & (table["shape"] == shape)
                 & (table["op"] == "conv2d")]
     assert hit["verdict"].tolist() == ["regression"] and hit["ratio"].iloc[0] == pytest.approx(2.0)
     assert (table["verdict"] == "regression").sum() == 1

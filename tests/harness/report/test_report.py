@@ -62,7 +62,7 @@ def test_report_has_every_section_and_the_environment(built):
 def test_at_a_glance_gives_geometric_mean_speedups(built):
     run, html = built
     df, _ = load_run(run)
-    rows = df[(df["op"] == "conv2d") & (df["pass"] == "fprop") & (df["impl"] == "cupy_tiled")]
+    rows = df[(df["op"] == "conv2d") & (df["pass"] == "fprop") & (df["impl"] == "cupy_opt")]
     expected = math.exp(np.log(rows["speedup"]).mean())
     glance = html[html.index("id='glance'"):html.index("id='env'")]
     assert f"{expected:.2f}x ({len(rows)})" in glance
@@ -77,7 +77,7 @@ def test_failures_come_first_with_their_reasons(built):
     # in the dgrad matrix the failing implementation is the first row
     dgrad = html[html.index("conv2d / dgrad</h3>"):]
     first_row = re.search(r"<tr><th class='impl'>(\w+) <span", dgrad).group(1)
-    assert first_row == "cupy_tiled"
+    assert first_row == "cupy_opt"
     assert "<td class='fail'" in dgrad
 
 
@@ -90,7 +90,7 @@ def test_noisy_cases_and_spills_are_marked(built):
     timing = html[html.index("id='timing'"):]
     assert timing.count("class='num noisy'") == n_noisy
     kernels = html[html.index("id='kernels'"):html.index("id='timing'")]
-    assert "class='num spill'" in kernels and "cupy_tiled" in kernels and "cupy_naive" in kernels
+    assert "class='num spill'" in kernels and "cupy_opt" in kernels and "cupy_naive" in kernels
 
 
 def test_colours_are_fixed_per_implementation_across_figures(gpu_like_run):
@@ -205,7 +205,7 @@ def test_cli_report_and_a_missing_folder(tmp_path, capsys):
 def test_real_cpu_run_report(tmp_path):
     """A run made by the harness itself on this machine (CPU implementations; GPU ones skipped)."""
     run = tmp_path / "real"
-    code = main(["run", "--op", "maxpool2d", "--impl", "numpy_ref,numpy_im2col", "--shapes", "smoke",
+    code = main(["run", "--op", "maxpool2d", "--impl", "numpy_ref,numpy_opt", "--shapes", "smoke",
                  "--budget", "0.02", "--out", str(run)])
     assert code == 0
     html = (run / "report.html").read_text()

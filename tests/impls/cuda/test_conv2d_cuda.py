@@ -9,7 +9,7 @@ from harness.registry import get
 
 pytestmark = pytest.mark.gpu
 
-IMPLS = ("cupy_naive", "cupy_tiled", "cupy_im2col_cublas")
+IMPLS = ("cupy_naive", "cupy_opt", "cupy_im2col_cublas")
 
 
 @pytest.mark.parametrize(("op", "pass_", "shape"), spec_cases("conv2d"))
@@ -36,7 +36,7 @@ def test_tiled_tile_configurations_and_split_k(pass_, shape):
     assert_matches_oracle("conv2d", pass_, shape, IMPLS)
 
 
-@pytest.mark.parametrize("name", ["cupy_naive", "cupy_tiled"])
+@pytest.mark.parametrize("name", ["cupy_naive", "cupy_opt"])
 def test_fprop_offsets_past_2_31_elements(name):
     """x and y with more than 2^31 elements (8.6 GB each): the last image must land in the right place."""
     import cupy

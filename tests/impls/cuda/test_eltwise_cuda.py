@@ -11,7 +11,7 @@ from harness.registry import get
 
 pytestmark = pytest.mark.gpu
 
-IMPLS = ("cupy_naive", "cupy_tiled")
+IMPLS = ("cupy_naive", "cupy_opt")
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -49,7 +49,7 @@ def test_tiled_any_alignment(op, pass_, n, offsets):
               for (k, v), off in zip(host.items(), offsets[:len(host)], strict=True)}
     [(out_name, out_ref)] = ref.items()
     out = _views(cupy, np.full(n, np.nan), offsets[-1]).reshape(out_ref.shape)
-    get(op, pass_, "cupy_tiled").fn(shape, **inputs, **{out_name: out})
+    get(op, pass_, "cupy_opt").fn(shape, **inputs, **{out_name: out})
     c = compare(out.get(), out_ref, tolerance("fp32", 1, ps.transcendental), np.float32)
     assert c.status == "pass", c.reason
 
@@ -64,7 +64,7 @@ def test_sgd_tiled_updates_a_misaligned_w_in_place(offsets):
     rng = np.random.default_rng(7)
     w0, dw = rng.uniform(-1, 1, s.N), rng.uniform(-1, 1, s.N)
     w = _views(cupy, w0, offsets[0])
-    get("sgd", "update", "cupy_tiled").fn(s, dw=_views(cupy, dw, offsets[1]), w=w)
+    get("sgd", "update", "cupy_opt").fn(s, dw=_views(cupy, dw, offsets[1]), w=w)
     ref = w0.astype(np.float32).astype(np.float64) - s.lr * dw.astype(np.float32).astype(np.float64)
     c = compare(w.get(), ref, tolerance("fp32", 1), np.float32)
     assert c.status == "pass", c.reason

@@ -9,8 +9,8 @@ from harness.registry import get
 
 pytestmark = pytest.mark.gpu
 
-IMPLS = ("cupy_naive", "cupy_tiled")
-# one shape per kernel of cupy_tiled: 16-byte path (W % 4 == 0), 8-byte path (W % 4 == 2), generic (odd W,
+IMPLS = ("cupy_naive", "cupy_opt")
+# one shape per kernel of cupy_opt: 16-byte path (W % 4 == 0), 8-byte path (W % 4 == 2), generic (odd W,
 # other windows and strides, overlapping windows), each with an odd H (a last row no window covers)
 PATHS = [Pool2dShape(2, 3, 9, 12), Pool2dShape(2, 3, 9, 10), Pool2dShape(2, 3, 9, 11),
          Pool2dShape(2, 2, 11, 11, 3, 3, 2), Pool2dShape(1, 2, 8, 9, 3, 2, 1), Pool2dShape(1, 1, 10, 10, 2, 2, 3)]
