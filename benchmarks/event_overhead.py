@@ -4,7 +4,7 @@
 
 Prints: the held event interval with nothing in it; spin_for kernels of known length (%globaltimer) timed with held
 events and by CUPTI; one maxpool kernel, and two back to back on separate buffers, timed with held events and by
-CUPTI; the same kernel replayed from a CUDA graph; and the overhead the GPU timer subtracts (harness.hold.
+CUPTI; the same kernel replayed from a CUDA graph; and the overhead the GPU timer subtracts (harness.measure.hold.
 event_overhead), measured both ways. Each figure is the median of REPS calls.
 """
 
@@ -13,12 +13,12 @@ from __future__ import annotations
 import cupy
 import numpy as np
 
-from harness import cupti
-from harness.check import ReferenceCache
-from harness.hold import SOURCE, StreamHold, event_overhead
+from harness.measure import cupti
+from harness.measure.check import ReferenceCache
+from harness.measure.hold import SOURCE, StreamHold, event_overhead
+from harness.measure.inputs import InputSets
 from harness.ops import get_op
 from harness.registry import get
-from harness.workload import Workload
 
 REPS = 200
 
@@ -65,8 +65,8 @@ def main() -> None:
                   f"{int(span[0]) / 1e3:7.2f} us, events - CUPTI {(ev - dur) * 1e3:5.2f} us")
         spec = get_op("maxpool2d")
         shape = spec.shapes("thesis")[0]
-        impl = get("maxpool2d", "fwd", "cupy_tiled")
-        a, b = (Workload(impl, ReferenceCache(spec, shape, "fwd"), (0, 1, 2)) for _ in range(2))
+        impl = get("maxpool2d", "fwd", "cupy_opt")
+        a, b = (InputSets(impl, ReferenceCache(spec, shape, "fwd"), (0, 1, 2)) for _ in range(2))
         a.run()
         one = held_ms(stream, hold, a.run)
         two = held_ms(stream, hold, lambda: (a.run(), b.run()))

@@ -10,7 +10,7 @@ import sys
 
 import pandas as pd
 
-from harness.figures import flagged_rows
+from harness.report.figures import flagged_rows
 from harness.results import load_run
 
 

@@ -25,7 +25,7 @@ T)
   LIMIT=120 step python3 -m harness run --op gemm,relu,sigmoid,softmax_xent,sigmoid_bce,sgd --shapes thesis $B \
       --no-report --out "$OUT/runs/thesis-rest" | tail -3
   LIMIT=170 step python3 -m harness run --op conv2d,maxpool2d,relu,sigmoid --shapes resnet50 $B --no-report \
-      --impl cupy_tiled,cupy_im2col_cublas,cudnn,cudnn_tf32,torch,torch_tf32 --out "$OUT/runs/resnet50" | tail -3
+      --impl cupy_opt,cupy_im2col_cublas,cudnn,cudnn_tf32,torch,torch_tf32 --out "$OUT/runs/resnet50" | tail -3
   python3 benchmarks/flag_table.py reports/sample-h200-thesis "$OUT"/runs/*
   ;;
 A)
