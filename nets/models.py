@@ -15,16 +15,16 @@
 | vgg-small| 3 x 64 x 64   | conv 64, conv 128, conv 256, dense 512               | softmax | 10     | 0.01 | 32    |
 
 mlp1/mlp2 are the seed's fully connected networks with one and two hidden ReLU layers (seed 000 §3.1, seed 003
-§3.1.2-§3.1.3); the seed draws them 2-3-1 and 2-3-3-1 for a toy problem, here they are as wide as a 10-class
-image task needs (`--hidden` sets the widths, `--hidden 3` gives the seed's). The `-bce` variants end in the
-seed's sigmoid + binary cross-entropy, one output per class (one-vs-rest against one-hot targets).
-thesis-0..4 are ../shared/WORKLOADS.md's models. The thesis trained thesis-2 at lr 0.001 and thesis-3/4 at 1e-5
-on its own data; those rates barely move a He-initialised network in a few epochs of 1,438 digits, so the
-defaults here are 0.01 for all five (`--lr` restores the thesis's). lenet is LeNet-5's layout (two 5x5
-convolutions, each + ReLU + 2x2 max pool, dense 120 and 84) with "same" padding, so that 8x8 digits survive two
-pools, and with 16 and 32 filters instead of 6 and 16: on digits that lifts the test accuracy over five seeds
-from 97.2-98.6% to 98.3-99.2%. Models marked "dataset's own" take the
-images at their native size and channels; the others get the data resized and channel-fitted (nets.data.fit).
+§3.1.2-§3.1.3); the seed draws them 2-3-1 and 2-3-3-1 for a toy problem, here they are as wide as a 10-class image
+task needs (`--hidden` sets the widths, `--hidden 3` gives the seed's). The `-bce` variants end in the seed's
+sigmoid + binary cross-entropy, one output per class (one-vs-rest against one-hot targets). thesis-0..4 are
+../shared/WORKLOADS.md's models, as harness/workloads.py writes them. The thesis trained thesis-2 at lr 0.001 and
+thesis-3/4 at 1e-5 on its own data; those rates barely move a He-initialised network in a few epochs of 1,438
+digits, so the defaults here are 0.01 for all five (`--lr` restores the thesis's). lenet is LeNet-5's layout (two
+5x5 convolutions, each + ReLU + 2x2 max pool, dense 120 and 84) with "same" padding, so that 8x8 digits survive two
+pools, and with 16 and 32 filters instead of 6 and 16: on digits that lifts the test accuracy over five seeds from
+97.2-98.6% to 98.3-99.2%. Models marked "dataset's own" take the images at their native size and channels; the
+others get the data resized and channel-fitted (nets.data.fit).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness import workloads
 from harness.errors import choices_error
 from nets.layers import Conv2d, Dense, Flatten, Layer, Loss, MaxPool2d, ReLU, SigmoidBCE, SoftmaxCrossEntropy
 
@@ -74,13 +75,7 @@ def _cnn(filters: tuple[int, ...], kernel: int = 3, pad: int = 1):
     return build
 
 
-_THESIS = {  # name: (input, filters, dense hidden) from WORKLOADS.md
-    "thesis-0": ((3, 12, 12), (16, 32), (100,)),
-    "thesis-1": ((3, 32, 32), (16, 32), (100,)),
-    "thesis-2": ((3, 40, 40), (16, 32), (100,)),
-    "thesis-3": ((3, 40, 40), (16, 32, 32), (128, 50)),
-    "thesis-4": ((3, 50, 50), (32, 32, 32), (200, 50)),
-}
+_THESIS = {m.name: (m.input, m.filters, m.hidden) for m in workloads.THESIS_MODELS}  # (input, filters, hidden)
 
 MODELS: dict[str, ModelSpec] = {
     "mlp1": ModelSpec("mlp1", "one hidden ReLU layer, softmax output", None, _mlp, (128,), "softmax", 30, 0.1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness import workloads
 from harness.spec import Tensor, positive
 
 
@@ -29,22 +30,25 @@ def tensor(s: TensorShape) -> Tensor:
 
 
 def _thesis(batch: int) -> list[TensorShape]:
-    """Activations of thesis-0..4 at `batch`: every conv output (ReLU follows each) and the hidden dense layers."""
-    models = [(12, [16, 32], [100]), (32, [16, 32], [100]), (40, [16, 32], [100]), (40, [16, 32, 32], [128, 50]),
-              (50, [32, 32, 32], [200, 50])]
+    """Activations of thesis-0..4 at `batch` (harness.workloads): every conv output (ReLU follows each) and the
+    hidden dense layers."""
     shapes: list[TensorShape] = []
-    for hw, filters, dense in models:
-        for k in filters:
-            shapes.append(TensorShape(batch, k, hw, hw))
-            hw //= 2
-        shapes += [TensorShape(batch, d) for d in dense]
-    return list(dict.fromkeys(shapes))
+    for m in workloads.THESIS_MODELS:
+        shapes += [TensorShape(batch, c.K, *c.out_hw) for c in workloads.thesis_convs(m)]
+        shapes += [TensorShape(batch, d) for d in m.hidden]
+    return workloads.unique(shapes)
+
+
+def _resnet50(batch: int) -> list[TensorShape]:
+    """The outputs of the ResNet-50 layers named in harness.workloads.RESNET50_ACTIVATIONS."""
+    convs = [workloads.RESNET50_CONVS[name] for name in workloads.RESNET50_ACTIVATIONS]
+    return [TensorShape(batch, c.K, *c.out_hw) for c in convs]
 
 
 SHAPE_SETS = {
     "smoke": [TensorShape(1, 1), TensorShape(3, 5, 7, 1), TensorShape(2, 3, 8, 8), TensorShape(1, 1, 1, 1023)],
-    "thesis": _thesis(32),
-    "resnet50": [TensorShape(32, 64, 112, 112), TensorShape(32, 256, 56, 56), TensorShape(32, 512, 28, 28)],
+    "thesis": _thesis(workloads.BATCH),
+    "resnet50": _resnet50(workloads.BATCH),
     "edge": [TensorShape(1, 1, 1, 1), TensorShape(1, 3, 13, 13), TensorShape(7, 1, 31, 127), TensorShape(1, 1, 1, 5)],
     "large": [TensorShape(64, 64, 128, 128), TensorShape(128, 64, 128, 128)],  # 256 MiB and 512 MiB
 }

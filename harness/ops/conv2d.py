@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness import workloads
 from harness.errors import UsageError
 from harness.spec import OpSpec, PassSpec, Tensor, positive, signed_uniform
 
@@ -106,26 +107,18 @@ WGRAD = PassSpec(
 )
 
 
+def conv_shape(batch: int, c: workloads.ConvLayer) -> Conv2dShape:
+    return Conv2dShape(batch, c.C, c.H, c.W, c.K, c.R, c.S, c.stride, c.pad)
+
+
 def _thesis(batch: int) -> list[Conv2dShape]:
-    """Every convolution layer of thesis-0..4 (WORKLOADS.md): 3x3, stride 1, pad 1, a 2x2 pool after each."""
-    models = [(12, [16, 32]), (32, [16, 32]), (40, [16, 32]), (40, [16, 32, 32]), (50, [32, 32, 32])]
-    shapes = []
-    for hw, filters in models:
-        c = 3
-        for k in filters:
-            shape = Conv2dShape(batch, c, hw, hw, k)
-            if shape not in shapes:
-                shapes.append(shape)
-            c, hw = k, hw // 2
-    return shapes
+    """Every convolution layer of thesis-0..4 (harness.workloads), each once."""
+    return workloads.unique(conv_shape(batch, c) for m in workloads.THESIS_MODELS for c in workloads.thesis_convs(m))
 
 
 def _resnet50(batch: int) -> list[Conv2dShape]:
-    """The ResNet-50 convolutions of WORKLOADS.md: (C, H=W, K, R=S, stride, pad)."""
-    layers = [(3, 224, 64, 7, 2, 3), (256, 56, 64, 1, 1, 0), (64, 56, 64, 3, 1, 1), (64, 56, 256, 1, 1, 0),
-              (128, 56, 128, 3, 2, 1), (128, 28, 128, 3, 1, 1), (128, 28, 512, 1, 1, 0), (256, 14, 256, 3, 1, 1),
-              (256, 14, 1024, 1, 1, 0), (512, 7, 512, 3, 1, 1), (2048, 7, 512, 1, 1, 0)]
-    return [Conv2dShape(batch, c, hw, hw, k, r, r, u, p) for c, hw, k, r, u, p in layers]
+    """The ResNet-50 convolutions of harness.workloads."""
+    return [conv_shape(batch, c) for c in workloads.RESNET50_CONVS.values()]
 
 
 SPEC = OpSpec(
@@ -137,8 +130,8 @@ SPEC = OpSpec(
     shape_sets={
         "smoke": [Conv2dShape(1, 1, 5, 5, 1), Conv2dShape(2, 3, 8, 8, 4), Conv2dShape(2, 3, 7, 9, 5, 3, 3, 2, 1),
                   Conv2dShape(1, 2, 6, 6, 3, 1, 1, 1, 0), Conv2dShape(2, 4, 9, 9, 2, 5, 5, 1, 2)],
-        "thesis": _thesis(32),
-        "resnet50": _resnet50(32),
+        "thesis": _thesis(workloads.BATCH),
+        "resnet50": _resnet50(workloads.BATCH),
         "resnet50-128": _resnet50(128),
         "edge": [Conv2dShape(1, 3, 13, 13, 8, 1, 1, 1, 0), Conv2dShape(2, 1, 31, 31, 4, 7, 7, 2, 3),
                  Conv2dShape(3, 3, 127, 127, 5, 3, 3, 2, 0), Conv2dShape(1, 5, 3, 3, 7, 3, 3, 1, 0),

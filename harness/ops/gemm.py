@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness import workloads
 from harness.spec import OpSpec, PassSpec, Tensor, positive, signed_uniform
 
 
@@ -61,15 +62,8 @@ BWD = PassSpec(
 
 
 def _thesis_dense(batch: int) -> list[GemmShape]:
-    """The dense layers of the thesis models (WORKLOADS.md): flattened conv features -> hidden -> 10 classes."""
-    # (in_features, out_features) of each dense layer; in = last conv filters x (H/2^pools)^2.
-    layers = [
-        (32 * 3 * 3, 100), (100, 10),          # thesis-0: 3x12x12, two pools -> 32x3x3
-        (32 * 8 * 8, 100),                     # thesis-1: 3x32x32 -> 32x8x8
-        (32 * 10 * 10, 100),                   # thesis-2: 3x40x40 -> 32x10x10
-        (32 * 5 * 5, 128), (128, 50), (50, 10),  # thesis-3: three pools -> 32x5x5
-        (32 * 6 * 6, 200), (200, 50),          # thesis-4: 3x50x50 -> 25 -> 12 -> 6
-    ]
+    """The dense layers of the thesis models (harness.workloads): flattened conv features -> hidden -> 10 classes."""
+    layers = workloads.unique(d for m in workloads.THESIS_MODELS for d in workloads.thesis_dense(m))
     return [GemmShape(M=batch, N=n, K=k, bias=True) for k, n in layers]
 
 
@@ -82,10 +76,10 @@ SPEC = OpSpec(
     shape_sets={
         "smoke": [GemmShape(1, 1, 1), GemmShape(7, 5, 3, bias=True), GemmShape(33, 17, 65, bias=True, relu=True),
                   GemmShape(64, 64, 64), GemmShape(3, 130, 129, relu=True)],
-        "thesis": _thesis_dense(32),
+        "thesis": _thesis_dense(workloads.BATCH),
         "thesis-256": _thesis_dense(256),
-        "gemm-square": [GemmShape(n, n, n) for n in (512, 1024, 2048, 4096, 8192)],
-        "gemm-tall": [GemmShape(16384, 64, 1024), GemmShape(64, 16384, 1024)],
+        "gemm-square": [GemmShape(n, n, n) for n in workloads.GEMM_SQUARE],
+        "gemm-tall": [GemmShape(*mnk) for mnk in workloads.GEMM_TALL],
         "edge": [GemmShape(1, 1000, 1), GemmShape(127, 31, 13, bias=True, relu=True), GemmShape(129, 1, 257)],
     },
 )

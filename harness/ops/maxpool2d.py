@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness import workloads
 from harness.errors import UsageError
 from harness.spec import OpSpec, PassSpec, Tensor, positive, signed_uniform
 
@@ -89,16 +90,14 @@ BWD = PassSpec(
 
 
 def _thesis(batch: int) -> list[Pool2dShape]:
-    """The 2x2/2 pools of thesis-0..4: after each conv, on (filters, H, W)."""
-    models = [(12, [16, 32]), (32, [16, 32]), (40, [16, 32]), (40, [16, 32, 32]), (50, [32, 32, 32])]
-    shapes = []
-    for hw, filters in models:
-        for k in filters:
-            shape = Pool2dShape(batch, k, hw, hw)
-            if shape not in shapes:
-                shapes.append(shape)
-            hw //= 2
-    return shapes
+    """The 2x2/2 pools of thesis-0..4 (harness.workloads): after each conv, on its output (K, H, W)."""
+    return workloads.unique(Pool2dShape(batch, c.K, *c.out_hw) for m in workloads.THESIS_MODELS
+                            for c in workloads.thesis_convs(m))
+
+
+def _resnet50_pool(batch: int) -> Pool2dShape:
+    c, h, w, window, stride = workloads.RESNET50_POOL
+    return Pool2dShape(batch, c, h, w, window, window, stride)
 
 
 SPEC = OpSpec(
@@ -110,8 +109,8 @@ SPEC = OpSpec(
     shape_sets={
         "smoke": [Pool2dShape(1, 1, 2, 2), Pool2dShape(2, 3, 8, 8), Pool2dShape(2, 3, 7, 9),
                   Pool2dShape(1, 2, 9, 9, 3, 3, 2), Pool2dShape(2, 2, 6, 5, 3, 2, 1)],
-        "thesis": _thesis(32),
-        "resnet50": [Pool2dShape(32, 64, 112, 112, 3, 3, 2)],
+        "thesis": _thesis(workloads.BATCH),
+        "resnet50": [_resnet50_pool(workloads.BATCH)],
         "edge": [Pool2dShape(1, 3, 13, 13), Pool2dShape(3, 1, 31, 31, 3, 3, 2), Pool2dShape(1, 5, 127, 127, 2, 2, 2),
                  Pool2dShape(2, 3, 7, 7, 7, 7, 1), Pool2dShape(2, 4, 5, 5, 3, 3, 1)],
         "large": [Pool2dShape(64, 64, 128, 128), Pool2dShape(128, 64, 128, 128)],

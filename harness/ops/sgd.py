@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness import workloads
 from harness.errors import UsageError
 from harness.spec import OpSpec, PassSpec, Tensor, positive, signed_uniform
 
@@ -38,8 +39,9 @@ SPEC = OpSpec(
     doc="in-place SGD step W ← W − lr·dW",
     shape_sets={
         "smoke": [SgdShape(1), SgdShape(7), SgdShape(1025), SgdShape(4099, 0.01)],
-        # parameter counts of the thesis models' layers (conv weights, dense weights)
-        "thesis": [SgdShape(16 * 3 * 9), SgdShape(32 * 16 * 9), SgdShape(2048 * 100), SgdShape(3200 * 100)],
+        # every parameter tensor of the thesis models (weights and biases), each size once
+        "thesis": [SgdShape(n) for n in workloads.unique(n for m in workloads.THESIS_MODELS
+                                                         for n in workloads.thesis_params(m))],
         "edge": [SgdShape(2), SgdShape(31), SgdShape(127)],
         "large": [SgdShape(32 * 2**20), SgdShape(64 * 2**20)],  # 3 x 128 MiB, 3 x 256 MiB
     },

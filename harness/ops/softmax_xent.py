@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness import workloads
 from harness.spec import OpSpec, PassSpec, Tensor, positive, signed_uniform
 
 
@@ -49,7 +50,7 @@ SPEC = OpSpec(
     doc="softmax + cross-entropy over integer labels (mean); bwd (softmax − onehot)/N",
     shape_sets={
         "smoke": [XentShape(1, 1), XentShape(3, 10), XentShape(32, 10), XentShape(5, 1000), XentShape(2, 33)],
-        "thesis": [XentShape(32, 10), XentShape(256, 10)],
+        "thesis": [XentShape(n, workloads.CLASSES) for n in (workloads.BATCH, 256)],  # the output layer
         "edge": [XentShape(1, 2), XentShape(127, 13), XentShape(31, 4097), XentShape(1000, 1)],
         "imagenet": [XentShape(32, 1000), XentShape(256, 1000)],
         "large": [XentShape(65536, 1024), XentShape(131072, 1000)],  # 256 MiB and 500 MiB of logits

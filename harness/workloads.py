@@ -1,0 +1,105 @@
+"""The reference workloads of ../shared/WORKLOADS.md, written once: the thesis models, ResNet-50's convolutions and
+the GEMM sizes. Every op's named shape sets (harness/ops/*.py) and the thesis models of nets/models.py derive from
+these tables; tests/harness/test_workloads.py checks that the sets equal the shapes a built network uses.
+
+The thesis CNNs: every convolution 3x3, stride 1, pad 1 (the output keeps the input's size), then ReLU and a 2x2/2
+max pool; then the hidden dense layers (each + ReLU) and a dense output of 10 classes, softmax cross-entropy.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+CLASSES = 10
+BATCH = 32  # the thesis's mini-batch
+
+
+@dataclass(frozen=True)
+class ThesisModel:
+    name: str
+    input: tuple[int, int, int]  # C, H, W
+    filters: tuple[int, ...]  # one 3x3 conv (+ ReLU + 2x2 pool) per entry
+    hidden: tuple[int, ...]  # dense widths before the output layer
+
+
+THESIS_MODELS = (
+    ThesisModel("thesis-0", (3, 12, 12), (16, 32), (100,)),
+    ThesisModel("thesis-1", (3, 32, 32), (16, 32), (100,)),
+    ThesisModel("thesis-2", (3, 40, 40), (16, 32), (100,)),
+    ThesisModel("thesis-3", (3, 40, 40), (16, 32, 32), (128, 50)),
+    ThesisModel("thesis-4", (3, 50, 50), (32, 32, 32), (200, 50)),
+)
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """One convolution: C input channels of H x W, K filters of R x S, stride, pad."""
+
+    C: int
+    H: int
+    W: int
+    K: int
+    R: int = 3
+    S: int = 3
+    stride: int = 1
+    pad: int = 1
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return ((self.H + 2 * self.pad - self.R) // self.stride + 1,
+                (self.W + 2 * self.pad - self.S) // self.stride + 1)
+
+
+def thesis_convs(model: ThesisModel) -> list[ConvLayer]:
+    """The convolutions of one thesis model, in order (each followed by ReLU and a 2x2/2 pool that halves H, W)."""
+    c, h, w = model.input
+    layers = []
+    for k in model.filters:
+        layers.append(ConvLayer(c, h, w, k))
+        c, h, w = k, h // 2, w // 2
+    return layers
+
+
+def thesis_dense(model: ThesisModel) -> list[tuple[int, int]]:
+    """(in_features, out_features) of each dense layer: flattened last pool output -> hidden... -> classes."""
+    last = thesis_convs(model)[-1]
+    widths = [last.K * (last.H // 2) * (last.W // 2), *model.hidden, CLASSES]
+    return list(itertools.pairwise(widths))
+
+
+def thesis_params(model: ThesisModel) -> list[int]:
+    """Element counts of every parameter tensor (weights, then biases, layer by layer): what SGD updates."""
+    sizes = []
+    for conv in thesis_convs(model):
+        sizes += [conv.K * conv.C * conv.R * conv.S, conv.K]
+    for k, n in thesis_dense(model):
+        sizes += [k * n, n]
+    return sizes
+
+
+def unique(items) -> list:
+    """Items in first-seen order without repeats (several models share layers)."""
+    return list(dict.fromkeys(items))
+
+
+# ResNet-50's convolutions (WORKLOADS.md), run at batch 32 and 128
+RESNET50_CONVS = {
+    "conv1": ConvLayer(3, 224, 224, 64, 7, 7, 2, 3),
+    "res2 1x1 reduce": ConvLayer(256, 56, 56, 64, 1, 1, 1, 0),
+    "res2 3x3": ConvLayer(64, 56, 56, 64),
+    "res2 1x1 expand": ConvLayer(64, 56, 56, 256, 1, 1, 1, 0),
+    "res3 3x3 (stride)": ConvLayer(128, 56, 56, 128, 3, 3, 2, 1),
+    "res3 3x3": ConvLayer(128, 28, 28, 128),
+    "res3 1x1 expand": ConvLayer(128, 28, 28, 512, 1, 1, 1, 0),
+    "res4 3x3": ConvLayer(256, 14, 14, 256),
+    "res4 1x1 expand": ConvLayer(256, 14, 14, 1024, 1, 1, 1, 0),
+    "res5 3x3": ConvLayer(512, 7, 7, 512),
+    "res5 1x1 reduce": ConvLayer(2048, 7, 7, 512, 1, 1, 1, 0),
+}
+RESNET50_POOL = (64, 112, 112, 3, 2)  # C, H, W, window, stride: the 3x3/2 max pool after conv1
+RESNET50_ACTIVATIONS = ("conv1", "res2 1x1 expand", "res3 1x1 expand")  # ReLUs timed: these layers' outputs
+
+# GEMM sizes (M, N, K) beyond the thesis's dense layers
+GEMM_SQUARE = (512, 1024, 2048, 4096, 8192)
+GEMM_TALL = ((16384, 64, 1024), (64, 16384, 1024))
