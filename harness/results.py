@@ -1,6 +1,7 @@
 """Tidy results: one row per (op, pass, impl, shape), appended to results.csv as each case finishes, plus meta.json.
 
-An interrupted run keeps every row it wrote. `load_run` reads a run folder back into a DataFrame and its metadata.
+An interrupted run keeps every row it wrote. `load_run` reads a run folder back into a DataFrame and its metadata,
+`load_runs` several into one table (what the notebooks use), `runs_from_env` finds the folders a notebook should read.
 """
 
 from __future__ import annotations
@@ -116,3 +117,27 @@ def load_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     meta_path = run_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return df, meta
+
+
+def load_runs(run_dirs) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Several run folders as one table with a `run` column (the folder's name), and their metadata by run."""
+    frames, metas = [], {}
+    for d in run_dirs:
+        df, meta = load_run(d)
+        name = Path(d).name
+        frames.append(df.assign(run=name))
+        metas[name] = meta
+    if not frames:
+        raise UsageError("no run folders given")
+    return pd.concat(frames, ignore_index=True), metas
+
+
+def runs_from_env(var: str = "HARNESS_RUN", root: str | os.PathLike = "reports") -> list[Path]:
+    """The run folders named in $`var` (separated by os.pathsep or commas), else the run under `root` written last."""
+    value = os.environ.get(var, "").strip()
+    if value:
+        return [Path(p) for p in value.replace(",", os.pathsep).split(os.pathsep) if p]
+    results = sorted(Path(root).glob("*/results.csv"), key=lambda p: p.stat().st_mtime)
+    if not results:
+        raise UsageError(f"no run folder: set {var}=<run folder> or make one with 'python -m harness run'")
+    return [results[-1].parent]

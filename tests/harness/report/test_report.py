@@ -19,9 +19,9 @@ from fake_runs import CEILINGS, gpu_like_rows, gpu_meta, write_run
 from harness.cli import main
 from harness.errors import UsageError
 from harness.report import figures
-from harness.report.html import build_report, load_runs, runs_from_env
+from harness.report.html import build_report
 from harness.report.screenshot import find_browser, screenshot
-from harness.results import load_run
+from harness.results import load_run, load_runs, runs_from_env
 
 SECTIONS = ["env", "correctness", "performance", "roofline", "kernels", "timing"]
 
