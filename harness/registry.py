@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.errors import choices_error
+from harness.errors import choices_error, one_line
 
 DEVICES = ("cpu", "gpu")
 MATH_MODES = ("fp64", "fp32", "tf32")
@@ -147,7 +147,7 @@ def discover() -> None:
 
 
 def _broken(module: str, exc: BaseException | None = None) -> None:
-    BROKEN[module] = f"{type(exc).__name__}: {exc}".splitlines()[0] if exc else "could not be imported"
+    BROKEN[module] = one_line(exc) if exc else "could not be imported"
 
 
 def all_impls() -> list[Impl]:

@@ -15,7 +15,7 @@ from typing import ClassVar
 from tqdm import tqdm
 
 from harness.device import gpu_unavailable_reason
-from harness.errors import UsageError, choices_error
+from harness.errors import UsageError, choices_error, one_line
 from harness.measure import ceilings, plausibility
 from harness.measure.check import DEFAULT_SEEDS, ORACLE, ReferenceCache, check
 from harness.measure.inputs import InputSets
@@ -163,7 +163,7 @@ class Run:
         try:
             row.update(self.time(impl, case, refs, row["flops"], row["bytes"]))
         except Exception as exc:  # a launch failure while timing is this row's error, not the run's
-            row.update(status="error", reason=f"while timing: {type(exc).__name__}: {exc}".splitlines()[0])
+            row.update(status="error", reason=f"while timing: {one_line(exc)}")
         return row
 
     def time(self, impl: Impl, case: Case, refs: ReferenceCache, flops: int, nbytes: int) -> dict:
@@ -199,7 +199,7 @@ class Run:
         try:
             details = (impl.details(shape) or {}) if impl.details else {}
         except Exception as exc:  # reporting must never turn a result into an error
-            return {"note": f"details unavailable: {type(exc).__name__}: {exc}".splitlines()[0]}
+            return {"note": f"details unavailable: {one_line(exc)}"}
         out: dict = {}
         kernels = details.get("kernels", {})
         if kernels:
@@ -252,7 +252,7 @@ def execute(cfg: RunConfig, run_dir: Path, printer=print) -> list[dict]:
                     row = run.run_case(case, impl, refs)
                 except Exception as exc:  # e.g. the oracle itself failed (out of memory): record, go on
                     row = {**row_head(case, impl), "status": "error",
-                           "reason": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+                           "reason": one_line(exc)}
                 run.add_speedup(case, row)
                 run.add_flags(row)
                 run.writer.write(row)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.device import gpu_unavailable_reason, synchronize
-from harness.errors import UsageError
+from harness.errors import UsageError, one_line
 from harness.measure.timing import stats
 from nets.backend import BACKENDS, resolve
 from nets.data import fit, synthetic
@@ -66,11 +66,6 @@ def _device_name(device: str, cpu_name: str) -> str:
     import cupy
 
     return cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"].decode()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 def _time_steps(step, device: str, cfg: BenchConfig) -> list[float]:
@@ -115,7 +110,7 @@ def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig) -> tuple
         if not math.isfinite(float(last["loss"])):
             return {**row, "status": "error", "reason": f"loss became {float(last['loss'])}"}, None
     except Exception as exc:  # a failing kernel must not stop the other backends
-        return {**row, "status": "error", "reason": _one_line(exc)}, None
+        return {**row, "status": "error", "reason": one_line(exc)}, None
     return {**row, "status": "ok"}, times
 
 
@@ -158,7 +153,7 @@ def bench_peer(spec: ModelSpec, cfg: BenchConfig) -> tuple[dict, list[float] | N
     try:
         times = _time_steps(step, "cpu", cfg) if device == "cpu" else _time_torch_cuda(step, cfg)
     except Exception as exc:
-        return {**row, "status": "error", "reason": _one_line(exc)}, None
+        return {**row, "status": "error", "reason": one_line(exc)}, None
     return {**row, "status": "ok"}, times
 
 
@@ -237,7 +232,7 @@ def accuracy(spec: ModelSpec, backend: str, cfg: BenchConfig, run_dir: Path) -> 
                                    seed=cfg.seed, out=str(run_dir / f"train-{spec.name}-{backend}"),
                                    progress=False), printer=lambda *a: None)
     except Exception as exc:
-        return _one_line(exc)
+        return one_line(exc)
     return result.history[-1]["test_acc"]
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.errors import UsageError
+from harness.errors import UsageError, one_line
 from nets.distributed import DataParallelSGD, Exchange, NcclComm, shard
 from nets.train import Trainer
 
@@ -75,7 +75,7 @@ def _entry(target, rank: int, world: int, uid, beats, results, args) -> None:
     try:
         results.put((rank, "result", target(rank, world, uid, beat, *args)))
     except BaseException as exc:  # report every failure, then exit non-zero
-        results.put((rank, "error", f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"))
+        results.put((rank, "error", one_line(exc)))
         sys.exit(1)
 
 

@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from harness.measure.events import event_times_ms
+
 
 def _best_of(fn, reps: int) -> float:
     fn()
@@ -45,19 +47,9 @@ def gpu_ceilings(copy_mib: int = 1024, gemm_n: int = 8192) -> dict:
     import cupy
 
     stream = cupy.cuda.Stream(non_blocking=True)
-    start, end = cupy.cuda.Event(), cupy.cuda.Event()
 
     def median_ms(fn, reps: int) -> float:
-        with stream:
-            fn()
-            times = []
-            for _ in range(reps):
-                start.record(stream)
-                fn()
-                end.record(stream)
-                end.synchronize()
-                times.append(cupy.cuda.get_elapsed_time(start, end))
-        return float(np.median(times))
+        return float(np.median(event_times_ms(fn, reps, stream)))
 
     with stream:
         a = cupy.random.random(copy_mib * 2**20 // 4, dtype=cupy.float32)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.device import array_module, float_dtype, synchronize
+from harness.errors import one_line
 from harness.measure.execute import prepare
 from harness.registry import Impl, get
 from harness.spec import OpSpec
@@ -143,7 +144,7 @@ def check(impl: Impl, refs: ReferenceCache, seeds=DEFAULT_SEEDS) -> CheckResult:
             synchronize(impl.device)
             outputs = call.results()
         except Exception as exc:
-            return CheckResult("error", _one_line(exc), seeds=seeds.index(seed))
+            return CheckResult("error", one_line(exc), seeds=seeds.index(seed))
         mutated = changed_inputs(call.inputs, before)
         if mutated:
             return CheckResult("input-mutated", f"wrote into input {', '.join(mutated)} (seed {seed})",
@@ -175,8 +176,3 @@ def changed_inputs(inputs: dict, before: dict) -> list[str]:
     xp = array_module(next(iter(inputs.values()))) if inputs else np
     return [name for name, a in inputs.items()
             if not bool(xp.array_equal(a.reshape(-1).view(xp.uint8), before[name].reshape(-1).view(xp.uint8)))]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.errors import one_line
+
 THROTTLED = 0.75
 # NVML's clocks-event (formerly throttle) reason bits that say something about the figure; idle, application
 # clocks and display clocks do not.
@@ -55,7 +57,7 @@ def open_gpu_clocks(device_id: int) -> tuple[GpuClocks | None, str]:
                 return GpuClocks(nvml, h), ""
         return None, f"clocks not recorded: NVML lists no device at PCI bus id {bus}"
     except Exception as exc:  # NVML present but not usable here (no driver access, a container without it)
-        return None, f"clocks not recorded: NVML: {type(exc).__name__}: {exc}".splitlines()[0]
+        return None, f"clocks not recorded: NVML: {one_line(exc)}"
 
 
 def _bus_id(text: str) -> str:

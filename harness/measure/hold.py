@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.measure import cupti
+from harness.measure.events import event_times_ms
 
 SOURCE = Path(__file__).with_name("hold_stream.cu")
 KERNEL = "hold_stream"
@@ -66,18 +67,7 @@ def event_overhead(stream, hold: StreamHold, spin_us: int = 20, reps: int = 100)
         with stream:
             spin((1,), (1,), (np.uint64(spin_us * 1000), span))
 
-    launch()
-    start, end = cupy.cuda.Event(), cupy.cuda.Event()
-    times = []
-    for _ in range(reps):
-        hold.hold(stream, 0.05)
-        start.record(stream)
-        launch()
-        end.record(stream)
-        hold.release()
-        end.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(start, end))
-    events_ms = float(np.median(times))
+    events_ms = float(np.median(event_times_ms(launch, reps, stream, hold)))
     if cupti.available() is None:
         def one(i: int) -> None:
             launch()

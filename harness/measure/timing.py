@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from harness.errors import one_line
 from harness.measure.check import changed_inputs
 from harness.measure.clocks import open_gpu_clocks, summarize
 from harness.measure.inputs import InputSets
@@ -322,7 +323,7 @@ class GpuTimer:
                     graph = self.stream.end_capture()
             return graph, ""
         except Exception as exc:
-            why = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]
+            why = one_line(exc, 160)
             return None, f"not capturable as a CUDA graph ({why}): timed with held events instead"
 
     def _host_ms(self, work: InputSets) -> float:

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.device import gpu_unavailable_reason
+from harness.errors import one_line
+from harness.measure.events import event_times_ms
 from harness.ops.conv2d import Conv2dShape
 from harness.ops.gemm import GemmShape
 from harness.options import OPTIONS
@@ -132,19 +134,7 @@ def _handle():
 
 def _time_plan(b: Built, handle, ptrs: dict[str, int]) -> float:
     """Median milliseconds of one execution of plan b.index (CUDA events on the current stream)."""
-    import cupy
-
-    stream = cupy.cuda.get_current_stream()
-    start, end = cupy.cuda.Event(), cupy.cuda.Event()
-    b.run(handle, ptrs)
-    times = []
-    for _ in range(TUNE_REPS):
-        start.record(stream)
-        b.run(handle, ptrs)
-        end.record(stream)
-        end.synchronize()
-        times.append(cupy.cuda.get_elapsed_time(start, end))
-    return statistics.median(times)
+    return statistics.median(event_times_ms(lambda: b.run(handle, ptrs), TUNE_REPS))
 
 
 def _build(recipe: Callable, strict: bool, handle, ptrs: dict[str, int], autotune: bool) -> Built:
@@ -173,7 +163,7 @@ def _build(recipe: Callable, strict: bool, handle, ptrs: dict[str, int], autotun
         if not autotune:
             break
     if not built:
-        why = _first_line(first_error) if first_error else "the heuristics listed none"
+        why = one_line(first_error, 240) if first_error else "the heuristics listed none"
         raise NoPlan(f"no cuDNN plan builds ({listed} listed{', tensor-core plans deselected' if strict else ''}): "
                      f"{why}")
     build_ms = (time.perf_counter() - t0) * 1e3
@@ -203,11 +193,6 @@ def _build(recipe: Callable, strict: bool, handle, ptrs: dict[str, int], autotun
     return b
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:240]
-
-
 def _key(op: str, pass_: str, name: str, shape, role: str) -> tuple:
     return (op, pass_, name, shape, OPTIONS.autotune, role)
 
@@ -221,7 +206,7 @@ def _try_plan(key: tuple, recipe: Callable, strict: bool, handle, ptrs: dict[str
     try:
         b = _build(recipe, strict, handle, ptrs, OPTIONS.autotune)
     except Exception as exc:
-        _failed[key] = _first_line(exc)
+        _failed[key] = one_line(exc, 240)
         return None
     _plans[key] = b
     _notes[key] = b.describe()
@@ -459,7 +444,7 @@ def _strict_matmul_support(pass_: str) -> Callable[[GemmShape], str | None]:
                     _build(_gemm_recipes(s)[role], False, _handle(), {}, autotune=False)
                 _support[key] = None
             except Exception as exc:
-                _support[key] = f"cuDNN has no strict-FP32 matmul engine for this shape ({_first_line(exc)})"
+                _support[key] = f"cuDNN has no strict-FP32 matmul engine for this shape ({one_line(exc, 240)})"
         return _support[key]
     return supports
 
