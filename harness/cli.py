@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
 
 from harness import runner
 from harness.errors import UsageError
@@ -58,7 +57,7 @@ def cmd_run(args) -> int:
         timer=TimerSettings(budget_s=args.budget, target_rel_iqr=args.rel_iqr), argv=sys.argv[1:],
     )
     runner.plan(cfg)  # validate every name and shape before creating anything
-    run_dir = Path(args.out) if args.out else new_run_dir()
+    run_dir = new_run_dir(args.out)
     note = runner.gpu_note()
     if note:
         print(note)

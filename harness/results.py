@@ -30,14 +30,16 @@ COLUMNS = [
 ]
 
 
-def new_run_dir(root: str | os.PathLike = "reports") -> Path:
-    """reports/<UTC timestamp>, unique."""
+def new_run_dir(out: str | os.PathLike | None = None, prefix: str = "", root: str | os.PathLike = "reports") -> Path:
+    """`out` when given (--out), else a new, unique <root>/[<prefix>-]<UTC timestamp>: every command's run folder."""
+    if out:
+        return Path(out)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    path = Path(root) / stamp
-    n = 1
+    name = f"{prefix}-{stamp}" if prefix else stamp
+    path, n = Path(root) / name, 1
     while path.exists():
         n += 1
-        path = Path(root) / f"{stamp}-{n}"
+        path = Path(root) / f"{name}-{n}"
     return path
 
 
@@ -65,6 +67,7 @@ class ResultWriter:
 
 
 def write_meta(run_dir: Path, meta: dict) -> None:
+    """<run_dir>/meta.json: what every command records beside its results (base_meta plus its own settings)."""
     (Path(run_dir) / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
 
 

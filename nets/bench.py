@@ -17,7 +17,6 @@ default lr and batch) and the table gets its test accuracy.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 from harness.device import gpu_unavailable_reason, synchronize
 from harness.errors import UsageError, one_line
 from harness.measure.timing import stats
+from harness.results import write_meta
 from nets.backend import BACKENDS, resolve
 from nets.data import fit, synthetic
 from nets.models import THESIS_MODELS, ModelSpec, get_model
@@ -271,7 +271,7 @@ def run_bench(cfg: BenchConfig, run_dir: Path, printer=print) -> list[dict]:
         w.writerows(rows)
     plot_bench(rows, run_dir / "train_bench.png")
     meta.update(config=asdict(cfg), gpu=gpu)
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    write_meta(run_dir, meta)
     printer("\n" + format_table(rows))
     return rows
 

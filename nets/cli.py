@@ -81,10 +81,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_train_bench(args) -> int:
+    from harness.results import new_run_dir
     from nets.backend import BACKENDS, backend_names, parse_overrides
     from nets.bench import BenchConfig, run_bench
     from nets.models import THESIS_MODELS, get_model
-    from nets.train import new_run_dir
 
     if args.gpus:
         return _scaling(args)
@@ -107,9 +107,9 @@ def cmd_train_bench(args) -> int:
 
 
 def _scaling(args) -> int:
+    from harness.results import new_run_dir
     from nets.models import THESIS_MODELS, get_model
     from nets.scaling import ScalingConfig, run_scaling
-    from nets.train import new_run_dir
 
     models = _names(args.models) or [*THESIS_MODELS, "vgg-small"]
     for m in models:

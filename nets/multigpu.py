@@ -174,7 +174,7 @@ def _train_rank(rank, world, uid, beat, cfg, exchange: Exchange, device=None):
 
 def train_data_parallel(cfg, gpus: int, exchange: Exchange, timeout_s: float, launcher: str) -> list:
     """Train `cfg` data-parallel; returns every rank's {history, run_dir, weights digest}."""
-    from nets.train import new_run_dir
+    from harness.results import new_run_dir
 
     if launcher == "mpi":
         world_info = mpi_world()
@@ -192,7 +192,7 @@ def train_data_parallel(cfg, gpus: int, exchange: Exchange, timeout_s: float, la
         watchdog(box, timeout_s, abort)
         return [_train_rank(rank, world, uid, beat, cfg, exchange, device=local)]
     _check_gpus(gpus)
-    cfg = dataclasses.replace(cfg, out=str(new_run_dir(cfg.out)))  # one folder, chosen before the ranks start
+    cfg = dataclasses.replace(cfg, out=str(new_run_dir(cfg.out, "train")))  # one folder, chosen before the ranks start
     print(f"data-parallel on {gpus} GPUs: overlap {'on' if exchange.overlap else 'off'}, {exchange.settings()}")
     results = launch(gpus, _train_rank, (cfg, exchange), timeout_s)
     digests = {r["weights"] for r in results}

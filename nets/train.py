@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as dt
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from tqdm import tqdm
 
 from harness.device import synchronize
 from harness.errors import UsageError
+from harness.results import base_meta, new_run_dir, write_meta
 from nets import checkpoint
 from nets.backend import Backend, resolve
 from nets.data import Dataset, fit, load, subset
@@ -184,18 +183,6 @@ class Trainer:
         return correct / n
 
 
-def new_run_dir(out: str | None, prefix: str = "train") -> Path:
-    """`out`, or a new reports/<prefix>-<UTC timestamp>."""
-    if out:
-        return Path(out)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    path, n = Path("reports") / f"{prefix}-{stamp}", 1
-    while path.exists():
-        n += 1
-        path = Path("reports") / f"{prefix}-{stamp}-{n}"
-    return path
-
-
 def train(cfg: TrainConfig, printer=print, make_trainer=Trainer, main: bool = True) -> TrainResult:
     """Train as `cfg` says; write the run folder; return the history and the trained network.
 
@@ -214,7 +201,7 @@ def train(cfg: TrainConfig, printer=print, make_trainer=Trainer, main: bool = Tr
         trainer.rng.bit_generator.state = ck.meta["rng_state"]
         history = ck.meta["history"]
     first = len(history)
-    run_dir = new_run_dir(cfg.out)
+    run_dir = new_run_dir(cfg.out, "train")
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -257,7 +244,7 @@ def train(cfg: TrainConfig, printer=print, make_trainer=Trainer, main: bool = Tr
         write_csv(run_dir / "history.csv", history)
         if history:
             plot_history(history, run_dir / "history.png", f"{cfg.model} on {cfg.dataset}, backend {b.name}")
-        write_meta(run_dir, cfg, b, history)
+        write_meta(run_dir, train_meta(cfg, b, history))
     printer(f"run folder: {run_dir}" + (f"; checkpoint: {cfg.save}" if cfg.save else ""))
     return TrainResult(run_dir, history, net, b, cfg)
 
@@ -269,13 +256,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def write_meta(run_dir: Path, cfg: TrainConfig, backend: Backend, history: list[dict]) -> None:
-    from harness.results import base_meta
-
-    meta = {**base_meta(["train"]), "config": dataclasses.asdict(cfg), "backend": backend.name,
-            "device": backend.device, "dtype": np.dtype(backend.dtype).name, "implementations": backend.impl_names(),
-            "final": history[-1] if history else None}
-    (run_dir / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+def train_meta(cfg: TrainConfig, backend: Backend, history: list[dict]) -> dict:
+    """meta.json of a training run: the machine, the settings, the implementation of every pass, the last epoch."""
+    return {**base_meta(["train"]), "config": dataclasses.asdict(cfg), "backend": backend.name,
+            "device": backend.device, "dtype": np.dtype(backend.dtype).name,
+            "implementations": backend.impl_names(), "final": history[-1] if history else None}
 
 
 def plot_history(rows: list[dict], path: Path, title: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import sys
 import time
-from pathlib import Path
 
 from harness.device import gpu_unavailable_reason
 from harness.errors import UsageError
@@ -131,7 +130,7 @@ def cmd_allreduce(args) -> int:
     if not 1 <= n <= available:
         raise UsageError(f"--gpus {n}: this machine has {available} GPU(s)")
     plan = sizes(parse_bytes(args.min_bytes), parse_bytes(args.max_bytes))
-    run_dir = Path(args.out) if args.out else new_run_dir()
+    run_dir = new_run_dir(args.out)
     writer = ResultWriter(run_dir)
     group = Group(n)
     write_meta(run_dir, {**base_meta(sys.argv[1:]), "gpus": n, "nccl": group.nccl.get_version()})
