@@ -24,17 +24,15 @@ import numpy as np
 
 from harness.device import float_dtype, xp_for
 from harness.errors import UsageError
+from harness.measure.execute import Call
+from harness.ops import all_ops
 from harness.registry import Impl, all_impls, canonical
 from harness.spec import shape_str
 
 BACKENDS = ("numpy_ref", "numpy_opt", "cupy_naive", "cupy_opt", "cudnn", "torch")
 FALLBACKS = {"gpu": ("cupy_opt", "cupy_naive"), "cpu": ("numpy_opt", "numpy_ref")}
 GENERIC = "numpy_ref"  # runs on any array module and float dtype (see harness.measure.check.ReferenceCache)
-PASSES = {
-    "gemm": ("fwd", "bwd"), "conv2d": ("fprop", "dgrad", "wgrad"), "maxpool2d": ("fwd", "bwd"),
-    "relu": ("fwd", "bwd"), "sigmoid": ("fwd", "bwd"), "softmax_xent": ("fwd", "bwd"),
-    "sigmoid_bce": ("fwd", "bwd"), "sgd": ("update",),
-}
+PASSES = {name: tuple(spec.passes) for name, spec in all_ops().items()}  # what each op's spec defines
 
 
 @dataclass
@@ -60,10 +58,9 @@ class Backend:
 
     def call(self, op: str, pass_: str, shape, inputs: dict, outputs: dict) -> dict:
         """Run (op, pass_) on `shape`; outputs are written in place and returned."""
-        impl = self.choices[(op, pass_)].impl
-        returned = impl.fn(shape, **inputs, **outputs)
-        if isinstance(returned, dict):
-            for name, value in returned.items():
+        call = Call(self.choices[(op, pass_)].impl, shape, inputs, outputs)
+        if isinstance(call.run(), dict):  # a library that allocates: into the layer's stable buffers
+            for name, value in call.returned.items():
                 outputs[name][...] = value
         return outputs
 
