@@ -10,11 +10,11 @@ import importlib
 import sys
 
 from harness import runner
+from harness.device import gpu_unavailable_reason
 from harness.errors import UsageError
 from harness.measure.check import DEFAULT_SEEDS, FAILED_STATUSES
 from harness.measure.timing import TIMING_METHODS, TimerSettings
 from harness.ops import all_ops
-from harness.options import OPTIONS
 from harness.registry import BROKEN, all_impls, canonical
 from harness.results import new_run_dir
 
@@ -48,20 +48,19 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     """Check (and time) every selected implementation on every selected shape; write the run folder."""
-    OPTIONS.autotune = args.autotune
     cfg = runner.RunConfig(
-        ops=runner.ops_or_all(args.op), passes=_split(args.pass_), impls=_impl_names(args.impl),
+        ops=ops_or_all(args.op), passes=_split(args.pass_), impls=_impl_names(args.impl),
         shape_set=args.shapes, shape=args.shape, check_only=args.check_only,
         seeds=tuple(range(args.seeds)), warm=args.warm, timing=args.timing, cpu_max_gflop=args.cpu_max_gflop,
-        baseline=canonical(args.baseline) if args.baseline else None,
+        baseline=canonical(args.baseline) if args.baseline else None, autotune=args.autotune,
         timer=TimerSettings(budget_s=args.budget, target_rel_iqr=args.rel_iqr), argv=sys.argv[1:],
     )
     runner.plan(cfg)  # validate every name and shape before creating anything
     run_dir = new_run_dir(args.out)
-    note = runner.gpu_note()
+    note = gpu_note()
     if note:
         print(note)
-    rows = runner.execute(cfg, run_dir)
+    rows = runner.run_cases(cfg, run_dir)
     print(f"\n{len(rows)} cases written to {run_dir / 'results.csv'}")
     if not args.no_report:
         try:
@@ -78,6 +77,22 @@ def cmd_run(args) -> int:
         print(f"{len(failed)} cases did not pass", file=sys.stderr)
         return 1
     return 0
+
+
+def ops_or_all(text: str) -> list[str]:
+    """'conv2d', 'conv2d,gemm' or 'all' into op names (validated later by plan)."""
+    if text == "all":
+        return list(all_ops())
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise UsageError("--op is empty; give an op name, a comma list or 'all'")
+    return names
+
+
+def gpu_note() -> str | None:
+    """A one-line note for CPU-only machines, printed before a run."""
+    reason = gpu_unavailable_reason()
+    return f"GPU implementations will be skipped: {reason}" if reason else None
 
 
 def _split(text: str | None) -> list[str] | None:

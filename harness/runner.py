@@ -7,20 +7,19 @@ row's speedup is known the moment the row is written.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 from tqdm import tqdm
 
-from harness.device import gpu_unavailable_reason
+from harness.console import TablePrinter
+from harness.context import run_context
 from harness.errors import UsageError, choices_error, one_line
 from harness.measure import ceilings, plausibility
 from harness.measure.check import DEFAULT_SEEDS, ORACLE, ReferenceCache, check
 from harness.measure.inputs import InputSets
 from harness.measure.timing import CpuTimer, GpuTimer, TimerSettings
-from harness.ops import all_ops, get_op
+from harness.ops import get_op
 from harness.registry import Impl, impls_for
 from harness.results import ResultWriter, base_meta, write_meta
 from harness.spec import OpSpec, parse_shape, shape_str
@@ -37,10 +36,10 @@ class RunConfig:
     shape_set: str = "smoke"
     shape: str | None = None  # one shape, "N=..,C=..", instead of a set
     check_only: bool = False
-    out: Path | None = None
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     timer: TimerSettings = field(default_factory=TimerSettings)
     warm: bool = False
+    autotune: bool = False  # vendor libraries: time every plan that builds, keep the fastest (harness.context)
     timing: str = "events"  # GPU: "events" (held stream) or "graph" (CUDA-graph replay), see harness.measure.timing
     cpu_max_gflop: float = 20.0
     baseline: str | None = None
@@ -236,8 +235,13 @@ def row_head(case: Case, impl: Impl) -> dict:
             "shape_set": case.shape_set, "shape": shape_str(case.shape)}
 
 
-def execute(cfg: RunConfig, run_dir: Path, printer=print) -> list[dict]:
+def run_cases(cfg: RunConfig, run_dir: Path, printer=print) -> list[dict]:
     """Run every case of `cfg`, writing rows to run_dir as they finish; returns the rows."""
+    with run_context(autotune=cfg.autotune):
+        return _run_cases(cfg, run_dir, printer)
+
+
+def _run_cases(cfg: RunConfig, run_dir: Path, printer) -> list[dict]:
     cases = plan(cfg)
     run = Run(cfg, cases, run_dir)
     run.setup(printer)
@@ -263,52 +267,3 @@ def execute(cfg: RunConfig, run_dir: Path, printer=print) -> list[dict]:
     run.meta["summary"] = {s: statuses.count(s) for s in sorted(set(statuses))}
     write_meta(run_dir, run.meta)
     return run.writer.rows
-
-
-class TablePrinter:
-    """Prints one aligned line per finished case, with a header whenever the (op, pass) changes."""
-
-    COLS: ClassVar[list[tuple[str, int]]] = [
-        ("impl", 18), ("shape", 44), ("status", 8), ("err", 9), ("median_ms", 10), ("GFLOP/s", 9), ("GB/s", 8),
-        ("%peak", 6), ("speedup", 8)]
-
-    def __init__(self, printer):
-        self.printer = printer
-        self.current = None
-
-    def row(self, r: dict, emit) -> None:
-        if (r["op"], r["pass"]) != self.current:
-            self.current = (r["op"], r["pass"])
-            emit(f"\n== {r['op']} / {r['pass']}")
-            emit("  ".join(name.ljust(w) for name, w in self.COLS))
-        cells = [r["impl"], r["shape"], r["status"], _num(r.get("err"), ".1e"), _num(r.get("median_ms"), ".4g"),
-                 _num(r.get("gflops"), ".4g"), _num(r.get("gbps"), ".4g"), _num(r.get("pct_peak"), ".1f"),
-                 _num(r.get("speedup"), ".2f", "x")]
-        line = "  ".join(str(c)[:w].ljust(w) for c, (_, w) in zip(cells, self.COLS, strict=True))
-        if r.get("reason") and r["status"] not in ("pass", "oracle"):
-            line += f"  ({r['reason']})"
-        if r.get("flags"):
-            line += f"  ! {r['flags']}"
-        emit(line.rstrip())
-
-
-def _num(v, fmt: str, suffix: str = "") -> str:
-    if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
-        return f"{v:{fmt}}{suffix}"
-    return "-"
-
-
-def ops_or_all(text: str) -> list[str]:
-    """'conv2d', 'conv2d,gemm' or 'all' into op names (validated later by plan)."""
-    if text == "all":
-        return list(all_ops())
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise UsageError("--op is empty; give an op name, a comma list or 'all'")
-    return names
-
-
-def gpu_note() -> str | None:
-    """A one-line note for CPU-only machines, printed before a run."""
-    reason = gpu_unavailable_reason()
-    return f"GPU implementations will be skipped: {reason}" if reason else None

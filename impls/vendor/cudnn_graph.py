@@ -6,7 +6,7 @@ and reported, with the plan's name, through `details` (a note such as "y: eng0{.
 41 ms)"). The cuDNN handle is one per device and is bound to CuPy's current stream before every call.
 
 Plan choice. The heuristics (modes A, then FALLBACK) list the plans. Without --autotune the first plan in that
-order that builds is used (cuDNN's own choice). With harness.options.OPTIONS.autotune every listed plan is built
+order that builds is used (cuDNN's own choice). With harness.options.current().autotune every listed plan is built
 (what build_plan_policy.ALL does, here index by index with build_plan_at_index so that each plan that builds is
 known and one that does not is skipped), each is timed with CUDA events on the call's buffers (median of TUNE_REPS
 after one warm-up run), and the fastest is kept; the note names it and the heuristic first for comparison.
@@ -39,12 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.context import current
 from harness.device import gpu_unavailable_reason
 from harness.errors import one_line
 from harness.measure.events import event_times_ms
 from harness.ops.conv2d import Conv2dShape
 from harness.ops.gemm import GemmShape
-from harness.options import OPTIONS
 from harness.registry import register
 
 MIN_FRONTEND = (1, 2)  # deselect_numeric_notes, build_plan_at_index, execute_plan_at_index
@@ -194,7 +194,7 @@ def _build(recipe: Callable, strict: bool, handle, ptrs: dict[str, int], autotun
 
 
 def _key(op: str, pass_: str, name: str, shape, role: str) -> tuple:
-    return (op, pass_, name, shape, OPTIONS.autotune, role)
+    return (op, pass_, name, shape, current().autotune, role)
 
 
 def _try_plan(key: tuple, recipe: Callable, strict: bool, handle, ptrs: dict[str, int]) -> Built | None:
@@ -204,7 +204,7 @@ def _try_plan(key: tuple, recipe: Callable, strict: bool, handle, ptrs: dict[str
     if key in _failed:
         return None
     try:
-        b = _build(recipe, strict, handle, ptrs, OPTIONS.autotune)
+        b = _build(recipe, strict, handle, ptrs, current().autotune)
     except Exception as exc:
         _failed[key] = one_line(exc, 240)
         return None
@@ -232,7 +232,7 @@ def _override_note() -> str:
 
 def _details(op: str, pass_: str, name: str) -> Callable[[object], dict]:
     def details(shape) -> dict:
-        prefix = (op, pass_, name, shape, OPTIONS.autotune)
+        prefix = (op, pass_, name, shape, current().autotune)
         notes = [f"{k[-1]}: {text}" for k, text in _notes.items() if k[:-1] == prefix]
         if name == "cudnn_tf32":
             notes = [n + _override_note() for n in notes]

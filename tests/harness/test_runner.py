@@ -1,8 +1,10 @@
 """plan(): how op, pass, shape-set and implementation names become cases, and which mistakes are refused."""
 import pytest
 
+from harness import registry
+from harness.context import current
 from harness.errors import UsageError
-from harness.runner import RunConfig, plan
+from harness.runner import RunConfig, plan, run_cases
 
 
 def _names(cases):
@@ -28,3 +30,19 @@ def test_names_that_select_no_case_are_refused():
     # maxpool2d has the 'large' set and conv2d does not, so the conv2d-only name selects nothing
     with pytest.raises(UsageError, match="none of the implementations cupy_im2col_cublas runs"):
         plan(RunConfig(ops=["conv2d", "maxpool2d"], shape_set="large", impls=["cupy_im2col_cublas"]))
+
+
+def test_the_run_context_reaches_implementations_and_ends_with_the_run(tmp_path, monkeypatch):
+    seen = []
+
+    def relu_that_looks(s, x, *, y):
+        seen.append(current().autotune)
+        y[...] = x.clip(min=0)
+    registry.discover()
+    monkeypatch.setitem(registry._REGISTRY, ("relu", "fwd", "zz_looks"),
+                        registry.Impl("relu", "fwd", "zz_looks", relu_that_looks, "cpu", "fp32"))
+    cfg = RunConfig(ops=["relu"], passes=["fwd"], impls=["numpy_ref", "zz_looks"], check_only=True, autotune=True)
+    rows = run_cases(cfg, tmp_path / "run", printer=lambda *_: None)
+    assert {r["status"] for r in rows} == {"pass", "oracle"}
+    assert seen and all(seen)
+    assert current().autotune is False

@@ -1,4 +1,4 @@
-"""Cheating implementations, registered through the public `register` and run through `runner.execute`, must not
+"""Cheating implementations, registered through the public `register` and run through `runner.run_cases`, must not
 come out as passing rows: a result cached by address, a result left from the first call, a write into an input
 (at once, or only once the checker is done), and one that looks for the checker's NaN poison."""
 
@@ -11,7 +11,7 @@ import pytest
 from harness import registry
 from harness.measure.timing import TimerSettings
 from harness.registry import register
-from harness.runner import RunConfig, execute
+from harness.runner import RunConfig, run_cases
 
 SHAPE = "N=4,C=8,H=16,W=16"  # relu fwd on the CPU: a fraction of a millisecond a call
 
@@ -33,7 +33,7 @@ def cheaters():
 def _run(tmp_path, names: list[str]) -> pd.DataFrame:
     cfg = RunConfig(ops=["relu"], passes=["fwd"], impls=["numpy_ref", "numpy_opt", *names], shape=SHAPE,
                     timer=TimerSettings(budget_s=0.2, warmup_s=0.01))
-    rows = execute(cfg, tmp_path / "run", printer=lambda *_: None)
+    rows = run_cases(cfg, tmp_path / "run", printer=lambda *_: None)
     return pd.DataFrame(rows).set_index("impl")
 
 

@@ -1,6 +1,6 @@
 """The GPU timer measures the kernels, cannot be fooled, and agrees with CUPTI.
 
-- Cheating implementations registered through the public `register` and run through `runner.execute`: work on a
+- Cheating implementations registered through the public `register` and run through `runner.run_cases`: work on a
   private stream (off-stream), a result cached by address (stale), a write into an input (input-mutated); an
   implementation that synchronises inside its call is timed without the hold and flagged.
 - The harness's time of single- and few-kernel implementations (a pooling, a softmax, convolutions) equals the
@@ -20,7 +20,7 @@ from harness.measure.inputs import InputSets
 from harness.measure.timing import GpuTimer, TimerSettings
 from harness.ops import get_op
 from harness.registry import get, register
-from harness.runner import RunConfig, execute
+from harness.runner import RunConfig, run_cases
 
 pytestmark = pytest.mark.gpu
 
@@ -43,7 +43,7 @@ def cheaters():
 def _run(tmp_path, names: list[str], **cfg) -> pd.DataFrame:
     cfg = RunConfig(ops=["relu"], passes=["fwd"], impls=["numpy_ref", "cupy_opt", *names], shape=RELU,
                     timer=TimerSettings(budget_s=0.2), **cfg)
-    rows = execute(cfg, tmp_path / "run", printer=lambda *_: None)
+    rows = run_cases(cfg, tmp_path / "run", printer=lambda *_: None)
     return pd.DataFrame(rows).set_index("impl")
 
 

@@ -7,10 +7,10 @@ availability reason.
 
 import pytest
 
+from harness.context import run_context
 from harness.measure.check import DEFAULT_SEEDS, ReferenceCache, check
 from harness.ops import get_op
 from harness.ops.conv2d import Conv2dShape
-from harness.options import OPTIONS
 from harness.registry import all_impls, get
 from harness.spec import shape_str
 
@@ -71,11 +71,11 @@ def test_vendor_matches_oracle(key, shape):
 @pytest.mark.gpu
 @pytest.mark.parametrize("key", [("conv2d", "fprop", "cudnn"), ("conv2d", "wgrad", "cudnn_tf32"),
                                  ("gemm", "fwd", "cudnn_tf32")])
-def test_cudnn_autotune_names_the_plan_it_kept(key, monkeypatch):
+def test_cudnn_autotune_names_the_plan_it_kept(key):
     impl = _runnable(key)
     shape = get_op(impl.op).shapes("thesis")[1]
-    monkeypatch.setattr(OPTIONS, "autotune", True)
-    result = check(impl, _references(impl.op, impl.pass_, shape), seeds=DEFAULT_SEEDS)
+    with run_context(autotune=True):
+        result = check(impl, _references(impl.op, impl.pass_, shape), seeds=DEFAULT_SEEDS)
+        note = impl.details(shape)["note"]
     assert result.status == "pass", f"{result.status}: {result.reason}"
-    note = impl.details(shape)["note"]
     assert "autotune" in note and "built in" in note, note
