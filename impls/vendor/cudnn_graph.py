@@ -5,11 +5,7 @@ the first call and cached with its execution plan and workspace; the build time 
 and reported, with the plan's name, through `details` (a note such as "y: eng0{...} (plan 1 of 12, built in
 41 ms)"). The cuDNN handle is one per device and is bound to CuPy's current stream before every call.
 
-Plan choice. The heuristics (modes A, then FALLBACK) list the plans. Without --autotune the first plan in that
-order that builds is used (cuDNN's own choice). With harness.options.current().autotune every listed plan is built
-(what build_plan_policy.ALL does, here index by index with build_plan_at_index so that each plan that builds is
-known and one that does not is skipped), each is timed with CUDA events on the call's buffers (median of TUNE_REPS
-after one warm-up run), and the fastest is kept; the note names it and the heuristic first for comparison.
+Plan choice, the handle and the caches: impls/vendor/cudnn_plans.py.
 
 Precision.
 - cudnn: the FP32 convolution plans that use tensor cores (TF32) are deselected through their numerical note
@@ -33,58 +29,26 @@ dy[1,M,N] → [1,1,N]).
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from harness.context import current
-from harness.device import gpu_unavailable_reason
 from harness.errors import one_line
-from harness.measure.events import event_times_ms
 from harness.ops.conv2d import Conv2dShape
 from harness.ops.gemm import GemmShape
 from harness.registry import register
+from impls.vendor.cudnn_plans import (
+    NOTES,
+    available,
+    bound_handle,
+    build,
+    details_for,
+    fallback_note,
+    get_plan,
+    plan_key,
+    try_plan,
+)
 
-MIN_FRONTEND = (1, 2)  # deselect_numeric_notes, build_plan_at_index, execute_plan_at_index
-MIN_BACKEND = 90000  # cuDNN 9.0
-TUNE_REPS = 5
 MODES = {"cudnn": "fp32", "cudnn_tf32": "tf32"}
-STRICT_NOTES = ("TENSOR_CORE",)  # numerical notes whose plans the strict `cudnn` convolutions exclude
-
-_handles: dict[int, Any] = {}  # device id -> cudnn handle
-_plans: dict[tuple, Built] = {}  # (op, pass, name, shape, autotune, role) -> built plan
-_failed: dict[tuple, str] = {}  # same key -> why cuDNN built no plan (the caller falls back)
-_notes: dict[tuple, str] = {}  # same key -> what the report shows for that role
 _support: dict[tuple, str | None] = {}  # (pass, GemmShape) -> why strict cuDNN matmul cannot run it
-
-
-class NoPlan(RuntimeError):
-    """cuDNN lists or builds no execution plan for a graph."""
-
-
-# ---------------------------------------------------------------- availability
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
-
-
-def available() -> str | None:
-    """None when a CUDA device and a recent enough cuDNN Frontend and cuDNN are present; otherwise why not."""
-    reason = gpu_unavailable_reason()
-    if reason is not None:
-        return reason
-    try:
-        import cudnn
-    except Exception as exc:  # ImportError, or libcudnn failing to load
-        return f"cudnn frontend not installed ({type(exc).__name__}: {exc}); pip install nvidia-cudnn-frontend"
-    version = getattr(cudnn, "__version__", "0")
-    if _version_tuple(version) < MIN_FRONTEND:
-        return f"cudnn frontend {version} is too old (need >= {'.'.join(map(str, MIN_FRONTEND))})"
-    backend = int(cudnn.backend_version())
-    if backend < MIN_BACKEND:
-        return f"cuDNN {backend} is too old for the frontend graph API here (need >= 9.0)"
-    return None
 
 
 def available_strict_matmul() -> str | None:
@@ -95,149 +59,6 @@ def available_strict_matmul() -> str | None:
                   "cuDNN FP32 matmul plan uses TF32); e.g. NVIDIA_TF32_OVERRIDE=0 python -m harness run --op gemm "
                   "--impl cudnn, or use cudnn_tf32")
     return reason
-
-
-# ---------------------------------------------------------------- plans
-@dataclass
-class Built:
-    """A graph with its chosen, built execution plan and that plan's workspace."""
-
-    graph: Any
-    tensors: dict[str, Any]  # our tensor name -> the graph's tensor
-    index: int
-    name: str
-    workspace: Any  # CuPy uint8 array, or None when the plan needs none
-    listed: int
-    build_ms: float
-    tuning: str
-
-    def run(self, handle, ptrs: dict[str, int]) -> None:
-        ws = self.workspace.data.ptr if self.workspace is not None else None
-        self.graph.execute_plan_at_index({self.tensors[k]: p for k, p in ptrs.items()}, ws, self.index,
-                                         handle=handle)
-
-    def describe(self) -> str:
-        return f"{self.name} (plan {self.index + 1} of {self.listed}, built in {self.build_ms:.0f} ms{self.tuning})"
-
-
-def _handle():
-    """This device's cuDNN handle, bound to CuPy's current stream."""
-    import cudnn
-    import cupy
-
-    dev = cupy.cuda.Device().id
-    if dev not in _handles:
-        _handles[dev] = cudnn.create_handle()
-    cudnn.set_stream(_handles[dev], cupy.cuda.get_current_stream().ptr)
-    return _handles[dev]
-
-
-def _time_plan(b: Built, handle, ptrs: dict[str, int]) -> float:
-    """Median milliseconds of one execution of plan b.index (CUDA events on the current stream)."""
-    return statistics.median(event_times_ms(lambda: b.run(handle, ptrs), TUNE_REPS))
-
-
-def _build(recipe: Callable, strict: bool, handle, ptrs: dict[str, int], autotune: bool) -> Built:
-    """Build the graph `recipe(graph, cudnn)` describes and choose its plan (see the module docstring)."""
-    import cudnn
-    import cupy
-
-    t0 = time.perf_counter()
-    f32 = cudnn.data_type.FLOAT
-    g = cudnn.pygraph(io_data_type=f32, intermediate_data_type=f32, compute_data_type=f32, handle=handle)
-    tensors = recipe(g, cudnn)
-    g.validate()
-    g.build_operation_graph()
-    g.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
-    if strict:
-        g.deselect_numeric_notes([getattr(cudnn.numerical_note, n) for n in STRICT_NOTES])
-    listed = g.get_execution_plan_count()
-    built, first_error = [], None
-    for i in range(listed):
-        try:
-            g.build_plan_at_index(i)
-        except Exception as exc:  # deselected, or this engine does not take this graph
-            first_error = first_error or exc
-            continue
-        built.append(i)
-        if not autotune:
-            break
-    if not built:
-        why = one_line(first_error, 240) if first_error else "the heuristics listed none"
-        raise NoPlan(f"no cuDNN plan builds ({listed} listed{', tensor-core plans deselected' if strict else ''}): "
-                     f"{why}")
-    build_ms = (time.perf_counter() - t0) * 1e3
-    sizes = {i: int(g.get_workspace_size_plan_at_index(i)) for i in built}
-    b = Built(g, tensors, built[0], "", None, listed, build_ms, "")
-    if autotune and len(built) == 1:
-        b.tuning = "; autotune: the only plan that builds"
-    if len(built) > 1:
-        t1 = time.perf_counter()
-        b.workspace = cupy.empty(max(sizes.values()), dtype=cupy.uint8) if max(sizes.values()) else None
-        times = {}
-        for i in built:
-            b.index = i
-            try:
-                times[i] = _time_plan(b, handle, ptrs)
-            except Exception:  # built but does not execute on these buffers: not a candidate
-                continue
-        if not times:
-            raise NoPlan(f"none of the {len(built)} built cuDNN plans executes")
-        b.index = min(times, key=times.get)
-        first = min(times)
-        b.tuning = (f"; autotuned: fastest of {len(times)} that ran, {times[b.index]:.4f} ms vs heuristic first "
-                    f"{g.get_plan_name_at_index(first)} {times[first]:.4f} ms, tuned in "
-                    f"{(time.perf_counter() - t1) * 1e3:.0f} ms")
-    b.workspace = cupy.empty(sizes[b.index], dtype=cupy.uint8) if sizes[b.index] else None
-    b.name = g.get_plan_name_at_index(b.index)
-    return b
-
-
-def _key(op: str, pass_: str, name: str, shape, role: str) -> tuple:
-    return (op, pass_, name, shape, current().autotune, role)
-
-
-def _try_plan(key: tuple, recipe: Callable, strict: bool, handle, ptrs: dict[str, int]) -> Built | None:
-    """The cached plan for `key`, building it on first use; None (reason kept for the note) when cuDNN has none."""
-    if key in _plans:
-        return _plans[key]
-    if key in _failed:
-        return None
-    try:
-        b = _build(recipe, strict, handle, ptrs, current().autotune)
-    except Exception as exc:
-        _failed[key] = one_line(exc, 240)
-        return None
-    _plans[key] = b
-    _notes[key] = b.describe()
-    return b
-
-
-def _plan(key: tuple, recipe: Callable, strict: bool, handle, ptrs: dict[str, int]) -> Built:
-    """Like _try_plan, but a graph without a plan is an error (no fallback exists for it)."""
-    b = _try_plan(key, recipe, strict, handle, ptrs)
-    if b is None:
-        raise NoPlan(f"{key[-1]}: {_failed[key]}")
-    return b
-
-
-def _fallback_note(key: tuple, what: str) -> None:
-    _notes.setdefault(key, f"{what}, because cuDNN built no plan for the fused graph ({_failed[key]})")
-
-
-def _override_note() -> str:
-    overridden = os.environ.get("NVIDIA_TF32_OVERRIDE") == "0"
-    return "; NVIDIA_TF32_OVERRIDE=0 is set, so no TF32 is used" if overridden else ""
-
-
-def _details(op: str, pass_: str, name: str) -> Callable[[object], dict]:
-    def details(shape) -> dict:
-        prefix = (op, pass_, name, shape, current().autotune)
-        notes = [f"{k[-1]}: {text}" for k, text in _notes.items() if k[:-1] == prefix]
-        if name == "cudnn_tf32":
-            notes = [n + _override_note() for n in notes]
-        return {"note": "; ".join(notes)} if notes else {}
-    return details
 
 
 # ---------------------------------------------------------------- graph recipes
@@ -339,17 +160,17 @@ def _conv2d_fprop(name: str):
     strict = name == "cudnn"
 
     def conv2d_fprop(s: Conv2dShape, x, w, b, *, y):
-        h = _handle()
+        h = bound_handle()
         ptrs = {"x": x.data.ptr, "w": w.data.ptr, "b": b.data.ptr, "y": y.data.ptr}
-        fused_key = _key("conv2d", "fprop", name, s, "y = conv + bias")
-        fused = _try_plan(fused_key, _conv_fprop_recipe(s, bias=True), strict, h, ptrs)
+        fused_key = plan_key("conv2d", "fprop", name, s, "y = conv + bias")
+        fused = try_plan(fused_key, _conv_fprop_recipe(s, bias=True), strict, h, ptrs)
         if fused is not None:
             fused.run(h, ptrs)
             return
         del ptrs["b"]
-        _plan(_key("conv2d", "fprop", name, s, "y = conv"), _conv_fprop_recipe(s, bias=False), strict, h,
+        get_plan(plan_key("conv2d", "fprop", name, s, "y = conv"), _conv_fprop_recipe(s, bias=False), strict, h,
               ptrs).run(h, ptrs)
-        _fallback_note(fused_key, "bias added by CuPy (broadcast add)")
+        fallback_note(fused_key, "bias added by CuPy (broadcast add)")
         y += b[None, :, None, None]
     conv2d_fprop.__doc__ = f"cuDNN Frontend conv_fprop → bias, one graph ({MODES[name]})."
     return conv2d_fprop
@@ -357,25 +178,27 @@ def _conv2d_fprop(name: str):
 
 def _conv2d_dgrad(name: str):
     def conv2d_dgrad(s: Conv2dShape, dy, w, *, dx):
-        h = _handle()
+        h = bound_handle()
         ptrs = {"dy": dy.data.ptr, "w": w.data.ptr, "dx": dx.data.ptr}
-        _plan(_key("conv2d", "dgrad", name, s, "dx"), _conv_dgrad_recipe(s), name == "cudnn", h, ptrs).run(h, ptrs)
+        key = plan_key("conv2d", "dgrad", name, s, "dx")
+        get_plan(key, _conv_dgrad_recipe(s), name == "cudnn", h, ptrs).run(h, ptrs)
     conv2d_dgrad.__doc__ = f"cuDNN Frontend conv_dgrad ({MODES[name]})."
     return conv2d_dgrad
 
 
 def _bias_grad(key: tuple, dy, db, axes: tuple[int, ...]) -> None:
     """db = Σ dy over `axes` with cupy.sum (see the module docstring for why not cuDNN)."""
-    _notes.setdefault(key, f"cupy.sum over axes {axes} (no cuDNN engine for a standalone reduction)")
+    NOTES.setdefault(key, f"cupy.sum over axes {axes} (no cuDNN engine for a standalone reduction)")
     dy.sum(axis=axes, out=db)
 
 
 def _conv2d_wgrad(name: str):
     def conv2d_wgrad(s: Conv2dShape, x, dy, *, dw, db):
-        h = _handle()
+        h = bound_handle()
         ptrs = {"x": x.data.ptr, "dy": dy.data.ptr, "dw": dw.data.ptr}
-        _plan(_key("conv2d", "wgrad", name, s, "dw"), _conv_wgrad_recipe(s), name == "cudnn", h, ptrs).run(h, ptrs)
-        _bias_grad(_key("conv2d", "wgrad", name, s, "db"), dy, db, (0, 2, 3))
+        key = plan_key("conv2d", "wgrad", name, s, "dw")
+        get_plan(key, _conv_wgrad_recipe(s), name == "cudnn", h, ptrs).run(h, ptrs)
+        _bias_grad(plan_key("conv2d", "wgrad", name, s, "db"), dy, db, (0, 2, 3))
     conv2d_wgrad.__doc__ = f"cuDNN Frontend conv_wgrad; db by cupy.sum ({MODES[name]})."
     return conv2d_wgrad
 
@@ -396,18 +219,18 @@ def _gemm_fwd(name: str):
     def gemm_fwd(s: GemmShape, x, w, b=None, *, y):
         import cupy
 
-        h, recipes = _handle(), _gemm_recipes(s)
+        h, recipes = bound_handle(), _gemm_recipes(s)
         ptrs = {"x": x.data.ptr, "w": w.data.ptr, "y": y.data.ptr}
         if s.bias:
             ptrs["b"] = b.data.ptr
-        fused_key = _key("gemm", "fwd", name, s, "y = matmul" + " + bias" * s.bias + " → relu" * s.relu)
-        fused = _try_plan(fused_key, recipes["y fused"], False, h, ptrs)
+        fused_key = plan_key("gemm", "fwd", name, s, "y = matmul" + " + bias" * s.bias + " → relu" * s.relu)
+        fused = try_plan(fused_key, recipes["y fused"], False, h, ptrs)
         if fused is not None:
             fused.run(h, ptrs)
             return
         ptrs.pop("b", None)
-        _plan(_key("gemm", "fwd", name, s, "y = matmul"), recipes["y"], False, h, ptrs).run(h, ptrs)
-        _fallback_note(fused_key, "bias/relu applied by CuPy")
+        get_plan(plan_key("gemm", "fwd", name, s, "y = matmul"), recipes["y"], False, h, ptrs).run(h, ptrs)
+        fallback_note(fused_key, "bias/relu applied by CuPy")
         if s.bias:
             y += b
         if s.relu:
@@ -418,12 +241,12 @@ def _gemm_fwd(name: str):
 
 def _gemm_bwd(name: str):
     def gemm_bwd(s: GemmShape, x, w, dy, *, dx, dw, db):
-        h, recipes = _handle(), _gemm_recipes(s)
+        h, recipes = bound_handle(), _gemm_recipes(s)
         ptrs = {"dy": dy.data.ptr, "w": w.data.ptr, "dx": dx.data.ptr}
-        _plan(_key("gemm", "bwd", name, s, "dx = dy·wᵀ"), recipes["dx"], False, h, ptrs).run(h, ptrs)
+        get_plan(plan_key("gemm", "bwd", name, s, "dx = dy·wᵀ"), recipes["dx"], False, h, ptrs).run(h, ptrs)
         ptrs = {"x": x.data.ptr, "dy": dy.data.ptr, "dw": dw.data.ptr}
-        _plan(_key("gemm", "bwd", name, s, "dw = xᵀ·dy"), recipes["dw"], False, h, ptrs).run(h, ptrs)
-        _bias_grad(_key("gemm", "bwd", name, s, "db"), dy, db, (0,))
+        get_plan(plan_key("gemm", "bwd", name, s, "dw = xᵀ·dy"), recipes["dw"], False, h, ptrs).run(h, ptrs)
+        _bias_grad(plan_key("gemm", "bwd", name, s, "db"), dy, db, (0,))
     gemm_bwd.__doc__ = f"cuDNN Frontend matmuls dy·wᵀ and xᵀ·dy; db by cupy.sum ({MODES[name]})."
     return gemm_bwd
 
@@ -441,7 +264,7 @@ def _strict_matmul_support(pass_: str) -> Callable[[GemmShape], str | None]:
             roles = ("y",) if pass_ == "fwd" else ("dx", "dw")
             try:
                 for role in roles:
-                    _build(_gemm_recipes(s)[role], False, _handle(), {}, autotune=False)
+                    build(_gemm_recipes(s)[role], False, bound_handle(), {}, autotune=False)
                 _support[key] = None
             except Exception as exc:
                 _support[key] = f"cuDNN has no strict-FP32 matmul engine for this shape ({one_line(exc, 240)})"
@@ -453,13 +276,13 @@ def _register_all() -> None:
     for name, math in MODES.items():
         for pass_, make in (("fprop", _conv2d_fprop), ("dgrad", _conv2d_dgrad), ("wgrad", _conv2d_wgrad)):
             register("conv2d", pass_, name=name, device="gpu", math=math, available=available,
-                     details=_details("conv2d", pass_, name))(make(name))
+                     details=details_for("conv2d", pass_, name))(make(name))
         strict = name == "cudnn"
         for pass_, make in (("fwd", _gemm_fwd), ("bwd", _gemm_bwd)):
             register("gemm", pass_, name=name, device="gpu", math=math,
                      available=available_strict_matmul if strict else available,
                      supports=_strict_matmul_support(pass_) if strict else None,
-                     details=_details("gemm", pass_, name))(make(name))
+                     details=details_for("gemm", pass_, name))(make(name))
 
 
 _register_all()
