@@ -22,19 +22,19 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from harness.device import gpu_unavailable_reason, synchronize
 from harness.errors import UsageError, one_line
 from harness.measure.timing import stats
 from harness.results import write_meta
+from nets import peer
 from nets.backend import BACKENDS, resolve
 from nets.data import fit, synthetic
 from nets.models import THESIS_MODELS, ModelSpec, get_model
 from nets.network import SGD, Network, ops_of
+from nets.peer import peer_step, strict_fp32, torch_unavailable_reason
 from nets.train import TrainConfig, Trainer, train
 
-PEER = "pytorch-eager"
+PEER = peer.NAME
 MIN_STEPS = 3
 COLUMNS = ["device", "model", "backend", "status", "reason", "batch", "steps", "ms_per_step", "iqr_ms",
            "images_per_s", "speedup_vs_numpy_ref", "speedup_vs_cudnn", "test_acc", "implementations"]
@@ -114,97 +114,23 @@ def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig) -> tuple
     return {**row, "status": "ok"}, times
 
 
-def torch_unavailable_reason() -> str | None:
-    try:
-        import torch  # noqa: F401
-    except Exception as exc:
-        return f"torch not installed ({type(exc).__name__})"
-    return None
-
-
 def bench_peer(spec: ModelSpec, cfg: BenchConfig) -> tuple[dict, list[float] | None]:
-    """PyTorch eager training of the same model, from the same initial weights, in strict FP32."""
+    """PyTorch eager training of the same model, from the same initial weights, in strict FP32 (nets.peer)."""
     row = {"model": spec.name, "backend": PEER, "batch": cfg.batch}
     reason = torch_unavailable_reason()
     if reason:
         return {**row, "status": "skipped", "reason": reason}, None
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
     layers, loss = spec.layers(10), spec.loss_layer()
     ref = Network(layers, loss, resolve("numpy_ref", ops_of(layers, loss)), input_shape(spec))
     ref.init(cfg.seed)
-    model = to_torch(ref).float().to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=spec.lr)
-    ds = fit(synthetic(4 * cfg.batch, input_shape(spec), seed=cfg.seed), None)
-    xs = torch.from_numpy(ds.x_train).to(device).split(cfg.batch)
-    ys = torch.from_numpy(ds.y_train.astype(np.int64)).to(device).split(cfg.batch)
-    loss_fn = torch.nn.functional.cross_entropy if spec.loss == "softmax" else _bce_onehot
-
-    def step(i: int) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model(xs[i % 4]), ys[i % 4]).backward()
-        opt.step()
-
-    row["implementations"] = f"torch {torch.__version__} nn + optim.SGD on {device}, TF32 off"
-    row["device_kind"] = "gpu" if device == "cuda" else "cpu"
-    try:
-        times = _time_steps(step, "cpu", cfg) if device == "cpu" else _time_torch_cuda(step, cfg)
-    except Exception as exc:
-        return {**row, "status": "error", "reason": one_line(exc)}, None
+    with strict_fp32():
+        step, device, row["implementations"] = peer_step(ref, spec, cfg.batch, cfg.seed)
+        row["device_kind"] = "gpu" if device == "cuda" else "cpu"
+        try:
+            times = _time_steps(step, "cpu", cfg)  # each step ends with its own device synchronisation
+        except Exception as exc:
+            return {**row, "status": "error", "reason": one_line(exc)}, None
     return {**row, "status": "ok"}, times
-
-
-def _time_torch_cuda(step, cfg: BenchConfig) -> list[float]:
-    import torch
-
-    def synced(i: int) -> None:
-        step(i)
-        torch.cuda.synchronize()
-
-    return _time_steps(synced, "cpu", cfg)
-
-
-def _bce_onehot(logits, labels):
-    import torch
-
-    targets = torch.nn.functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-
-
-def to_torch(net: Network):
-    """A torch.nn.Sequential with the same layers and weights (same dtype) as the host network `net`; torch stores
-    a dense layer's W transposed."""
-    import torch
-
-    from nets.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sigmoid
-
-    mods = []
-    for layer in net.layers:
-        if isinstance(layer, Dense):
-            m = torch.nn.Linear(layer.in_shape[0], layer.units)
-            w, b = layer.params
-            m.weight.data = torch.from_numpy(np.ascontiguousarray(w.value.T))
-            m.bias.data = torch.from_numpy(b.value.copy())
-        elif isinstance(layer, Conv2d):
-            m = torch.nn.Conv2d(layer.in_shape[0], layer.filters, layer.kernel, layer.stride, layer.pad)
-            w, b = layer.params
-            m.weight.data = torch.from_numpy(w.value.copy())
-            m.bias.data = torch.from_numpy(b.value.copy())
-        elif isinstance(layer, MaxPool2d):
-            m = torch.nn.MaxPool2d(layer.size, layer.stride)
-        elif isinstance(layer, ReLU):
-            m = torch.nn.ReLU()
-        elif isinstance(layer, Sigmoid):
-            m = torch.nn.Sigmoid()
-        elif isinstance(layer, Flatten):
-            m = torch.nn.Flatten()
-        else:
-            raise TypeError(f"no torch equivalent for {layer!r}")
-        mods.append(m)
-    return torch.nn.Sequential(*mods)
 
 
 def _finish(row: dict, times: list[float] | None, device_names: dict[str, str]) -> dict:

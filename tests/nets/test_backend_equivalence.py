@@ -51,9 +51,10 @@ def test_torch_peer_is_the_same_network(model):
     """train-bench's PyTorch peer starts from the same weights and follows the same SGD steps as numpy_ref."""
     torch = pytest.importorskip("torch")
     from nets.backend import resolve
-    from nets.bench import _bce_onehot, input_shape, to_torch
+    from nets.bench import input_shape
     from nets.models import get_model
     from nets.network import SGD, Network, ops_of
+    from nets.peer import bce_onehot, to_torch
 
     spec = get_model(model)
     layers, loss = spec.layers(10), spec.loss_layer()
@@ -61,7 +62,7 @@ def test_torch_peer_is_the_same_network(model):
     net.init(0)
     peer = to_torch(net)
     opt, peer_opt = SGD(net, spec.lr), torch.optim.SGD(peer.parameters(), lr=spec.lr)
-    loss_fn = torch.nn.functional.cross_entropy if spec.loss == "softmax" else _bce_onehot
+    loss_fn = torch.nn.functional.cross_entropy if spec.loss == "softmax" else bce_onehot
     rng = np.random.default_rng(0)
     for _ in range(3):
         x = rng.normal(size=(8, *input_shape(spec)))
