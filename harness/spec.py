@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,7 +64,6 @@ class OpSpec:
     shape_sets: dict[str, list]
     bound: str  # "compute" or "memory": which ceiling its % of peak is taken against
     doc: str = ""
-    pass_notes: dict[str, str] = field(default_factory=dict)
 
     def pass_spec(self, pass_: str) -> PassSpec:
         if pass_ not in self.passes:

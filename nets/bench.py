@@ -52,7 +52,6 @@ class BenchConfig:
     seed: int = 0
     peer: bool = True
     accuracy_epochs: int = 0
-    out: str | None = None
 
 
 def input_shape(spec: ModelSpec) -> tuple[int, int, int]:

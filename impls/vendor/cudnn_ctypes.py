@@ -31,7 +31,6 @@ CUDNN_POOLING_MAX = 0
 CUDNN_PROPAGATE_NAN = 1
 CUDNN_ACTIVATION_SIGMOID = 0
 CUDNN_ACTIVATION_RELU = 1
-CUDNN_SOFTMAX_ACCURATE = 1
 CUDNN_SOFTMAX_LOG = 2
 CUDNN_SOFTMAX_MODE_INSTANCE = 0
 
@@ -45,7 +44,6 @@ SIGNATURES: dict[str, tuple[object, list]] = {
     "cudnnGetVersion": (ctypes.c_size_t, []),
     "cudnnGetErrorString": (ctypes.c_char_p, [_status]),
     "cudnnCreate": (_status, [_out]),
-    "cudnnDestroy": (_status, [_ptr]),
     "cudnnSetStream": (_status, [_ptr, _ptr]),
     "cudnnCreateTensorDescriptor": (_status, [_out]),
     "cudnnSetTensor4dDescriptor": (_status, [_ptr, _int, _int, _int, _int, _int, _int]),
@@ -131,9 +129,6 @@ class Cudnn:
     # ------------------------------------------------------------------ handle
     def create_handle(self) -> int:
         return self._create("cudnnCreate")
-
-    def destroy_handle(self, handle: int) -> None:
-        self.call("cudnnDestroy", handle)
 
     def set_stream(self, handle: int, stream: int) -> None:
         self.call("cudnnSetStream", handle, stream)
