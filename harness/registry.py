@@ -10,7 +10,7 @@ a library that can only allocate may instead return a dict of arrays, which the 
 and dtype. Inputs and outputs live on the implementation's device (NumPy arrays for "cpu", CuPy arrays for
 "gpu") and have the dtype of its math mode (float64 for fp64, float32 otherwise; labels are int32).
 
-`discover()` imports every module of the `impls` package and its sub-packages (reference/, cuda/, vendor/, peers/),
+`discover()` imports every module of the `impls` package and its sub-packages (reference/, cuda/, nvidia/, peers/),
 so adding an implementation means adding a file (or a decorated function) there and nothing else.
 """
 

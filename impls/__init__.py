@@ -2,7 +2,7 @@
 
     reference/  the float64 NumPy oracle and the optimised CPU path
     cuda/       from-scratch CUDA kernels (.cu files beside their CuPy wrappers)
-    vendor/     cuBLAS and cuDNN (graph API through the cuDNN Frontend, legacy API through ctypes)
+    nvidia/     the vendor libraries, cuBLAS and cuDNN (graph API through the cuDNN Frontend, legacy API through ctypes)
     peers/      PyTorch
 
 Every module under this package is imported by `harness.registry.discover()`; each registers its callables with

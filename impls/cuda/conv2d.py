@@ -19,7 +19,7 @@ import numpy as np
 from harness.ops.conv2d import Conv2dShape
 from harness.registry import register
 from impls.cuda import common as _cuda
-from impls.vendor.cublas import cublas_math
+from impls.nvidia.cublas import cublas_math
 
 NAIVE, IGEMM, IM2COL = "conv2d_naive.cu", "conv2d_implicit_gemm.cu", "im2col.cu"
 BK = 8  # conv2d_implicit_gemm.cu's reduction slice

@@ -1,6 +1,6 @@
 """The cuDNN Frontend machinery the graph implementations share: availability, the per-device handle, building a
 graph and choosing its execution plan (cuDNN's first, or with --autotune the fastest), and the caches of built plans,
-failures and report notes. impls/vendor/cudnn_graph.py holds the graphs themselves (conv2d and gemm recipes).
+failures and report notes. impls/nvidia/cudnn_graph.py holds the graphs themselves (conv2d and gemm recipes).
 
 Plan choice. The heuristics (modes A, then FALLBACK) list the plans. Without --autotune the first plan in that
 order that builds is used (cuDNN's own choice). With harness.context.current().autotune every listed plan is built

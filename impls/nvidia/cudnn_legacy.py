@@ -1,6 +1,6 @@
 """cudnn (fp32): max pooling, ReLU, sigmoid and softmax cross-entropy through cuDNN's legacy descriptor API.
 
-These have no node in the cuDNN Frontend graph API, so they go through impls/vendor/cudnn_ctypes.py (ctypes). One cuDNN
+These have no node in the cuDNN Frontend graph API, so they go through impls/nvidia/cudnn_ctypes.py (ctypes). One cuDNN
 handle per device, its stream set to CuPy's current stream before every call; descriptors are cached per shape
 (they are host objects, cheap but not free to build).
 
@@ -28,7 +28,7 @@ import numpy as np
 from harness.ops.maxpool2d import Pool2dShape
 from harness.registry import register
 from impls.cuda import common as _cuda
-from impls.vendor import cudnn_ctypes as cl
+from impls.nvidia import cudnn_ctypes as cl
 
 XENT_THREADS = 256  # must match XENT_THREADS in cudnn_xent.cu
 _handles: dict[int, list] = {}  # device id -> [cudnnHandle_t, stream it was last set to]

@@ -5,7 +5,7 @@ the first call and cached with its execution plan and workspace; the build time 
 and reported, with the plan's name, through `details` (a note such as "y: eng0{...} (plan 1 of 12, built in
 41 ms)"). The cuDNN handle is one per device and is bound to CuPy's current stream before every call.
 
-Plan choice, the handle and the caches: impls/vendor/cudnn_plans.py.
+Plan choice, the handle and the caches: impls/nvidia/cudnn_plans.py.
 
 Precision.
 - cudnn: the FP32 convolution plans that use tensor cores (TF32) are deselected through their numerical note
@@ -35,7 +35,7 @@ from harness.errors import one_line
 from harness.ops.conv2d import Conv2dShape
 from harness.ops.gemm import GemmShape
 from harness.registry import register
-from impls.vendor.cudnn_plans import (
+from impls.nvidia.cudnn_plans import (
     NOTES,
     available,
     bound_handle,

@@ -8,7 +8,7 @@ import ctypes
 
 import pytest
 
-from impls.vendor import cudnn_ctypes as cl
+from impls.nvidia import cudnn_ctypes as cl
 
 ERRORS = {0: b"CUDNN_STATUS_SUCCESS", 2000: b"CUDNN_STATUS_BAD_PARAM", 3000: b"CUDNN_STATUS_NOT_SUPPORTED"}
 

@@ -1,4 +1,4 @@
-// The two small steps cuDNN's softmax lacks for softmax cross-entropy over integer labels (impls/vendor/cudnn_legacy.py).
+// The two small steps cuDNN's softmax lacks for softmax cross-entropy over integer labels (impls/nvidia/cudnn_legacy.py).
 //
 // Thesis formulas (seed 003, §2.5.5 and §3.1.1): L = −(1/N) Σ_n log p[n, label_n], with log p from cuDNN's
 // CUDNN_SOFTMAX_LOG forward; the gradient ∂L/∂z = (p − onehot(label)) / N is cuDNN's log-softmax backward applied
