@@ -8,6 +8,7 @@ max pool; then the hidden dense layers (each + ReLU) and a dense output of 10 cl
 
 from __future__ import annotations
 
+import collections
 import itertools
 from dataclasses import dataclass
 
@@ -32,27 +33,14 @@ THESIS_MODELS = (
 )
 
 
-@dataclass(frozen=True)
-class ConvLayer:
-    """One convolution: C input channels of H x W, K filters of R x S, stride, pad."""
-
-    C: int
-    H: int
-    W: int
-    K: int
-    R: int = 3
-    S: int = 3
-    stride: int = 1
-    pad: int = 1
-
-    @property
-    def out_hw(self) -> tuple[int, int]:
-        return ((self.H + 2 * self.pad - self.R) // self.stride + 1,
-                (self.W + 2 * self.pad - self.S) // self.stride + 1)
+# One convolution: C input channels of H x W, K filters of R x S, stride, pad (harness.ops.conv2d.Conv2dShape
+# without the batch, which derives the output size)
+ConvLayer = collections.namedtuple("ConvLayer", "C H W K R S stride pad", defaults=(3, 3, 1, 1))
 
 
 def thesis_convs(model: ThesisModel) -> list[ConvLayer]:
-    """The convolutions of one thesis model, in order (each followed by ReLU and a 2x2/2 pool that halves H, W)."""
+    """The convolutions of one thesis model, in order: each keeps H x W (3x3, pad 1) and is followed by ReLU and a
+    2x2/2 pool that halves them."""
     c, h, w = model.input
     layers = []
     for k in model.filters:

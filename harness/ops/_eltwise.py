@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness import workloads
+from harness.ops.conv2d import conv_shape
 from harness.spec import Tensor, positive
 
 
@@ -34,15 +35,15 @@ def _thesis(batch: int) -> list[TensorShape]:
     hidden dense layers."""
     shapes: list[TensorShape] = []
     for m in workloads.THESIS_MODELS:
-        shapes += [TensorShape(batch, c.K, *c.out_hw) for c in workloads.thesis_convs(m)]
+        shapes += [TensorShape(batch, c.K, c.H, c.W) for c in workloads.thesis_convs(m)]
         shapes += [TensorShape(batch, d) for d in m.hidden]
     return workloads.unique(shapes)
 
 
 def _resnet50(batch: int) -> list[TensorShape]:
     """The outputs of the ResNet-50 layers named in harness.workloads.RESNET50_ACTIVATIONS."""
-    convs = [workloads.RESNET50_CONVS[name] for name in workloads.RESNET50_ACTIVATIONS]
-    return [TensorShape(batch, c.K, *c.out_hw) for c in convs]
+    convs = [conv_shape(batch, workloads.RESNET50_CONVS[name]) for name in workloads.RESNET50_ACTIVATIONS]
+    return [TensorShape(batch, c.K, c.P, c.Q) for c in convs]
 
 
 SHAPE_SETS = {

@@ -108,7 +108,7 @@ WGRAD = PassSpec(
 
 
 def conv_shape(batch: int, c: workloads.ConvLayer) -> Conv2dShape:
-    return Conv2dShape(batch, c.C, c.H, c.W, c.K, c.R, c.S, c.stride, c.pad)
+    return Conv2dShape(batch, *c)
 
 
 def _thesis(batch: int) -> list[Conv2dShape]:

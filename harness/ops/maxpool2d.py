@@ -91,7 +91,7 @@ BWD = PassSpec(
 
 def _thesis(batch: int) -> list[Pool2dShape]:
     """The 2x2/2 pools of thesis-0..4 (harness.workloads): after each conv, on its output (K, H, W)."""
-    return workloads.unique(Pool2dShape(batch, c.K, *c.out_hw) for m in workloads.THESIS_MODELS
+    return workloads.unique(Pool2dShape(batch, c.K, c.H, c.W) for m in workloads.THESIS_MODELS
                             for c in workloads.thesis_convs(m))
 
 
