@@ -19,11 +19,11 @@
 //   alignment work. (Holding the row in registers instead, as the backward pass does, measured 75–89% of copy
 //   against 85–91% for this kernel: the registers cost more occupancy than the single round trip saves; see
 //   benchmarks/NOTES.md.)
-// xent_bwd_tiled_c8: one warp per row; a row of up to 32·8 float4 (1024 floats) is loaded into registers in one
+// xent_bwd_vec_c8: one warp per row; a row of up to 32·8 float4 (1024 floats) is loaded into registers in one
 //   go (8 float4 per lane, all issued before the first use), its statistics computed as in the forward pass, then
 //   the gradient (e^(z − m)·(1/s) − [k = label])·(1/N) is written from the registers, as float4 when the gradient
 //   and the logits share their alignment modulo 16 bytes: the logits are read from memory once.
-// xent_bwd_tiled_c0: the same for longer rows: the write pass reads the row again (from L2 / L1: the warp read it
+// xent_bwd_vec_c0: the same for longer rows: the write pass reads the row again (from L2 / L1: the warp read it
 //   just before).
 // bce_fwd_vec: a grid-stride float4 loop (head / body / tail as in eltwise.cu) with 4 float4 of each input in
 //   flight per thread, a per-thread sum, a warp-shuffle sum and a block sum.
@@ -255,12 +255,12 @@ __device__ __forceinline__ void xent_bwd_rows(const float* __restrict__ logits, 
   }
 }
 
-extern "C" __global__ void xent_bwd_tiled_c8(const float* __restrict__ logits, const int* __restrict__ labels,
+extern "C" __global__ void xent_bwd_vec_c8(const float* __restrict__ logits, const int* __restrict__ labels,
                                              long long N, int K, float inv_n, int vec, float* __restrict__ dlogits) {
   xent_bwd_rows<8>(logits, labels, N, K, inv_n, vec != 0, dlogits);
 }
 
-extern "C" __global__ void xent_bwd_tiled_c0(const float* __restrict__ logits, const int* __restrict__ labels,
+extern "C" __global__ void xent_bwd_vec_c0(const float* __restrict__ logits, const int* __restrict__ labels,
                                              long long N, int K, float inv_n, int vec, float* __restrict__ dlogits) {
   xent_bwd_rows<0>(logits, labels, N, K, inv_n, vec != 0, dlogits);
 }

@@ -25,7 +25,7 @@ from impls.cuda.bandwidth import (
 FILE = "losses.cu"
 ELTWISE = "eltwise.cu"
 REDUCE_THREADS = 1024
-XENT_CACHED_K = 8 * 32 * 4  # xent_bwd_tiled_c8 keeps rows of up to 8 float4 per lane in registers
+XENT_CACHED_K = 8 * 32 * 4  # xent_bwd_vec_c8 keeps rows of up to 8 float4 per lane in registers
 
 
 def _reg(op: str, pass_: str, variant: str, funcs: list[tuple[str, str]]):
@@ -48,7 +48,7 @@ def _mean(values, count: int, n: int, loss) -> None:
 
 
 def _xent_bwd_kernel(K: int) -> str:
-    return "xent_bwd_tiled_c8" if K <= XENT_CACHED_K else "xent_bwd_tiled_c0"
+    return "xent_bwd_vec_c8" if K <= XENT_CACHED_K else "xent_bwd_vec_c0"
 
 
 # ---------------------------------------------------------------- softmax_xent
@@ -87,7 +87,7 @@ def xent_fwd_vec(s, logits, labels, *, loss):
 
 
 def xent_bwd_launch(s, logits, labels, dlogits, func: str) -> None:
-    """Launch a vec softmax-xent gradient kernel (`func`: xent_bwd_tiled_c8 or _c0) on a persistent grid."""
+    """Launch a vectorised softmax-xent gradient kernel (`func`: xent_bwd_vec_c8 or _c0) on a persistent grid."""
     require_contiguous(logits, labels, dlogits)
     vec = np.int32(logits.data.ptr % 16 == dlogits.data.ptr % 16)
     grid = persistent_blocks(FILE, func, 32 * s.N)

@@ -36,7 +36,7 @@ OFFSETS = [(1, 1, 1), (3, 3, 3), (0, 1, 2), (2, 0, 0)]
 @pytest.mark.parametrize("offsets", OFFSETS, ids=lambda o: "-".join(map(str, o)))
 @pytest.mark.parametrize("n", [1, 5, 1031, 4099])
 @pytest.mark.parametrize(("op", "pass_"), [("relu", "fwd"), ("relu", "bwd"), ("sigmoid", "fwd"), ("sigmoid", "bwd")])
-def test_tiled_any_alignment(op, pass_, n, offsets):
+def test_opt_any_alignment(op, pass_, n, offsets):
     """Offset views: every element written once and right, whatever the head / body / tail split."""
     import cupy
 
@@ -55,7 +55,7 @@ def test_tiled_any_alignment(op, pass_, n, offsets):
 
 
 @pytest.mark.parametrize("offsets", [(1, 1), (0, 3)], ids=["shared", "mismatched"])
-def test_sgd_tiled_updates_a_misaligned_w_in_place(offsets):
+def test_sgd_opt_updates_a_misaligned_w_in_place(offsets):
     import cupy
 
     from harness.ops.sgd import SgdShape

@@ -42,7 +42,7 @@ def _view(cupy, a: np.ndarray, offset: int):
 @pytest.mark.parametrize(("op", "shape"), [("softmax_xent", XentShape(37, 1000)), ("softmax_xent", XentShape(19, 2050)),
                                            ("sigmoid_bce", BceShape(1029))], ids=str)
 @pytest.mark.parametrize("offsets", [(1, 1), (2, 0), (0, 3)], ids=lambda o: f"in{o[0]}-out{o[1]}")
-def test_tiled_any_alignment(op, shape, offsets):
+def test_opt_any_alignment(op, shape, offsets):
     """Logits (and targets) and the gradient at offset views: shared and mismatched alignments."""
     import cupy
 
