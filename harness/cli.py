@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from harness import runner
+from harness import plugins, runner
 from harness.device import gpu_unavailable_reason
 from harness.errors import UsageError
 from harness.measure.check import DEFAULT_SEEDS, FAILED_STATUSES
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="ops, passes, shape sets and implementations with their availability")
+    add_plugin_option(p)
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("run", help="check and time implementations of an op")
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "cublas for gemm)")
     p.add_argument("--autotune", action="store_true", help="vendor libraries: time every plan, keep the fastest")
     p.add_argument("--no-report", action="store_true", help="do not build report.html at the end")
+    add_plugin_option(p)
     p.set_defaults(func=cmd_run)
 
     for name in COMMAND_MODULES:
@@ -142,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module.add_commands(sub)
     return parser
+
+
+def add_plugin_option(p: argparse.ArgumentParser) -> None:
+    """--plugin FILE_OR_MODULE (repeatable): implementations from outside the package (harness.plugins)."""
+    p.add_argument("--plugin", action="append", metavar="FILE_OR_MODULE",
+                   help="import your implementations from this .py file or module first (repeatable; also "
+                        f"${plugins.ENV}, entry points '{plugins.GROUP}')")
 
 
 def _at_least(n: int):
@@ -157,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        plugins.load(getattr(args, "plugin", None))  # also $KERNEL_HARNESS_PLUGINS and installed entry points
         return args.func(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from harness import cuda
 from harness.console import TablePrinter
 from harness.context import run_context
 from harness.errors import UsageError, choices_error, one_line
@@ -120,6 +121,7 @@ class Run:
         self.timers: dict[str, object] = {}
         self.ceilings: dict[str, dict] = {}
         self.baseline_ms: dict[tuple, tuple[str, float]] = {}
+        self.logs_saved = len(cuda.COMPILE_LOGS)
         self.meta = base_meta(cfg.argv)
         self.meta.update({"run_dir": str(run_dir), "shape_set": cfg.shape_set, "seeds": list(cfg.seeds),
                           "check_only": cfg.check_only, "l2": "warm" if cfg.warm else "flushed",
@@ -184,6 +186,17 @@ class Run:
                 out["pct_peak"] = 100 * out["gbps"] / ceil["copy_gbps"]
         out.update(self.details(impl, case.shape))
         return out
+
+    def save_compile_logs(self, row: dict) -> None:
+        """Write the full NVRTC log of each CUDA file that failed to compile since the last row to
+        <run>/compile-logs/<file>.log, and name it in the row's note (its reason has the first error)."""
+        while self.logs_saved < len(cuda.COMPILE_LOGS):
+            path, log = cuda.COMPILE_LOGS[self.logs_saved]
+            self.logs_saved += 1
+            out = self.run_dir / "compile-logs" / f"{path.name}.log"
+            out.parent.mkdir(exist_ok=True)
+            out.write_text(f"{path}\n\n{log}\n")
+            row["note"] = "; ".join(filter(None, [row.get("note"), f"compile log: {out.relative_to(self.run_dir)}"]))
 
     def add_flags(self, row: dict) -> None:
         """Append the plausibility flags (harness.measure.plausibility) of a timed row to the timer's own."""
@@ -259,6 +272,7 @@ def _run_cases(cfg: RunConfig, run_dir: Path, printer) -> list[dict]:
                            "reason": one_line(exc)}
                 run.add_speedup(case, row)
                 run.add_flags(row)
+                run.save_compile_logs(row)
                 run.writer.write(row)
                 table.row(row, lambda line: bar.write(line) if not bar.disable else printer(line))
                 bar.update()

@@ -147,6 +147,7 @@ def _use_option(p: argparse.ArgumentParser, help_text: str) -> None:
 
 def add_commands(subparsers) -> None:
     """Add `train` and `train-bench` to harness/cli.py's subparsers."""
+    from harness.cli import add_plugin_option
     p = subparsers.add_parser("train", help="train a classifier with one backend's implementations",
                               description="Train a model; settings left out take the model's defaults "
                                           "(see nets/models.py) or, with --resume, the checkpoint's.")
@@ -178,6 +179,7 @@ def add_commands(subparsers) -> None:
                    help="end the job when a rank makes no progress for this many seconds (default 300)")
     p.add_argument("--launcher", choices=("spawn", "mpi"), default="spawn",
                    help="spawn: --gpus processes here; mpi: this process is one rank of an mpirun job")
+    add_plugin_option(p)
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("train-bench", help="time training steps of the thesis models on every backend")
@@ -202,5 +204,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--batch-per-gpu", type=int, help="with --gpus: images per GPU (default 32; vgg-small 256)")
     _add_exchange_args(p, "with --gpus: ")
     p.add_argument("--out", help="run folder (default reports/train-bench-<timestamp>)")
+    add_plugin_option(p)
     p.set_defaults(func=cmd_train_bench)
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import cuda
 from harness.device import gpu_unavailable_reason
 
 IMPLS_DIR = Path(__file__).parent.parent
-NVRTC_OPTIONS = ("-std=c++17",)  # strict IEEE float32: no --use_fast_math anywhere
+NVRTC_OPTIONS = cuda.DEFAULT_OPTIONS  # strict IEEE float32: no --use_fast_math anywhere
 NULL = np.uint64(0)  # a null pointer kernel argument (e.g. no bias)
 
 
@@ -26,6 +27,7 @@ def available() -> str | None:
     return gpu_unavailable_reason()
 
 
+@functools.cache
 def cuda_files() -> dict[str, Path]:
     """Every .cu file under impls/, by file name (names are unique, so a wrapper can say "gemm_tiled.cu")."""
     files: dict[str, Path] = {}
@@ -42,10 +44,8 @@ def source(name: str) -> str:
 
 @functools.cache
 def module(name: str):
-    """The compiled cupy.RawModule of the .cu file `name` under impls/."""
-    import cupy
-
-    return cupy.RawModule(code=source(name), options=NVRTC_OPTIONS)
+    """The compiled cupy.RawModule of the .cu file `name` under impls/ (harness.cuda compiles and caches it)."""
+    return cuda.module(cuda_files()[name], NVRTC_OPTIONS)
 
 
 def kernel(name: str, func: str):
@@ -54,13 +54,8 @@ def kernel(name: str, func: str):
 
 
 def attributes(name: str, funcs: list[str]) -> dict:
-    """A `details` result, {"kernels": {func: {"regs", "smem", "spill"}}}: registers, static shared bytes and
-    local (spill) bytes of the compiled kernels."""
-    out = {}
-    for f in funcs:
-        k = kernel(name, f)
-        out[f] = {"regs": k.num_regs, "smem": k.shared_size_bytes, "spill": k.local_size_bytes}
-    return {"kernels": out}
+    """A `details` result: registers, static shared bytes and local (spill) bytes of the compiled kernels."""
+    return cuda.attributes(cuda_files()[name], funcs, NVRTC_OPTIONS)
 
 
 def blocks(n: int, threads: int) -> int:

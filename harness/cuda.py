@@ -1,0 +1,87 @@
+"""Compile a CUDA source file with NVRTC (through CuPy) and get its kernels: for your own implementations and for
+the built-in ones (impls/cuda/common.py finds those by name and calls this).
+
+    from harness import cuda
+    conv = cuda.kernel("my_conv.cu", "my_conv_fprop")          # path relative to the calling file, or absolute
+    conv((blocks,), (threads,), (x, w, y, np.int32(n)))          # a cupy RawKernel launch, on the current stream
+    details = lambda s: cuda.attributes("my_conv.cu", ["my_conv_fprop"])   # registers, shared memory, spills
+
+Modules are cached per (file, its modification time, options). The default options are strict IEEE float32
+(`-std=c++17`, no fast math), the same as the built-in kernels'. A file that does not compile raises CompileError,
+whose message is the first compiler error (that row's `error` reason); the full log is kept in COMPILE_LOGS, and the
+runner writes it to the run folder (compile-logs/). Imports cupy lazily.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+
+DEFAULT_OPTIONS = ("-std=c++17",)  # strict IEEE float32: no --use_fast_math
+COMPILE_LOGS: list[tuple[Path, str]] = []  # (file, NVRTC log) of each failed compile, in order
+
+
+class CompileError(RuntimeError):
+    """A CUDA file that NVRTC could not compile: the message is its first error, `log` the whole output."""
+
+    def __init__(self, path: Path, log: str):
+        self.path, self.log = path, log
+        errors = [line.strip() for line in log.splitlines() if "error" in line]
+        super().__init__(f"{path.name} does not compile: {errors[0] if errors else log.strip()[:200]}")
+
+
+def resolve(path: str | Path, caller_depth: int = 2) -> Path:
+    """An absolute path as is; a relative one against the calling module's folder, then the working folder."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    frame = inspect.stack()[caller_depth]
+    beside = Path(frame.filename).resolve().parent / path
+    return beside if beside.is_file() else path.resolve()
+
+
+def module(path: str | Path, options: tuple[str, ...] = DEFAULT_OPTIONS):
+    """The compiled cupy.RawModule of one .cu file (cached); CompileError when it does not compile."""
+    path = resolve(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CUDA source {path} does not exist")
+    return _compiled(path, path.stat().st_mtime_ns, tuple(options))
+
+
+@functools.cache
+def _compiled(path: Path, mtime_ns: int, options: tuple[str, ...]):
+    import cupy
+
+    mod = cupy.RawModule(code=path.read_text(), options=options)
+    if hasattr(mod, "compile"):  # CuPy compiles on first use otherwise: get_function is guarded as well
+        _guarded(path, mod.compile)
+    return mod
+
+
+def _guarded(path: Path, fn, *args):
+    """fn(*args), with CuPy's compile exception turned into CompileError (and its log kept)."""
+    import cupy
+
+    try:
+        return fn(*args)
+    except cupy.cuda.compiler.CompileException as exc:
+        log = exc.get_message() if hasattr(exc, "get_message") else str(exc)
+        COMPILE_LOGS.append((path, log))
+        raise CompileError(path, log) from None
+
+
+def kernel(path: str | Path, func: str, options: tuple[str, ...] = DEFAULT_OPTIONS):
+    """One `extern "C"` kernel of a .cu file, ready to launch: kernel(grid, block, args[, shared_mem=...])."""
+    path = resolve(path)
+    return _guarded(path, module(path, options).get_function, func)
+
+
+def attributes(path: str | Path, funcs: list[str], options: tuple[str, ...] = DEFAULT_OPTIONS) -> dict:
+    """A `details` result, {"kernels": {func: {"regs", "smem", "spill"}}}: registers per thread, static shared
+    memory and local (spill) bytes of the compiled kernels, as the report shows them."""
+    out = {}
+    for f in funcs:
+        k = kernel(resolve(path), f, options)
+        out[f] = {"regs": k.num_regs, "smem": k.shared_size_bytes, "spill": k.local_size_bytes}
+    return {"kernels": out}
