@@ -19,7 +19,8 @@ from harness.registry import BROKEN, all_impls, canonical
 from harness.results import new_run_dir
 
 # Modules that add their own subcommands with add_commands(subparsers).
-COMMAND_MODULES = ("harness.report.html", "harness.report.compare", "harness.comm.allreduce", "nets.cli")
+COMMAND_MODULES = ("harness.report.html", "harness.report.compare", "harness.comm.allreduce", "harness.scaffold",
+                   "nets.cli")
 
 
 class _Parser(argparse.ArgumentParser):

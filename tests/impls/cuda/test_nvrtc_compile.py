@@ -11,33 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from impls.cuda.common import NVRTC_OPTIONS, cuda_files
+from impls.cuda.common import cuda_files
 
-nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
+pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
+from nvrtc_check import ARCHS, compile_source
 
-ARCHS = ("sm_80", "sm_90")
-# NVRTC's front end warns by default; --Wreorder adds member-initialiser order. Register spills are not warnings
-# here: each kernel's spill bytes are reported with its results (impls.cuda.common.attributes).
-WARNING_OPTIONS = ("--Wreorder",)
 HARNESS_DIR = Path(__file__).parents[3] / "harness"
 SOURCES = sorted([*cuda_files().values(), *HARNESS_DIR.rglob("*.cu")])
-
-
-def compile_source(path: Path, arch: str) -> tuple[bool, str]:
-    """(compiled, log) for one source file and one target architecture."""
-    err, prog = nvrtc.nvrtcCreateProgram(path.read_bytes(), path.name.encode(), 0, [], [])
-    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcCreateProgram: {err}"
-    try:
-        opts = [o.encode() for o in (*NVRTC_OPTIONS, f"--gpu-architecture={arch}", *WARNING_OPTIONS)]
-        (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
-        err, size = nvrtc.nvrtcGetProgramLogSize(prog)
-        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcGetProgramLogSize: {err}"
-        log = b" " * size
-        (err,) = nvrtc.nvrtcGetProgramLog(prog, log)
-        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcGetProgramLog: {err}"
-    finally:
-        nvrtc.nvrtcDestroyProgram(prog)
-    return result == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.rstrip(b"\0").decode(errors="replace").strip()
 
 
 def test_there_are_sources():
