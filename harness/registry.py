@@ -1,6 +1,6 @@
 """The registry: every implementation of every (op, pass) registers itself with one decorator.
 
-    @register("conv2d", "fprop", name="numpy_ref", device="cpu", math="fp64")
+    @register("conv2d", "fprop", name="numpy_ref", device="cpu", math="fp64", family="oracle")
     def conv2d_fprop(s: Conv2dShape, x, w, b, *, y): ...
 
 An implementation receives the shape object, its input tensors by name and its output tensors by keyword. The
@@ -26,6 +26,10 @@ from harness.errors import choices_error, one_line
 
 DEVICES = ("cpu", "gpu")
 MATH_MODES = ("fp64", "fp32", "tf32")
+# What an implementation is to the harness. The oracle is what every other is checked against; "own" are this
+# project's kernels, "vendor" the libraries they are compared with, "peer" other frameworks; a plugin is "user"
+# unless it says otherwise.
+FAMILIES = ("oracle", "own", "vendor", "peer", "user")
 
 
 def always_available() -> str | None:
@@ -46,6 +50,13 @@ class Impl:
     supports: Callable[[object], str | None] | None = None
     details: Callable[[object], dict] | None = field(default=None, compare=False)
     doc: str = ""
+    family: str = "user"
+    group: str = ""  # implementations of one library in several math modes share it (cudnn, cudnn_tf32: "cudnn")
+    fallback: int | None = None  # training: where a backend lacks an op, lower numbers are used first
+
+    def __post_init__(self):
+        if not self.group:
+            object.__setattr__(self, "group", self.name)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -92,6 +103,9 @@ def register(
     available: Callable[[], str | None] = always_available,
     supports: Callable[[object], str | None] | None = None,
     details: Callable[[object], dict] | None = None,
+    family: str = "user",
+    group: str = "",
+    fallback: int | None = None,
 ):
     """Decorator that adds `fn` as implementation `name` of (op, pass_).
 
@@ -100,18 +114,25 @@ def register(
     details:   details(shape) returns what the report should know about the call for that shape, after it ran:
                {"kernels": {name: {"regs": .., "smem": .., "spill": ..}}, "note": "plan 3 of 12, built in 41 ms"};
                both keys optional.
+    family:    "oracle", "own", "vendor", "peer" or "user" (FAMILIES); the one "oracle" of each (op, pass) is what
+               every implementation is checked against.
+    group:     the name shared by one library's implementations in several math modes (default: `name`): a
+               baseline is a group, and a TF32 row is compared with the TF32 member of the baseline's group.
+    fallback:  for training backends that lack this op: the lowest number on the backend's device is used.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
     if math not in MATH_MODES:
         raise ValueError(f"math must be one of {MATH_MODES}, not {math!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
 
     def wrap(fn: Callable) -> Callable:
         key = (op, pass_, name)
         if key in _REGISTRY and _REGISTRY[key].fn is not fn:
             raise ValueError(f"implementation {key} registered twice")
         _REGISTRY[key] = Impl(op, pass_, name, fn, device, math, available, supports, details,
-                              (fn.__doc__ or "").strip().split("\n")[0])
+                              (fn.__doc__ or "").strip().split("\n")[0], family, group, fallback)
         return fn
 
     return wrap
@@ -175,3 +196,11 @@ def get(op: str, pass_: str, name: str) -> Impl:
     except KeyError:
         raise choices_error(f"implementation of {op}/{pass_}", name,
                             {i.name for i in all_impls() if i.op == op and i.pass_ == pass_}) from None
+
+
+def oracle(op: str, pass_: str) -> Impl:
+    """The implementation of family "oracle" for (op, pass_): what every other is checked against."""
+    found = [i for i in all_impls() if i.op == op and i.pass_ == pass_ and i.family == "oracle"]
+    if len(found) != 1:
+        raise LookupError(f"{op}/{pass_} needs exactly one oracle implementation, has {[i.name for i in found]}")
+    return found[0]

@@ -17,16 +17,13 @@ from harness.console import TablePrinter
 from harness.context import run_context
 from harness.errors import UsageError, choices_error, one_line
 from harness.measure import ceilings, plausibility
-from harness.measure.check import DEFAULT_SEEDS, ORACLE, ReferenceCache, check
+from harness.measure.check import DEFAULT_SEEDS, ReferenceCache, check
 from harness.measure.inputs import InputSets
 from harness.measure.timing import CpuTimer, GpuTimer, TimerSettings
 from harness.ops import get_op
 from harness.registry import Impl, impls_for
 from harness.results import ResultWriter, base_meta, write_meta
 from harness.spec import OpSpec, parse_shape, shape_str
-
-DEFAULT_BASELINE = {"gemm": "cublas"}  # every other op: cudnn
-FALLBACK_BASELINE = "numpy_opt"  # when the vendor baseline cannot run here (no GPU)
 
 
 @dataclass
@@ -79,7 +76,7 @@ def plan(cfg: RunConfig) -> list[Case]:
             impls = [i for i in impls_for(spec.name, p) if not cfg.impls or i.name in cfg.impls]
             if not impls:
                 continue
-            impls = order_impls(impls, baseline_name(spec.name, cfg.baseline))
+            impls = order_impls(impls, baseline_groups(spec, impls, cfg.baseline))
             cases += [Case(spec, p, set_name, s, impls) for s in shapes]
     if not cases and not any(cfg.shape or cfg.shape_set in spec.shape_sets for spec in specs):
         sets = sorted({s for spec in specs for s in spec.shape_sets})
@@ -90,14 +87,18 @@ def plan(cfg: RunConfig) -> list[Case]:
     return cases
 
 
-def baseline_name(op: str, chosen: str | None) -> str:
-    return chosen or DEFAULT_BASELINE.get(op, "cudnn")
+def baseline_groups(spec: OpSpec, impls: list[Impl], chosen: str | None) -> tuple[str, ...]:
+    """The groups speedups are taken against, in order of preference: the group of --baseline NAME, else the op
+    spec's `baselines` (the vendor library, then the optimised CPU path where it cannot run)."""
+    if chosen is None:
+        return spec.baselines
+    return tuple({i.group for i in impls if i.name == chosen} or {chosen})
 
 
-def order_impls(impls: list[Impl], baseline: str) -> list[Impl]:
-    """Oracle first, then the baseline (and its TF32 twin), then the rest by name."""
+def order_impls(impls: list[Impl], baselines: tuple[str, ...]) -> list[Impl]:
+    """The oracle first, then the baselines (every math mode of their group), then the rest by name."""
     def rank(i: Impl):
-        return (i.name != ORACLE, i.name not in (baseline, f"{baseline}_tf32", FALLBACK_BASELINE), i.name)
+        return (i.family != "oracle", i.group not in baselines, i.name)
     return sorted(impls, key=rank)
 
 
@@ -231,11 +232,11 @@ class Run:
         another baseline."""
         if not isinstance(row.get("median_ms"), float):
             return
-        base = baseline_name(case.spec.name, self.cfg.baseline)
-        names = (base, f"{base}_tf32")
+        groups = baseline_groups(case.spec, case.impls, self.cfg.baseline)
+        runs_here = [g for g in groups if any(i.group == g and not i.unavailable_reason() for i in case.impls)]
         key = (case.spec.name, case.pass_, row["shape"], row["math"])
-        base_runs_here = any(i.name in names and not i.unavailable_reason() for i in case.impls)
-        if row["impl"] in names or (row["impl"] == FALLBACK_BASELINE and not base_runs_here):
+        impl = next(i for i in case.impls if i.name == row["impl"])
+        if runs_here and impl.group == runs_here[0]:
             self.baseline_ms[key] = (row["impl"], row["median_ms"])
         if key in self.baseline_ms:
             name, ms = self.baseline_ms[key]

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 from harness.errors import UsageError
+from harness.ops import get_op
 
 _PY_HEAD = '''"""{name}: {op} {pass_} on the {device}, written by `python -m harness new-impl` as a starting point.
 
@@ -173,7 +174,8 @@ def write(op: str, pass_: str, name: str, device: str = "gpu", folder: str | Pat
 
 
 def _peer(op: str) -> str:
-    return "cublas" if op == "gemm" else "cudnn"
+    """The library the op's speedups are taken against (its spec's first baseline)."""
+    return get_op(op).baselines[0]
 
 
 def _python(op: str, pass_: str, name: str, device: str, t: dict) -> str:

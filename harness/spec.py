@@ -64,6 +64,8 @@ class OpSpec:
     shape_sets: dict[str, list]
     bound: str  # "compute" or "memory": which ceiling its % of peak is taken against
     doc: str = ""
+    # implementation groups (registry.Impl.group) that speedups are taken against, the first that runs here
+    baselines: tuple[str, ...] = ("cudnn", "numpy_opt")
 
     def pass_spec(self, pass_: str) -> PassSpec:
         if pass_ not in self.passes:

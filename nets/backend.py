@@ -1,15 +1,13 @@
 """A training backend: which registered implementation runs each (op, pass), and how the layers call it.
 
 `--backend NAME` asks for the implementations registered under NAME; `--use op=name` overrides one op (all its
-passes). Where the chosen implementation does not exist or cannot run here, the pass falls back, in order, to:
-
-    GPU backends: cupy_opt, cupy_naive        (e.g. cudnn has no sgd or sigmoid_bce)
-    CPU backends: numpy_opt, numpy_ref
-
-and finally to numpy_ref, the float64 oracle, which is written for any array module and any float dtype, so it
-also runs on CuPy arrays and in float32. The network computes in one dtype, that of the backend's math mode
-(float64 for numpy_ref, float32 otherwise); an explicit override in another precision is refused, because a
-float32 kernel cannot read float64 buffers. `Backend.describe()` lists the choice for every op, fallbacks marked.
+passes). Where the chosen implementation does not exist or cannot run here, the pass falls back to the
+implementations registered with a `fallback` rank on the backend's device, lowest first (GPU: cupy_opt, then
+cupy_naive, e.g. where cudnn has no sgd or sigmoid_bce; CPU: numpy_opt), and finally to the oracle (numpy_ref),
+which is written for any array module and any float dtype, so it also runs on CuPy arrays and in float32. The
+network computes in one dtype, that of the backend's math mode (float64 for numpy_ref, float32 otherwise); an
+explicit override in another precision is refused, because a float32 kernel cannot read float64 buffers.
+`Backend.describe()` lists the choice for every op, fallbacks marked.
 
 Calls follow harness.registry's contract: outputs are preallocated (by the layers, once per batch size, in the
 backend's array module and dtype) and written in place; a library that returns a dict of arrays instead has
@@ -30,8 +28,6 @@ from harness.registry import Impl, all_impls, canonical
 from harness.spec import shape_str
 
 BACKENDS = ("numpy_ref", "numpy_opt", "cupy_naive", "cupy_opt", "cudnn", "torch")
-FALLBACKS = {"gpu": ("cupy_opt", "cupy_naive"), "cpu": ("numpy_opt", "numpy_ref")}
-GENERIC = "numpy_ref"  # runs on any array module and float dtype (see harness.measure.check.ReferenceCache)
 PASSES = {name: tuple(spec.passes) for name, spec in all_ops().items()}  # what each op's spec defines
 
 
@@ -145,9 +141,12 @@ def _choose(op: str, pass_: str, backend: str, device: str, dtype, override: str
         if problem:
             raise UsageError(f"--use {op}={override} cannot be used with backend {backend}: {problem}")
         return Choice(impls[0], "override")
-    for how, candidate in [("backend", backend), *(("fallback", n) for n in (*FALLBACKS[device], GENERIC))]:
-        impl = next((i for i in _registered(candidate) if i.op == op and i.pass_ == pass_), None)
-        if impl is not None and _unfit(impl, device, dtype) is None:
+    same = [i for i in all_impls() if i.op == op and i.pass_ == pass_]
+    ranked = sorted((i for i in same if i.fallback is not None and i.device == device), key=lambda i: i.fallback)
+    oracle = [i for i in same if i.family == "oracle"]  # any array module and float dtype: the last resort
+    candidates = [("backend", i) for i in same if i.name == backend] + [("fallback", i) for i in (*ranked, *oracle)]
+    for how, impl in candidates:
+        if _unfit(impl, device, dtype) is None:
             return Choice(impl, how)
     raise UsageError(f"no implementation of {op}/{pass_} can run with backend {backend}")
 
@@ -157,7 +156,7 @@ def _unfit(impl: Impl, device: str, dtype) -> str | None:
     reason = impl.unavailable_reason()
     if reason:
         return f"{impl.name} is unavailable here: {reason}"
-    if impl.name == GENERIC:
+    if impl.family == "oracle":
         return None
     if impl.device != device:
         return f"{impl.name} runs on the {impl.device}, the backend on the {device}"

@@ -72,6 +72,7 @@ SPEC = OpSpec(
     shape_type=GemmShape,
     passes={"fwd": FWD, "bwd": BWD},
     bound="compute",
+    baselines=("cublas", "numpy_opt"),
     doc="dense layer: Y = X·W + b (+ReLU); bwd: dX = dY·Wᵀ, dW = Xᵀ·dY, db = Σ dY",
     shape_sets={
         "smoke": [GemmShape(1, 1, 1), GemmShape(7, 5, 3, bias=True), GemmShape(33, 17, 65, bias=True, relu=True),

@@ -20,6 +20,7 @@ import numpy as np
 from impls.cuda import common as _cuda
 
 IMPL_NAMES = {"naive": "cupy_naive", "vec": "cupy_opt"}  # kernel suffix -> registered implementation name
+FALLBACK = {"naive": 2, "vec": 1}  # training backends that lack the op take cupy_opt first
 THREADS = 256  # threads per block of every bandwidth kernel
 REGISTERS_PER_SM = 65536
 THREADS_PER_SM = 2048

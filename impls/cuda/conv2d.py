@@ -45,6 +45,7 @@ def _naive_details(funcs):
 
 def _reg_naive(pass_: str, funcs: list[str]):
     return register("conv2d", pass_, name="cupy_naive", device="gpu", math="fp32", available=_cuda.available,
+                    family="own", fallback=2,
                     details=_naive_details(funcs))
 
 
@@ -226,6 +227,7 @@ def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
 
 def _reg_tiled(pass_: str, extra: tuple[str, ...] = ()):
     return register("conv2d", pass_, name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
+                    family="own", fallback=1,
                     supports=_tiled_supports, details=_tiled_details(pass_, extra))
 
 
@@ -256,7 +258,7 @@ def _im2col(s: Conv2dShape, x, col, ld_n: int, ld_crs: int) -> None:
 
 
 def _reg_im2col(pass_: str, funcs: list[str]):
-    return register("conv2d", pass_, name="cupy_im2col_cublas", device="gpu", math="fp32",
+    return register("conv2d", pass_, name="cupy_im2col_cublas", device="gpu", math="fp32", family="own",
                     available=_cuda.available, details=lambda s: _cuda.attributes(IM2COL, funcs))
 
 

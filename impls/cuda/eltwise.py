@@ -10,7 +10,7 @@ import numpy as np
 
 from harness.registry import register
 from impls.cuda import common as _cuda
-from impls.cuda.bandwidth import IMPL_NAMES, launch_map, launch_naive
+from impls.cuda.bandwidth import FALLBACK, IMPL_NAMES, launch_map, launch_naive
 
 FILE = "eltwise.cu"
 
@@ -19,6 +19,7 @@ def _reg(op: str, pass_: str, variant: str):
     """Register a GPU fp32 implementation IMPL_NAMES[variant] whose one kernel is <op>[_<pass>]_<variant>."""
     func = f"{op}_{variant}" if op == "sgd" else f"{op}_{pass_}_{variant}"
     return register(op, pass_, name=IMPL_NAMES[variant], device="gpu", math="fp32", available=_cuda.available,
+                    family="own", fallback=FALLBACK[variant],
                     details=lambda s: _cuda.attributes(FILE, [func]))
 
 

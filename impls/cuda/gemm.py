@@ -47,6 +47,7 @@ def _naive_details(funcs):
 
 
 @register("gemm", "fwd", name="cupy_naive", device="gpu", math="fp32", available=_cuda.available,
+          family="own", fallback=2,
           details=_naive_details(["gemm_naive"]))
 def gemm_fwd_naive(s: GemmShape, x, w, b=None, *, y):
     """Y = X·W (+ b, ReLU), one thread per output element."""
@@ -54,6 +55,7 @@ def gemm_fwd_naive(s: GemmShape, x, w, b=None, *, y):
 
 
 @register("gemm", "bwd", name="cupy_naive", device="gpu", math="fp32", available=_cuda.available,
+          family="own", fallback=2,
           details=_naive_details(["gemm_naive", "colsum_naive"]))
 def gemm_bwd_naive(s: GemmShape, x, w, dy, *, dx, dw, db):
     """dX = dY·Wᵀ and dW = Xᵀ·dY with the naive kernel through strides; db one thread per column."""
@@ -95,6 +97,7 @@ def _tiled_details(funcs):
 
 
 @register("gemm", "fwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
+          family="own", fallback=1,
           details=_tiled_details(["sgemm_tiled_nn"]))
 def gemm_fwd_tiled(s: GemmShape, x, w, b=None, *, y):
     """Y = X·W (+ b, ReLU fused): 128×128×8 tiles, 8×8 per thread, double-buffered shared memory."""
@@ -103,6 +106,7 @@ def gemm_fwd_tiled(s: GemmShape, x, w, b=None, *, y):
 
 
 @register("gemm", "bwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
+          family="own", fallback=1,
           details=_tiled_details(["sgemm_tiled_nt", "sgemm_tiled_tn", "colsum_tiled"]))
 def gemm_bwd_tiled(s: GemmShape, x, w, dy, *, dx, dw, db):
     """dX = dY·Wᵀ and dW = Xᵀ·dY with the tiled kernel's transpose flags; db = column sums of dY."""

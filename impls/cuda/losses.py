@@ -13,6 +13,7 @@ import numpy as np
 from harness.registry import register
 from impls.cuda import common as _cuda
 from impls.cuda.bandwidth import (
+    FALLBACK,
     IMPL_NAMES,
     THREADS,
     launch_map,
@@ -38,6 +39,7 @@ def _reg(op: str, pass_: str, variant: str, funcs: list[tuple[str, str]]):
         return {"kernels": kernels}
 
     return register(op, pass_, name=IMPL_NAMES[variant], device="gpu", math="fp32", available=_cuda.available,
+                    family="own", fallback=FALLBACK[variant],
                     details=details)
 
 
@@ -96,6 +98,7 @@ def xent_bwd_launch(s, logits, labels, dlogits, func: str) -> None:
 
 
 @register("softmax_xent", "bwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
+          family="own", fallback=1,
           details=lambda s: _cuda.attributes(FILE, [_xent_bwd_kernel(s.K)]))
 def xent_bwd_vec(s, logits, labels, *, dlogits):
     """One warp per row: the row in registers (K ≤ 1024) or re-read, online max/sum, float4 gradient stores."""

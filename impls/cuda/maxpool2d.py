@@ -14,7 +14,7 @@ import numpy as np
 from harness.ops.maxpool2d import Pool2dShape
 from harness.registry import register
 from impls.cuda import common as _cuda
-from impls.cuda.bandwidth import IMPL_NAMES, THREADS, persistent_blocks, require_contiguous
+from impls.cuda.bandwidth import FALLBACK, IMPL_NAMES, THREADS, persistent_blocks, require_contiguous
 
 FILE = "maxpool2d.cu"
 
@@ -51,6 +51,7 @@ def _details(kernel_for):
 
 def _reg(pass_: str, variant: str, kernel_for):
     return register("maxpool2d", pass_, name=IMPL_NAMES[variant], device="gpu", math="fp32", available=_cuda.available,
+                    family="own", fallback=FALLBACK[variant],
                     details=_details(kernel_for))
 
 

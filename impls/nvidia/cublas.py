@@ -64,5 +64,7 @@ def _cublas_bwd(math: str):
 
 
 for _name, _math in (("cublas", "fp32"), ("cublas_tf32", "tf32")):
-    register("gemm", "fwd", name=_name, device="gpu", math=_math, available=_cuda.available)(_cublas_fwd(_math))
-    register("gemm", "bwd", name=_name, device="gpu", math=_math, available=_cuda.available)(_cublas_bwd(_math))
+    register("gemm", "fwd", name=_name, device="gpu", math=_math, available=_cuda.available, family="vendor",
+             group="cublas")(_cublas_fwd(_math))
+    register("gemm", "bwd", name=_name, device="gpu", math=_math, available=_cuda.available, family="vendor",
+             group="cublas")(_cublas_bwd(_math))

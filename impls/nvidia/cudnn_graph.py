@@ -275,11 +275,11 @@ def _strict_matmul_support(pass_: str) -> Callable[[GemmShape], str | None]:
 def _register_all() -> None:
     for name, math in MODES.items():
         for pass_, make in (("fprop", _conv2d_fprop), ("dgrad", _conv2d_dgrad), ("wgrad", _conv2d_wgrad)):
-            register("conv2d", pass_, name=name, device="gpu", math=math, available=available,
-                     details=details_for("conv2d", pass_, name))(make(name))
+            register("conv2d", pass_, name=name, device="gpu", math=math, available=available, family="vendor",
+                     group="cudnn", details=details_for("conv2d", pass_, name))(make(name))
         strict = name == "cudnn"
         for pass_, make in (("fwd", _gemm_fwd), ("bwd", _gemm_bwd)):
-            register("gemm", pass_, name=name, device="gpu", math=math,
+            register("gemm", pass_, name=name, device="gpu", math=math, family="vendor", group="cudnn",
                      available=available_strict_matmul if strict else available,
                      supports=_strict_matmul_support(pass_) if strict else None,
                      details=details_for("gemm", pass_, name))(make(name))

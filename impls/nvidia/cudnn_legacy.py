@@ -35,7 +35,8 @@ _handles: dict[int, list] = {}  # device id -> [cudnnHandle_t, stream it was las
 
 
 def reg(op: str, pass_: str):
-    return register(op, pass_, name="cudnn", device="gpu", math="fp32", available=cl.unavailable_reason)
+    return register(op, pass_, name="cudnn", device="gpu", math="fp32", available=cl.unavailable_reason,
+                    family="vendor")
 
 
 def _handle() -> int:
@@ -161,5 +162,5 @@ def _not_in_cudnn(s, **tensors):
 for _op, _passes, _why in (("sigmoid_bce", ("fwd", "bwd"), "cuDNN has no loss functions"),
                            ("sgd", ("update",), "cuDNN has no optimizer updates")):
     for _pass in _passes:
-        register(_op, _pass, name="cudnn", device="gpu", math="fp32",
+        register(_op, _pass, name="cudnn", device="gpu", math="fp32", family="vendor",
                  available=_no_equivalent(_why))(_not_in_cudnn)

@@ -246,15 +246,19 @@ OTHERS = {("maxpool2d", "fwd"): maxpool2d_fwd, ("maxpool2d", "bwd"): maxpool2d_b
 
 def _register_all() -> None:
     for (op, pass_), body in PRECISION_SENSITIVE.items():
-        register(op, pass_, name="torch", device="gpu", math="fp32", available=available_gpu)(
+        register(op, pass_, name="torch", device="gpu", math="fp32", available=available_gpu,
+                 family="peer")(
             _wrap(body, "gpu", tf32=False))
-        register(op, pass_, name="torch_tf32", device="gpu", math="tf32", available=available_gpu)(
+        register(op, pass_, name="torch_tf32", device="gpu", math="tf32", available=available_gpu,
+                 family="peer", group="torch")(
             _wrap(body, "gpu", tf32=True))
     for (op, pass_), body in OTHERS.items():
-        register(op, pass_, name="torch", device="gpu", math="fp32", available=available_gpu)(
+        register(op, pass_, name="torch", device="gpu", math="fp32", available=available_gpu,
+                 family="peer")(
             _wrap(body, "gpu", tf32=None))
     for (op, pass_), body in {**PRECISION_SENSITIVE, **OTHERS}.items():
-        register(op, pass_, name="torch_cpu", device="cpu", math="fp32", available=available_cpu)(
+        register(op, pass_, name="torch_cpu", device="cpu", math="fp32", available=available_cpu,
+                 family="peer")(
             _wrap(body, "cpu", tf32=None))
 
 

@@ -22,7 +22,7 @@ from harness.registry import register
 
 
 def reg(op: str, pass_: str):
-    return register(op, pass_, name="numpy_opt", device="cpu", math="fp32")
+    return register(op, pass_, name="numpy_opt", device="cpu", math="fp32", family="own", fallback=1)
 
 
 # ---------------------------------------------------------------- gemm

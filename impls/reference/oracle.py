@@ -18,7 +18,7 @@ from harness.registry import register
 
 
 def reg(op: str, pass_: str):
-    return register(op, pass_, name="numpy_ref", device="cpu", math="fp64")
+    return register(op, pass_, name="numpy_ref", device="cpu", math="fp64", family="oracle")
 
 
 # ---------------------------------------------------------------- gemm: the dense layer
