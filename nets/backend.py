@@ -46,6 +46,7 @@ class Backend:
     name: str
     device: str
     dtype: type
+    family: str = "user"  # that of the implementations registered under the backend's name (registry.FAMILIES)
     choices: dict[tuple[str, str], Choice] = field(default_factory=dict)
 
     @property
@@ -124,7 +125,7 @@ def resolve(name: str, ops: list[str], overrides: dict[str, str] | None = None) 
         raise UsageError(f"backend {name} cannot run here: {own[0].unavailable_reason()}")
     device = runnable[0].device
     dtype = float_dtype(runnable[0].math)
-    backend = Backend(name, device, dtype)
+    backend = Backend(name, device, dtype, runnable[0].family)
     for op in ops:
         for pass_ in PASSES[op]:
             backend.choices[(op, pass_)] = _choose(op, pass_, name, device, dtype, overrides.get(op))
