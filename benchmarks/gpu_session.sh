@@ -19,7 +19,7 @@ B="--budget 0.2"
 step() { echo "=== $*"; timeout "${LIMIT:-300}" "$@" 2>&1 | grep -vE "^(SKIPPED|XFAIL)|leaked|nanobind|^ - "; }
 case "${1:-A}" in
 T)
-  LIMIT=250 step python3 -m harness run --op conv2d,maxpool2d --shapes thesis $B --out reports/sample-h200-thesis \
+  LIMIT=250 step python3 -m harness run --op conv2d,maxpool2d --shapes thesis $B --out reports/sample-h200-thesis --force \
       | tail -4
   tar czf "$OUT/sample.tgz" reports/sample-h200-thesis
   LIMIT=120 step python3 -m harness run --op gemm,relu,sigmoid,softmax_xent,sigmoid_bce,sgd --shapes thesis $B \

@@ -16,7 +16,7 @@ from harness.measure.check import DEFAULT_SEEDS, FAILED_STATUSES
 from harness.measure.timing import TIMING_METHODS, TimerSettings
 from harness.ops import all_ops
 from harness.registry import BROKEN, all_impls, canonical
-from harness.results import new_run_dir
+from harness.results import check_out, new_run_dir
 
 # Modules that add their own subcommands with add_commands(subparsers).
 COMMAND_MODULES = ("harness.report.html", "harness.report.compare", "harness.comm.allreduce", "harness.scaffold",
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", help="one shape instead of a set, e.g. N=32,C=3,H=32,W=32,K=16")
     p.add_argument("--check-only", action="store_true", help="check correctness, do not time")
     p.add_argument("--out", help="run folder (default: reports/<timestamp>)")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out (default: refuse)")
     p.add_argument("--seeds", type=_at_least(3), default=len(DEFAULT_SEEDS), help="seeds per case (>= 3)")
     p.add_argument("--warm", action="store_true", help="GPU: keep L2 warm between timed calls (default: flush)")
     p.add_argument("--timing", choices=TIMING_METHODS, default="events",
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plugins.load(getattr(args, "plugin", None))  # also $KERNEL_HARNESS_PLUGINS and installed entry points
+        check_out(getattr(args, "out", None), getattr(args, "force", False))  # nothing is lost, before any work
         return args.func(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

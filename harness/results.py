@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import os
 import platform
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -66,6 +68,30 @@ class ResultWriter:
         self._file.close()
 
 
+RUN_FILES = ("results.csv", "meta.json", "history.csv", "train_bench.csv", "scaling.csv")  # what marks a run folder
+
+
+def check_out(out: str | os.PathLike | None, force: bool = False) -> None:
+    """Refuse, before any work, an --out that would lose data or cannot be written: a file, a folder that already
+    holds a run (unless `force`), a place this user cannot create folders in. One-line UsageErrors."""
+    if not out:
+        return
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path}: is a file, not a folder")
+    held = [f for f in RUN_FILES if (path / f).exists()] if path.is_dir() else []
+    if held and not force:
+        raise UsageError(f"--out {path} holds a run already ({held[0]}); choose another folder, or --force to "
+                         "replace it")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    try:  # a real probe: permissions (and root) say little about /proc, read-only mounts or full disks
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".harness-probe-"))
+    except OSError:
+        raise UsageError(f"--out {path}: cannot create or write a folder under {parent}") from None
+
+
 def write_meta(run_dir: Path, meta: dict) -> None:
     """<run_dir>/meta.json: what every command records beside its results (base_meta plus its own settings)."""
     (Path(run_dir) / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
@@ -114,12 +140,24 @@ def load_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     csv_path = run_dir / "results.csv"
     if not csv_path.is_file():
         raise UsageError(f"{csv_path}: no such file (is '{run_dir}' a run folder made by 'harness run'?)")
-    df = pd.read_csv(csv_path, keep_default_na=True)
+    df = pd.read_csv(io.StringIO(_complete_lines(csv_path)), keep_default_na=True)
     if "impl" in df:  # runs made before a rename read with today's names
         df["impl"] = df["impl"].replace(RENAMED)
     meta_path = run_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return df, meta
+
+
+def _complete_lines(csv_path: Path) -> str:
+    """The file's text without a last line cut off mid-row (a run killed while writing), saying so on stderr."""
+    try:
+        text = csv_path.read_text()
+    except UnicodeDecodeError:
+        raise UsageError(f"{csv_path}: not a results table (not text)") from None
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        print(f"note: {csv_path}: its last line was cut off (an interrupted run?) and is left out", file=sys.stderr)
+    return text
 
 
 def load_runs(run_dirs) -> tuple[pd.DataFrame, dict[str, dict]]:

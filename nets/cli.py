@@ -167,6 +167,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--synthetic-shape", help="CxHxW of --dataset synthetic (default: the model's input, or 1x8x8)")
     p.add_argument("--synthetic-count", type=int, help="training images of --dataset synthetic (default 1024)")
     p.add_argument("--out", help="run folder (default reports/train-<timestamp>)")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out (default: refuse)")
     p.add_argument("--save", help="write a checkpoint to this file after every epoch")
     p.add_argument("--resume", help="continue from this checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -204,6 +205,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--batch-per-gpu", type=int, help="with --gpus: images per GPU (default 32; vgg-small 256)")
     _add_exchange_args(p, "with --gpus: ")
     p.add_argument("--out", help="run folder (default reports/train-bench-<timestamp>)")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out (default: refuse)")
     add_plugin_option(p)
     p.set_defaults(func=cmd_train_bench)
 

@@ -154,4 +154,5 @@ def add_commands(sub) -> None:
     p.add_argument("--min-bytes", default="1K", help="smallest message (default 1K)")
     p.add_argument("--max-bytes", default="1G", help="largest message (default 1G)")
     p.add_argument("--out", help="run folder (default: reports/<timestamp>)")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out (default: refuse)")
     p.set_defaults(func=cmd_allreduce)

@@ -14,7 +14,6 @@ import zlib
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -178,6 +177,8 @@ def _ceilings(meta: dict) -> dict[str, dict]:
 def _bars(ax, data: pd.DataFrame, y: str, shapes: list[str], labels: dict[str, str]) -> None:
     """Grouped bars, one group per shape; a bar whose row carries plausibility flags gets a red '!' on top."""
     impls = impl_order(data)
+    import seaborn as sns  # here, not at import: it costs most of a second and only bar charts need it
+
     sns.barplot(data=data, x="shape", y=y, hue="impl", order=shapes, hue_order=impls,
                 palette=palette_for(impls), ax=ax, errorbar=None, saturation=1.0)
     ax.set_xticks(range(len(shapes)))

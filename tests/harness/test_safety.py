@@ -1,0 +1,59 @@
+"""Nothing is lost and the tool starts fast: run folders are not overwritten, an --out that cannot work is refused
+before any work, a results table cut off mid-row is read without its half row, and --help does not load seaborn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.results import load_run
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ["run", "--op", "relu", "--pass", "fwd", "--impl", "numpy_ref,numpy_opt", "--check-only", "--no-report"]
+
+
+def test_an_existing_run_is_not_replaced_without_force(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*RUN, "--out", str(out)]) == 0
+    rows = (out / "results.csv").read_text()
+    assert main([*RUN, "--shape", "N=1,C=1", "--out", str(out)]) == 2
+    assert "holds a run already (results.csv)" in capsys.readouterr().err
+    assert (out / "results.csv").read_text() == rows  # untouched
+    assert main([*RUN, "--shape", "N=1,C=1", "--out", str(out), "--force"]) == 0
+    assert (out / "results.csv").read_text() != rows
+
+
+@pytest.mark.parametrize("out, problem", [("file", "is a file, not a folder"),
+                                          ("file/sub", "cannot create or write a folder under"),
+                                          ("/proc/x", "cannot create or write a folder under /proc")])
+def test_an_out_that_cannot_work_is_one_line_and_exit_2(tmp_path, capsys, out, problem):
+    (tmp_path / "file").write_text("not a folder")
+    path = out if out.startswith("/") else str(tmp_path / out)
+    for argv in (RUN, ["train", "--epochs", "1", "--no-progress"]):
+        assert main([*argv, "--out", path]) == 2
+        err = capsys.readouterr().err
+        assert problem in err and err.count("\n") == 1, err
+
+
+def test_a_row_cut_off_mid_write_is_left_out_and_said(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*RUN, "--out", str(out)]) == 0
+    csv = out / "results.csv"
+    full = len(load_run(out)[0])
+    text = csv.read_text()
+    csv.write_text(text[: text.rstrip("\n").rfind("\n") + 12])  # the last row, cut after a few characters
+    df, _ = load_run(out)
+    assert len(df) == full - 1
+    assert "last line was cut off" in capsys.readouterr().err
+
+
+def test_help_does_not_import_the_plotting_libraries():
+    code = "import sys; from harness.cli import build_parser; build_parser(); print('seaborn' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert r.stdout.strip() == "False", r.stderr
