@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from harness import plugins, runner
+from harness.argtypes import at_least, non_negative, positive
 from harness.device import gpu_unavailable_reason
 from harness.errors import UsageError
 from harness.measure.check import DEFAULT_SEEDS, FAILED_STATUSES
@@ -49,9 +51,11 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     """Check (and time) every selected implementation on every selected shape; write the run folder."""
+    if args.shapes and args.shape:
+        raise UsageError("--shapes SET and --shape K=V,... choose the shapes two ways; give one")
     cfg = runner.RunConfig(
         ops=ops_or_all(args.op), passes=_split(args.pass_), impls=_impl_names(args.impl),
-        shape_set=args.shapes, shape=args.shape, check_only=args.check_only,
+        shape_set=args.shapes or "smoke", shape=args.shape, check_only=args.check_only,
         seeds=tuple(range(args.seeds)), warm=args.warm, timing=args.timing, cpu_max_gflop=args.cpu_max_gflop,
         baseline=canonical(args.baseline) if args.baseline else None, autotune=args.autotune,
         timer=TimerSettings(budget_s=args.budget, target_rel_iqr=args.rel_iqr), argv=sys.argv[1:],
@@ -97,7 +101,12 @@ def gpu_note() -> str | None:
 
 
 def _split(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+    """'a,b' into names; a name given twice is a UsageError (it would make duplicate rows)."""
+    names = [t.strip() for t in text.split(",") if t.strip()] if text else None
+    twice = sorted({n for n in names or [] if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"{', '.join(twice)} given twice in '{text}'")
+    return names
 
 
 def _impl_names(text: str | None) -> list[str] | None:
@@ -118,18 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--op", required=True, help="op name, comma list, or 'all'")
     p.add_argument("--pass", dest="pass_", help="pass(es), comma separated (default: all of the op's passes)")
     p.add_argument("--impl", help="implementations, comma separated (default: all)")
-    p.add_argument("--shapes", default="smoke", help="named shape set (default: smoke)")
+    p.add_argument("--shapes", help="named shape set (default: smoke)")
     p.add_argument("--shape", help="one shape instead of a set, e.g. N=32,C=3,H=32,W=32,K=16")
     p.add_argument("--check-only", action="store_true", help="check correctness, do not time")
     p.add_argument("--out", help="run folder (default: reports/<timestamp>)")
     p.add_argument("--force", action="store_true", help="replace a run already in --out (default: refuse)")
-    p.add_argument("--seeds", type=_at_least(3), default=len(DEFAULT_SEEDS), help="seeds per case (>= 3)")
+    p.add_argument("--seeds", type=at_least(3), default=len(DEFAULT_SEEDS), help="seeds per case (>= 3)")
     p.add_argument("--warm", action="store_true", help="GPU: keep L2 warm between timed calls (default: flush)")
     p.add_argument("--timing", choices=TIMING_METHODS, default="events",
                    help="GPU: events on a held stream (default), or graph: replay the call captured as a CUDA graph")
-    p.add_argument("--budget", type=float, default=1.0, help="seconds of timing per case at most (default 1)")
-    p.add_argument("--rel-iqr", type=float, default=0.05, help="stop timing once IQR/median is below this")
-    p.add_argument("--cpu-max-gflop", type=float, default=20.0, help="skip CPU implementations on larger cases")
+    p.add_argument("--budget", type=positive, default=1.0, help="seconds of timing per case at most (default 1)")
+    p.add_argument("--rel-iqr", type=positive, default=0.05, help="stop timing once IQR/median is below this")
+    p.add_argument("--cpu-max-gflop", type=non_negative, default=20.0, help="skip CPU implementations on larger cases")
     p.add_argument("--baseline", help="implementation that speedups are computed against (default: cudnn, "
                                       "cublas for gemm)")
     p.add_argument("--autotune", action="store_true", help="vendor libraries: time every plan, keep the fastest")
@@ -155,15 +164,6 @@ def add_plugin_option(p: argparse.ArgumentParser) -> None:
                         f"${plugins.ENV}, entry points '{plugins.GROUP}')")
 
 
-def _at_least(n: int):
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < n:
-            raise argparse.ArgumentTypeError(f"must be >= {n}")
-        return value
-    return parse
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -177,3 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rows written so far are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head`: stop quietly, as other tools do (rows written so far are kept)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141

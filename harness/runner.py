@@ -56,6 +56,8 @@ class Case:
 def plan(cfg: RunConfig) -> list[Case]:
     """Resolve names into cases; every unknown name or impossible shape is a UsageError, before anything runs."""
     specs = [get_op(o) for o in cfg.ops]
+    if cfg.baseline and cfg.baseline not in {i.name for spec in specs for i in impls_for(spec.name)}:
+        raise choices_error("--baseline", cfg.baseline, {i.name for spec in specs for i in impls_for(spec.name)})
     if cfg.impls:  # each name must belong to one of the selected ops; each op runs those of its own
         known = {i.name for spec in specs for i in impls_for(spec.name)}
         for n in cfg.impls:

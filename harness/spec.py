@@ -129,9 +129,15 @@ def parse_shape(shape_type: type, text: str):
             raise UsageError(f"bad --shape item '{part}': expected KEY=VALUE; keys: {', '.join(fields)}")
         if key not in fields:
             raise choices_error("shape key", key, fields)
+        if key in values:
+            raise UsageError(f"shape key {key} is given twice in '{text}'")
         ftype = fields[key].type if isinstance(fields[key].type, type) else eval(fields[key].type)
         try:
-            values[key] = bool(int(val)) if ftype is bool else ftype(val)
+            values[key] = ftype(val)
+            if ftype is bool:
+                if val.strip() not in ("0", "1"):
+                    raise ValueError(val)
+                values[key] = val.strip() == "1"
         except ValueError:
             raise UsageError(f"bad value '{val}' for shape key {key}: expected {ftype.__name__}") from None
     try:

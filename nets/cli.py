@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.argtypes import at_least, positive
 from harness.errors import UsageError
 
 
@@ -81,6 +82,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_train_bench(args) -> int:
+    from harness.errors import choices_error
+    from harness.registry import canonical
     from harness.results import new_run_dir
     from nets.backend import BACKENDS, backend_names, parse_overrides
     from nets.bench import BenchConfig, run_bench
@@ -96,6 +99,9 @@ def cmd_train_bench(args) -> int:
     backends = _names(args.backends) or list(BACKENDS)
     if backends == ["all"]:
         backends = backend_names()
+    for name in backends:
+        if canonical(name) not in backend_names():
+            raise choices_error("backend", name, backend_names())
     cfg = BenchConfig(models=models, backends=backends,
                       impl=parse_overrides(args.use), steps=args.steps, warmup=args.warmup, batch=args.batch,
                       max_s=args.max_seconds, seed=args.seed, peer=not args.no_peer,
@@ -158,7 +164,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--epochs", type=int, help="epochs to train (with --resume: the total to reach)")
     p.add_argument("--batch", type=int, help="mini-batch size (default 32)")
     p.add_argument("--lr", type=float, help="SGD learning rate (default: per model)")
-    p.add_argument("--seed", type=int, help="seed of the weights and the shuffling (default 0)")
+    p.add_argument("--seed", type=at_least(0), help="seed of the weights and the shuffling (default 0)")
     p.add_argument("--hidden", help="hidden dense widths, comma separated (default: per model)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files or the CIFAR-10 python batches")
     p.add_argument("--resize", choices=("bilinear", "nearest"), help="how images are resized (default bilinear)")
@@ -176,7 +182,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--overlap", choices=("on", "off"), default="on",
                    help="start each gradient bucket's all-reduce as soon as backpropagation produced it (default on)")
     _add_exchange_args(p)
-    p.add_argument("--timeout", type=float, default=300.0,
+    p.add_argument("--timeout", type=positive, default=300.0,
                    help="end the job when a rank makes no progress for this many seconds (default 300)")
     p.add_argument("--launcher", choices=("spawn", "mpi"), default="spawn",
                    help="spawn: --gpus processes here; mpi: this process is one rank of an mpirun job")
@@ -189,18 +195,18 @@ def add_commands(subparsers) -> None:
                                       "numpy_ref, numpy_opt, cupy_naive, cupy_opt, cudnn, torch); those that "
                                       "cannot run get a row saying why")
     _use_option(p, "per-op override for every backend, e.g. conv2d=cudnn (repeatable)")
-    p.add_argument("--steps", type=int, default=20, help="timed steps per backend (default 20)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--steps", type=at_least(1), default=20, help="timed steps per backend (default 20)")
+    p.add_argument("--warmup", type=at_least(0), default=3, help="untimed steps first (default 3)")
     p.add_argument("--batch", type=int, default=32, help="mini-batch size (default 32, the thesis's)")
-    p.add_argument("--max-seconds", type=float, default=30.0,
+    p.add_argument("--max-seconds", type=positive, default=30.0,
                    help="stop timing a backend after this long, once 3 steps are timed (default 30)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--no-peer", action="store_true", help="skip the PyTorch eager peer")
-    p.add_argument("--accuracy-epochs", type=int, default=0,
+    p.add_argument("--accuracy-epochs", type=at_least(0), default=0,
                    help="also train each backend on digits for this many epochs and report test accuracy")
     p.add_argument("--gpus", help="comma list of GPU counts, e.g. 1,2,4: time data-parallel scaling instead "
                                   "(models default to thesis-0..4 and vgg-small; one backend, default cupy_opt)")
-    p.add_argument("--rounds", type=int, default=7, help="with --gpus: rounds of no-exchange, off, on and "
+    p.add_argument("--rounds", type=at_least(1), default=7, help="with --gpus: rounds of no-exchange, off, on and "
                    "all-reduce-only blocks of --steps steps each; the median round is reported (default 7)")
     p.add_argument("--batch-per-gpu", type=int, help="with --gpus: images per GPU (default 32; vgg-small 256)")
     _add_exchange_args(p, "with --gpus: ")

@@ -14,6 +14,7 @@ import sys
 
 import pandas as pd
 
+from harness.argtypes import positive
 from harness.errors import UsageError
 from harness.results import load_run
 
@@ -134,7 +135,7 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("compare", help="per-case time ratios between two runs; exit 1 on a regression")
     p.add_argument("run_a", metavar="RUN_A", help="the reference run folder (before)")
     p.add_argument("run_b", metavar="RUN_B", help="the run folder to judge (after)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+    p.add_argument("--threshold", type=positive, default=DEFAULT_THRESHOLD,
                    help=f"fail when a case is this many times slower in B, beyond the spread "
                         f"(default {DEFAULT_THRESHOLD})")
     p.set_defaults(func=cmd_compare)

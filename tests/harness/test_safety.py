@@ -57,3 +57,37 @@ def test_help_does_not_import_the_plotting_libraries():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert r.stdout.strip() == "False", r.stderr
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["run", "--op", "relu", "--budget", "nan"], "--budget: must be a finite number"),
+    (["run", "--op", "relu", "--budget", "inf"], "--budget: must be a finite number"),
+    (["run", "--op", "relu", "--budget", "0"], "--budget: must be > 0"),
+    (["run", "--op", "relu", "--rel-iqr", "-1"], "--rel-iqr: must be > 0"),
+    (["run", "--op", "relu", "--cpu-max-gflop", "-1"], "--cpu-max-gflop: must be >= 0"),
+    (["run", "--op", "relu", "--seeds", "abc"], "--seeds: expected a whole number, got 'abc'"),
+    (["run", "--op", "relu", "--baseline", "nope"], "unknown --baseline 'nope'"),
+    (["run", "--op", "conv2d", "--pass", "fprop,fprop"], "fprop given twice"),
+    (["run", "--op", "relu", "--shapes", "edge", "--shape", "N=1,C=1"], "give one"),
+    (["run", "--op", "relu", "--shape", "N=1,N=2,C=1"], "shape key N is given twice"),
+    (["run", "--op", "gemm", "--shape", "M=1,N=1,K=1,bias=2"], "bad value '2' for shape key bias"),
+    (["compare", "a", "b", "--threshold", "nan"], "--threshold: must be a finite number"),
+    (["train-bench", "--warmup", "-1"], "--warmup: must be >= 0"),
+    (["train-bench", "--max-seconds", "-1"], "--max-seconds: must be > 0"),
+    (["train-bench", "--backends", "nope"], "unknown backend 'nope'"),
+    (["train", "--seed", "-1"], "--seed: must be >= 0"),
+])
+def test_bad_numbers_names_and_conflicts_are_one_line_and_exit_2(tmp_path, capsys, argv, problem):
+    try:  # argparse's own refusals exit from inside main, the harness's return 2
+        code = main([*argv, "--out", str(tmp_path / "x")] if argv[0] != "compare" else argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and problem in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_closed_pipe_ends_quietly():
+    r = subprocess.run(f"{sys.executable} -m harness list | head -1", shell=True, capture_output=True, text=True,
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert r.stdout.count("\n") == 1 and "Traceback" not in r.stderr and "Error" not in r.stderr, r.stderr
