@@ -166,7 +166,10 @@ def add_plugin_option(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a refused argument (2, its one line already printed)
+        return int(exc.code or 0)
     try:
         plugins.load(getattr(args, "plugin", None))  # also $KERNEL_HARNESS_PLUGINS and installed entry points
         check_out(getattr(args, "out", None), getattr(args, "force", False))  # nothing is lost, before any work

@@ -78,10 +78,7 @@ def test_help_does_not_import_the_plotting_libraries():
     (["train", "--seed", "-1"], "--seed: must be >= 0"),
 ])
 def test_bad_numbers_names_and_conflicts_are_one_line_and_exit_2(tmp_path, capsys, argv, problem):
-    try:  # argparse's own refusals exit from inside main, the harness's return 2
-        code = main([*argv, "--out", str(tmp_path / "x")] if argv[0] != "compare" else argv)
-    except SystemExit as exc:
-        code = exc.code
+    code = main([*argv, "--out", str(tmp_path / "x")] if argv[0] != "compare" else argv)
     err = capsys.readouterr().err
     assert code == 2 and problem in err and err.count("\n") == 1, err
     assert not (tmp_path / "x").exists()

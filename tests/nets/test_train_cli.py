@@ -48,7 +48,7 @@ def test_train_synthetic_any_size(tmp_path):
     (["--resume", "/nonexistent/ck.npz"], "/nonexistent/ck.npz: checkpoint file does not exist"),
     (["--gpus", "2", "--bucket-mb", "0"], "--bucket-mb must be > 0 and --nccl-channels >= 1"),
     (["--gpus", "2", "--nccl-channels", "0"], "--bucket-mb must be > 0 and --nccl-channels >= 1"),
-    (["--gpus", "2", "--timeout", "0"], "--timeout must be > 0"),
+    (["--gpus", "2", "--timeout", "0"], "--timeout: must be > 0"),
 ])
 def test_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, problem):
     code = main(["train", "--epochs", "1", "--out", str(tmp_path / "x"), "--no-progress", *argv])
@@ -76,7 +76,7 @@ def test_train_bench_table(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("argv", "problem"), [
-    (["--rounds", "0"], "--steps, --rounds and --batch-per-gpu must be >= 1"),
+    (["--rounds", "0"], "--rounds: must be >= 1"),
     (["--nccl-channels", "-1"], "--bucket-mb must be > 0 and --nccl-channels >= 1"),
     (["--backends", "cudnn,cupy_opt"], "times one backend"),
     (["--gpus", "1,x"], "bad --gpus '1,x'"),
