@@ -36,7 +36,7 @@ class Param:
 
 
 class Layer:
-    """Base class: build() fixes the per-sample shapes and parameters; _plan(n) the per-batch shapes and buffers."""
+    """Base class: build() fixes the per-sample shapes and parameters; _at_batch(n) the per-batch shapes and buffers."""
 
     ops: tuple[str, ...] = ()
 
@@ -45,7 +45,7 @@ class Layer:
         self.backend: Backend | None = None
         self.in_shape: tuple[int, ...] = ()
         self.out_shape: tuple[int, ...] = ()
-        self._plans: dict[int, dict] = {}
+        self._by_batch: dict[int, dict] = {}
 
     def build(self, backend: Backend, in_shape: tuple[int, ...], prefix: str) -> tuple[int, ...]:
         """Bind to `backend`, create the parameters for `in_shape`, return the per-sample output shape."""
@@ -63,18 +63,18 @@ class Layer:
         """(name, shape, fan_in or None) of each parameter."""
         return []
 
-    def plan(self, n: int) -> dict:
+    def at_batch(self, n: int) -> dict:
         """The op shape ("shape") and output buffers of batch size n, made once and checked against the
         implementations' limits."""
-        if n not in self._plans:
-            plan = self._plan(n)
+        if n not in self._by_batch:
+            setup = self._at_batch(n)
             for op in self.ops:
                 for pass_ in PASSES[op]:
-                    self.backend.check_shape(op, pass_, plan["shape"])
-            self._plans[n] = plan
-        return self._plans[n]
+                    self.backend.check_shape(op, pass_, setup["shape"])
+            self._by_batch[n] = setup
+        return self._by_batch[n]
 
-    def _plan(self, n: int) -> dict:
+    def _at_batch(self, n: int) -> dict:
         return {}
 
     def _empty(self, *shape: int):
@@ -106,19 +106,19 @@ class Dense(Layer):
         (k,) = self.in_shape
         return [("w", (k, self.units), k), ("b", (self.units,), None)]
 
-    def _plan(self, n):
+    def _at_batch(self, n):
         (k,) = self.in_shape
         return {"shape": GemmShape(M=n, N=self.units, K=k, bias=True), "y": self._empty(n, self.units),
                 "dx": self._empty(n, k)}
 
     def forward(self, x):
-        p = self.plan(x.shape[0])
+        p = self.at_batch(x.shape[0])
         w, b = (q.value for q in self.params)
         self.x = x
         return self.backend.call("gemm", "fwd", p["shape"], {"x": x, "w": w, "b": b}, {"y": p["y"]})["y"]
 
     def backward(self, dy, need_dx=True):
-        p = self.plan(dy.shape[0])
+        p = self.at_batch(dy.shape[0])
         w, b = self.params
         self.backend.call("gemm", "bwd", p["shape"], {"x": self.x, "w": w.value, "dy": dy},
                           {"dx": p["dx"], "dw": w.grad, "db": b.grad})
@@ -146,17 +146,17 @@ class Conv2d(Layer):
         c = self.in_shape[0]
         return [("w", (self.filters, c, self.kernel, self.kernel), c * self.kernel**2), ("b", (self.filters,), None)]
 
-    def _plan(self, n):
+    def _at_batch(self, n):
         return {"shape": self._shape(n), "y": self._empty(n, *self.out_shape), "dx": self._empty(n, *self.in_shape)}
 
     def forward(self, x):
-        p = self.plan(x.shape[0])
+        p = self.at_batch(x.shape[0])
         w, b = (q.value for q in self.params)
         self.x = x
         return self.backend.call("conv2d", "fprop", p["shape"], {"x": x, "w": w, "b": b}, {"y": p["y"]})["y"]
 
     def backward(self, dy, need_dx=True):
-        p = self.plan(dy.shape[0])
+        p = self.at_batch(dy.shape[0])
         w, b = self.params
         self.backend.call("conv2d", "wgrad", p["shape"], {"x": self.x, "dy": dy}, {"dw": w.grad, "db": b.grad})
         if not need_dx:
@@ -181,17 +181,17 @@ class MaxPool2d(Layer):
         s = self._shape(1)
         return (s.C, s.P, s.Q)
 
-    def _plan(self, n):
+    def _at_batch(self, n):
         return {"shape": self._shape(n), "y": self._empty(n, *self.out_shape), "dx": self._empty(n, *self.in_shape)}
 
     def forward(self, x):
-        p = self.plan(x.shape[0])
+        p = self.at_batch(x.shape[0])
         self.x = x
         self.y = self.backend.call("maxpool2d", "fwd", p["shape"], {"x": x}, {"y": p["y"]})["y"]
         return self.y
 
     def backward(self, dy, need_dx=True):
-        p = self.plan(dy.shape[0])
+        p = self.at_batch(dy.shape[0])
         return self.backend.call("maxpool2d", "bwd", p["shape"], {"x": self.x, "y": self.y, "dy": dy},
                                  {"dx": p["dx"]})["dx"]
 
@@ -202,19 +202,19 @@ class _Activation(Layer):
     def _nchw(self, n: int) -> tuple[int, ...]:
         return (n, self.in_shape[0], 1, 1) if len(self.in_shape) == 1 else (n, *self.in_shape)
 
-    def _plan(self, n):
+    def _at_batch(self, n):
         nchw = self._nchw(n)
         return {"shape": TensorShape(*nchw), "y": self._empty(*nchw), "dx": self._empty(*nchw)}
 
     def forward(self, x):
         n = x.shape[0]
-        p = self.plan(n)
+        p = self.at_batch(n)
         self.y = self.backend.call(self.ops[0], "fwd", p["shape"], {"x": x.reshape(self._nchw(n))}, {"y": p["y"]})["y"]
         return self.y.reshape(x.shape)
 
     def backward(self, dy, need_dx=True):
         n = dy.shape[0]
-        p = self.plan(n)
+        p = self.at_batch(n)
         dx = self.backend.call(self.ops[0], "bwd", p["shape"], {"y": self.y, "dy": dy.reshape(self._nchw(n))},
                                {"dx": p["dx"]})["dx"]
         return dx.reshape(dy.shape)
@@ -260,17 +260,17 @@ class SoftmaxCrossEntropy(Loss):
 
     ops = ("softmax_xent",)
 
-    def _plan(self, n):
+    def _at_batch(self, n):
         (k,) = self.in_shape
         return {"shape": XentShape(n, k), "loss": self._empty(), "dlogits": self._empty(n, k)}
 
     def forward_loss(self, logits, labels):
-        p = self.plan(logits.shape[0])
+        p = self.at_batch(logits.shape[0])
         self.inputs = {"logits": logits, "labels": labels}
         return self.backend.call("softmax_xent", "fwd", p["shape"], self.inputs, {"loss": p["loss"]})["loss"]
 
     def backward_loss(self):
-        p = self.plan(self.inputs["logits"].shape[0])
+        p = self.at_batch(self.inputs["logits"].shape[0])
         return self.backend.call("softmax_xent", "bwd", p["shape"], self.inputs, {"dlogits": p["dlogits"]})["dlogits"]
 
 
@@ -280,7 +280,7 @@ class SigmoidBCE(Loss):
 
     ops = ("sigmoid_bce",)
 
-    def _plan(self, n):
+    def _at_batch(self, n):
         (k,) = self.in_shape
         xp = self.backend.xp
         return {"shape": BceShape(n * k), "loss": self._empty(), "dlogits": self._empty(n * k),
@@ -288,13 +288,13 @@ class SigmoidBCE(Loss):
 
     def forward_loss(self, logits, labels):
         n = logits.shape[0]
-        p = self.plan(n)
+        p = self.at_batch(n)
         self.backend.xp.take(p["eye"], labels, axis=0, out=p["targets"])
         self.inputs = {"logits": logits.reshape(-1), "targets": p["targets"].reshape(-1)}
         return self.backend.call("sigmoid_bce", "fwd", p["shape"], self.inputs, {"loss": p["loss"]})["loss"]
 
     def backward_loss(self):
         n = self.inputs["logits"].shape[0] // self.in_shape[0]
-        p = self.plan(n)
+        p = self.at_batch(n)
         g = self.backend.call("sigmoid_bce", "bwd", p["shape"], self.inputs, {"dlogits": p["dlogits"]})["dlogits"]
         return g.reshape(n, -1)

@@ -70,7 +70,7 @@ def conv2d_wgrad_naive(s: Conv2dShape, x, dy, *, dw, db):
 
 # ---------------------------------------------------------------- cupy_opt: implicit GEMM
 @dataclass(frozen=True)
-class Plan:
+class Launch:
     """One implicit-GEMM launch: kernel, tile, grid and split-K."""
 
     func: str
@@ -89,7 +89,7 @@ def _sm_count() -> int:
     return cupy.cuda.Device().attributes["MultiProcessorCount"]
 
 
-def _plan(s: Conv2dShape, pass_: str) -> Plan:
+def _launch_config(s: Conv2dShape, pass_: str) -> Launch:
     """Tile configuration and split-K for one pass.
 
     The GEMM's column count picks the tile (dgrad with C ≤ 4: the narrow kernel; ≤ 16 columns: 256×16, ≤ 64:
@@ -110,7 +110,7 @@ def _plan(s: Conv2dShape, pass_: str) -> Plan:
             phases = len(geo)
             rows, cols, red = max(g[5] for g in geo), s.C, max(g[4] for g in geo)
             if s.C <= NARROW_C and _narrow_smem(s) <= 48 * 1024:
-                return Plan("conv_dgrad_narrow", 256, NARROW_C, _cuda.blocks(rows, 256), 1, 0, phases)
+                return Launch("conv_dgrad_narrow", 256, NARROW_C, _cuda.blocks(rows, 256), 1, 0, phases)
         name, (bm, bn) = (("256x16", (256, 16)) if cols <= 16 else ("128x64", (128, 64)) if cols <= 64
                           else ("128x128", (128, 128)))
     func = f"conv_{pass_}_{name}"
@@ -126,7 +126,7 @@ def _plan(s: Conv2dShape, pass_: str) -> Plan:
 
     splits = min(range(1, max(1, min(ktiles // 8, 512)) + 1), key=seconds)
     kt_per = _cuda.blocks(ktiles, splits)
-    return Plan(func, bm, bn, tiles, _cuda.blocks(ktiles, kt_per), kt_per, phases)
+    return Launch(func, bm, bn, tiles, _cuda.blocks(ktiles, kt_per), kt_per, phases)
 
 
 @functools.cache
@@ -191,36 +191,36 @@ def _tiled_supports(s: Conv2dShape) -> str | None:
 
 
 def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None) -> None:
-    """Launch the planned kernel; with split-K, into a workspace that splitk_reduce sums (+ bias) into out."""
+    """Launch the configured kernel; with split-K, into a workspace that splitk_reduce sums (+ bias) into out."""
     import cupy
 
-    plan = _plan(s, pass_)
+    launch = _launch_config(s, pass_)
     total = out.size
-    if plan.func == "conv_dgrad_narrow":
-        _cuda.kernel(IGEMM, plan.func)((plan.tiles, 1, plan.phases), (256,), (*operands, out, _dgrad_tables(s)[1],
+    if launch.func == "conv_dgrad_narrow":
+        _cuda.kernel(IGEMM, launch.func)((launch.tiles, 1, launch.phases), (256,), (*operands, out, _dgrad_tables(s)[1],
                                                                              *_args(s)), shared_mem=_narrow_smem(s))
         return
-    target = out if plan.splits == 1 else cupy.empty(plan.splits * total, dtype=cupy.float32)
+    target = out if launch.splits == 1 else cupy.empty(launch.splits * total, dtype=cupy.float32)
     if pass_ == "fprop":
-        lead, tables = (*operands, bias if bias is not None and plan.splits == 1 else _cuda.NULL), (_table(s),)
+        lead, tables = (*operands, bias if bias is not None and launch.splits == 1 else _cuda.NULL), (_table(s),)
     else:
         lead, tables = operands, (_dgrad_tables(s) if pass_ == "dgrad" else (_table(s),))
-    args = (*lead, target, *tables, *_args(s), np.int32(plan.kt_per), np.int64(total))
-    _cuda.kernel(IGEMM, plan.func)((plan.tiles, plan.splits, plan.phases), (256,), args)
-    if plan.splits > 1:
+    args = (*lead, target, *tables, *_args(s), np.int32(launch.kt_per), np.int64(total))
+    _cuda.kernel(IGEMM, launch.func)((launch.tiles, launch.splits, launch.phases), (256,), args)
+    if launch.splits > 1:
         plane, nbias = (s.P * s.Q, s.K) if bias is not None else (1, 1)
         blocks = min(_cuda.blocks(total, 256), 8 * _sm_count())
-        _cuda.kernel(IGEMM, "splitk_reduce")((blocks,), (256,), (target, out, np.int64(total), np.int32(plan.splits),
+        _cuda.kernel(IGEMM, "splitk_reduce")((blocks,), (256,), (target, out, np.int64(total), np.int32(launch.splits),
                                                                  _cuda.NULL if bias is None else bias, np.int64(plane),
                                                                  np.int32(nbias)))
 
 
 def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
     def details(s: Conv2dShape) -> dict:
-        plan = _plan(s, pass_)
-        funcs = [plan.func, *extra, *(["splitk_reduce"] if plan.splits > 1 else [])]
-        note = f"tile {plan.bm}x{plan.bn}, {plan.tiles} tiles" + (f", split-K {plan.splits}" if plan.splits > 1
-                                                                  else "")
+        launch = _launch_config(s, pass_)
+        funcs = [launch.func, *extra, *(["splitk_reduce"] if launch.splits > 1 else [])]
+        split = f", split-K {launch.splits}" if launch.splits > 1 else ""
+        note = f"tile {launch.bm}x{launch.bn}, {launch.tiles} tiles{split}"
         return {**_cuda.attributes(IGEMM, funcs), "note": note}
     return details
 

@@ -22,7 +22,7 @@ def network_shapes(batch: int) -> tuple[dict[str, list], list[int]]:
         net = Network(layers, loss, resolve("numpy_ref", ops_of(layers, loss)), spec.input_shape)
         for layer in [*net.layers, net.loss]:
             for op in layer.ops:
-                shapes[op].append(layer.plan(batch)["shape"])
+                shapes[op].append(layer.at_batch(batch)["shape"])
         params += [p.value.size for p in net.params]
     return {op: workloads.unique(s) for op, s in shapes.items()}, workloads.unique(params)
 

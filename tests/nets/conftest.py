@@ -14,7 +14,7 @@ def step_tolerance(result, math_mode: str = "fp32") -> float:
     longest = 1
     for layer in [*result.net.layers, result.net.loss]:
         for op in layer.ops:
-            shape = layer.plan(result.config.batch)["shape"]
+            shape = layer.at_batch(result.config.batch)["shape"]
             for pass_ in PASSES[op]:
                 longest = max(longest, *get_op(op).pass_spec(pass_).reduction(shape).values())
     return tolerance(math_mode, longest)
