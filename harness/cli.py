@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from harness import plugins, runner
 from harness.argtypes import at_least, non_negative, positive
@@ -65,23 +67,36 @@ def cmd_run(args) -> int:
     note = gpu_note()
     if note:
         print(note)
-    rows = runner.run_cases(cfg, run_dir)
+    try:
+        rows = runner.run_cases(cfg, run_dir)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was measured, say where, report it
+        print(f"\ninterrupted: the rows measured so far are in {run_dir / 'results.csv'}", file=sys.stderr)
+        if not args.no_report:
+            _build_report(run_dir)
+        return 130
     print(f"\n{len(rows)} cases written to {run_dir / 'results.csv'}")
     if not args.no_report:
-        try:
-            report = importlib.import_module("harness.report.html")
-        except ModuleNotFoundError:
-            report = None
-        if report is not None:
-            try:
-                print(f"report: {report.build_report(run_dir)}")
-            except Exception as exc:  # the results are written; a report bug must not change the run's outcome
-                print(f"report failed ({type(exc).__name__}: {exc}); results are in {run_dir}", file=sys.stderr)
+        _build_report(run_dir)
     failed = [r for r in rows if r["status"] in FAILED_STATUSES]
     if failed:
         print(f"{len(failed)} cases did not pass", file=sys.stderr)
         return 1
     return 0
+
+
+def _build_report(run_dir) -> None:
+    try:
+        report = importlib.import_module("harness.report.html")
+    except ModuleNotFoundError:
+        return
+    try:
+        print(f"report: {report.build_report(run_dir)}")
+    except Exception as exc:  # the results are written; a report bug must not change the run's outcome
+        print(f"report failed ({type(exc).__name__}: {exc}); results are in {run_dir}", file=sys.stderr)
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends a run the way Ctrl-C does: rows kept, folder named, report built
 
 
 def ops_or_all(text: str) -> list[str]:
@@ -166,6 +181,8 @@ def add_plugin_option(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a refused argument (2, its one line already printed)

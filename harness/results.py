@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import UsageError
+from harness.errors import UsageError, one_line
 from harness.registry import RENAMED
 
 COLUMNS = [
@@ -68,6 +68,7 @@ class ResultWriter:
         self._file.close()
 
 
+REQUIRED = ("op", "pass", "impl", "shape", "status")  # the columns a results table cannot do without
 RUN_FILES = ("results.csv", "meta.json", "history.csv", "train_bench.csv", "scaling.csv")  # what marks a run folder
 
 
@@ -140,11 +141,20 @@ def load_run(run_dir: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     csv_path = run_dir / "results.csv"
     if not csv_path.is_file():
         raise UsageError(f"{csv_path}: no such file (is '{run_dir}' a run folder made by 'harness run'?)")
-    df = pd.read_csv(io.StringIO(_complete_lines(csv_path)), keep_default_na=True)
+    try:
+        df = pd.read_csv(io.StringIO(_complete_lines(csv_path)), keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UsageError(f"{csv_path}: not a results table ({one_line(exc, 120)})") from None
+    missing = [c for c in REQUIRED if c not in df]
+    if missing:
+        raise UsageError(f"{csv_path}: not a results table of 'harness run' (no column {', '.join(missing)})")
     if "impl" in df:  # runs made before a rename read with today's names
         df["impl"] = df["impl"].replace(RENAMED)
     meta_path = run_dir / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{meta_path}: damaged ({one_line(exc, 120)})") from None
     return df, meta
 
 

@@ -115,6 +115,9 @@ def resolve(name: str, ops: list[str], overrides: dict[str, str] | None = None) 
     or in another precision, or when no implementation of a pass can run.
     """
     overrides = overrides or {}
+    unused = sorted(set(overrides) - set(ops))
+    if unused:
+        raise UsageError(f"--use {unused[0]}=...: this network has no {unused[0]}; its ops: {', '.join(ops)}")
     name = canonical(name)
     own = _registered(name)
     if not own:

@@ -177,7 +177,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--save", help="write a checkpoint to this file after every epoch")
     p.add_argument("--resume", help="continue from this checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--gpus", type=int, help="data-parallel training on this many GPUs of this machine, one "
+    p.add_argument("--gpus", type=at_least(1), help="data-parallel training on this many GPUs of this machine, one "
                                            "process each, gradients summed with NCCL")
     p.add_argument("--overlap", choices=("on", "off"), default="on",
                    help="start each gradient bucket's all-reduce as soon as backpropagation produced it (default on)")

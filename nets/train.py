@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +104,21 @@ def settle(cfg: TrainConfig, resumed: dict | None) -> TrainConfig:
     out = TrainConfig(**values)
     if out.epochs < 1 or out.batch < 1:
         raise UsageError(f"--epochs and --batch must be >= 1, got {out.epochs} and {out.batch}")
+    if out.save:
+        _check_save(Path(out.save))
     return out
+
+
+def _check_save(path: Path) -> None:
+    """Refuse before epoch 1 a checkpoint path that cannot be written (a folder, an unwritable place)."""
+    if path.is_dir():
+        raise UsageError(f"--save {path}: is a folder; give a file name such as {path / 'model.npz'}")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".harness-probe-"):
+            pass
+    except OSError:
+        raise UsageError(f"--save {path}: cannot write a file in {folder}") from None
 
 
 def prepare_data(cfg: TrainConfig, spec: ModelSpec) -> Dataset:
@@ -218,7 +233,7 @@ def train(cfg: TrainConfig, printer=print, make_trainer=Trainer, main: bool = Tr
 
     for epoch in range(first, cfg.epochs):
         with tqdm(total=trainer.steps_per_epoch(), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                  leave=False, disable=not cfg.progress) as bar:
+                  leave=False, disable=None if cfg.progress else True) as bar:  # None: not on a pipe
             t0 = time.perf_counter()
             loss, train_acc = trainer.epoch(bar)
             synchronize(b.device)

@@ -88,3 +88,71 @@ def test_a_closed_pipe_ends_quietly():
     r = subprocess.run(f"{sys.executable} -m harness list | head -1", shell=True, capture_output=True, text=True,
                        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert r.stdout.count("\n") == 1 and "Traceback" not in r.stderr and "Error" not in r.stderr, r.stderr
+
+
+SLOW = '''
+import time
+from harness import register
+
+
+@register("relu", "fwd", name="zz_slow", device="cpu", math="fp32")
+def slow(s, x, *, y):
+    """y = max(x, 0), slowly."""
+    time.sleep(0.3)
+    y[...] = x.clip(min=0)
+'''
+
+
+def test_sigterm_keeps_the_rows_names_the_folder_and_builds_the_report(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "slow.py").write_text(SLOW)
+    p = subprocess.Popen([sys.executable, "-m", "harness", "run", "--op", "relu", "--pass", "fwd", "--plugin",
+                          "slow.py", "--impl", "numpy_ref,zz_slow", "--check-only", "--out", "run"],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    csv = tmp_path / "run" / "results.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not csv.exists() or csv.read_text().count("\n") < 3):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert f"rows measured so far are in {Path('run') / 'results.csv'}" in err
+    assert (tmp_path / "run" / "report.html").exists()
+    assert len(load_run(tmp_path / "run")[0]) >= 2
+
+
+@pytest.mark.parametrize("content, meta, problem", [
+    (bytes(range(256)) * 4, None, "not a results table"),
+    (b"a,b\n1,2\n", None, "no column op, pass, impl, shape, status"),
+    (None, b"{corrupt", "meta.json: damaged"),
+])
+def test_damaged_run_folders_are_one_line_in_report_and_compare(tmp_path, capsys, content, meta, problem):
+    good = tmp_path / "good"
+    assert main([*RUN, "--out", str(good)]) == 0
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.csv").write_bytes(content if content is not None else (good / "results.csv").read_bytes())
+    if meta is not None:
+        (bad / "meta.json").write_bytes(meta)
+    capsys.readouterr()
+    for argv in (["report", str(bad)], ["compare", str(bad), str(good)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert problem in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--save", "/proc/x.ckpt"], "--save /proc/x.ckpt: cannot write a file in /proc"),
+    (["--save", "."], "is a folder; give a file name"),
+    (["--model", "mlp1", "--use", "conv2d=nope"], "this network has no conv2d"),
+    (["--gpus", "0"], "--gpus: must be >= 1"),
+])
+def test_training_refuses_before_the_first_epoch(tmp_path, capsys, argv, problem):
+    out = tmp_path / "t"
+    assert main(["train", "--epochs", "1", "--no-progress", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1, err
+    assert not (out / "history.csv").exists()  # nothing trained
