@@ -1,11 +1,15 @@
 """`python -m harness compare RUN_A RUN_B`: per-case time ratios B/A, with changes beyond the runs' spread marked.
 
 A case is one (op, pass, impl, shape) timed in both runs. Its ratio B/A of median times is a real change only when
-it falls outside the two measurements' combined spread, taken as the sum of their relative IQRs: `ratio > 1 + band`
-is a regression (B slower), `ratio < 1 / (1 + band)` an improvement, anything between is noise. The command exits
-with 1 when a regression is also beyond `--threshold` (default 1.10: at least 10 % slower) or a case that passed
-in A does not pass in B, and with 0 otherwise, so that it can gate a change in CI.
-"""
+it falls outside a band: the sum of the two measurements' relative IQRs plus a floor for what varies between runs
+but not within one (clocks, the host's other work, allocation): 5 % on the GPU, 25 % on the CPU, from reruns of the
+same code. `ratio > 1 + band` is a regression (B slower), `ratio < 1 / (1 + band)` an improvement, anything between
+is the same, and a change counts only when the ratio of the two runs' fastest calls (min_ms) agrees: on a shared CPU
+a case can land in a slow mode for a whole run (BLAS threads) while its fastest calls do not move; a CPU case faster
+than MIN_CPU_MS in both runs is not judged ("short"): at tens of microseconds a CPU time is mostly the interpreter
+and the cache's state. The command exits with 1 when a regression is also beyond `--threshold` (default 1.10: at
+least 10 % slower) or a case that passed in A does not pass in B, and with 0 otherwise, so that it can gate a change
+in CI. """
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from harness.results import load_run
 KEY = ["op", "pass", "impl", "shape"]
 OK_STATUSES = ("pass", "oracle")
 DEFAULT_THRESHOLD = 1.10
+RUN_TO_RUN = {"gpu": 0.05, "cpu": 0.25}  # the band's floor by device (relative)
+MIN_CPU_MS = 0.1
 
 
 def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
@@ -28,17 +34,23 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
     verdict: regression | improvement | same (within the spread) | broken (passed in A, failed or raised in B) |
     fixed (failed in A, passes in B) | failing (in both) | skipped (not run in one of them) | untimed (passed
-    but not timed, e.g. a --check-only run). Cases skipped in both runs are left out.
+    but not timed, e.g. a --check-only run) | short (a CPU case too fast to judge). Cases skipped in both runs are
+    left out.
     """
-    cols = [*KEY, "status", "median_ms", "rel_iqr"]
+    cols = [*KEY, "status", "median_ms", "rel_iqr", "device", "min_ms"]
+    a, b = (df.assign(**{c: df.get(c, default) for c, default in (("device", "cpu"), ("min_ms", None))})
+            for df in (a, b))
     merged = a[cols].merge(b[cols], on=KEY, suffixes=("_a", "_b"), how="inner")
     merged = merged[~((merged["status_a"] == "skipped") & (merged["status_b"] == "skipped"))]
     rows = []
     for _, r in merged.iterrows():
         a_ms, b_ms = _float(r["median_ms_a"]), _float(r["median_ms_b"])
-        band = _spread(r["rel_iqr_a"]) + _spread(r["rel_iqr_b"])
+        band = _spread(r["rel_iqr_a"]) + _spread(r["rel_iqr_b"]) + RUN_TO_RUN.get(r["device_a"], RUN_TO_RUN["cpu"])
+        short = r["device_a"] != "gpu" and max(a_ms, b_ms) < MIN_CPU_MS
         a_ok, b_ok = r["status_a"] in OK_STATUSES, r["status_b"] in OK_STATUSES
         ratio = b_ms / a_ms if a_ms > 0 and b_ms > 0 else math.nan
+        a_min, b_min = _float(r["min_ms_a"]), _float(r["min_ms_b"])
+        ratio_min = b_min / a_min if a_min > 0 and b_min > 0 else ratio  # runs without min_ms: the medians alone
         if "skipped" in (r["status_a"], r["status_b"]):
             verdict = "skipped"
         elif a_ok and not b_ok:
@@ -49,9 +61,11 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
             verdict = "failing"
         elif not math.isfinite(ratio):
             verdict = "untimed"
-        elif ratio > 1 + band:
+        elif short:
+            verdict = "short"
+        elif ratio > 1 + band and ratio_min > 1 + band:
             verdict = "regression"
-        elif ratio < 1 / (1 + band):
+        elif ratio < 1 / (1 + band) and ratio_min < 1 / (1 + band):
             verdict = "improvement"
         else:
             verdict = "same"
@@ -68,7 +82,7 @@ def failing(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
 def format_table(table: pd.DataFrame, threshold: float) -> str:
     """Aligned text: the changed cases first (worst regression first), then the unchanged ones."""
     order = {"broken": 0, "regression": 1, "improvement": 2, "fixed": 3, "failing": 4, "skipped": 5, "untimed": 6,
-             "same": 7}
+             "short": 7, "same": 8}
     t = table.assign(_o=table["verdict"].map(order), _r=-table["ratio"].fillna(0)).sort_values(["_o", "_r"])
     header = ["op", "pass", "impl", "shape", "A ms", "B ms", "B/A", "spread", "verdict"]
     lines = []
@@ -115,7 +129,9 @@ def cmd_compare(args) -> int:
     table = compare_runs(a, b)
     if table.empty:
         raise UsageError(f"'{args.run_a}' and '{args.run_b}' have no case (op, pass, impl, shape) in common")
-    print(f"A = {args.run_a}\nB = {args.run_b}\nratio = B/A median time (> 1: B slower); spread = rel. IQR of A + B\n")
+    floors = ", ".join(f"{d} {v:.0%}" for d, v in RUN_TO_RUN.items())
+    print(f"A = {args.run_a}\nB = {args.run_b}\nratio = B/A median time (> 1: B slower); spread = rel. IQR of A + B "
+          f"+ run-to-run floor ({floors})\n")
     print(format_table(table, args.threshold))
     counts = table["verdict"].value_counts()
     keys_a, keys_b = _keys(a), _keys(b)
