@@ -8,6 +8,7 @@ pass is every input read once plus every output written once (an in-place tensor
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ class Tensor:
 
     @property
     def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # Python ints: no int64 overflow for huge shapes
 
     def nbytes(self, float_bytes: int = 4) -> int:
         return self.numel * (4 if self.dtype == "int32" else float_bytes)

@@ -101,6 +101,11 @@ class CheckResult:
     seeds: int = 0
 
 
+class OracleFailed(RuntimeError):
+    """The case's inputs or float64 reference could not be made (out of memory, say): no implementation can be
+    checked on it, and none is to blame."""
+
+
 class ReferenceCache:
     """Inputs and oracle outputs per (seed, device) for one (op, pass, shape), shared by every implementation."""
 
@@ -108,26 +113,42 @@ class ReferenceCache:
         self.spec, self.shape, self.pass_ = spec, shape, pass_
         self._inputs: dict[int, dict] = {}
         self._refs: dict[tuple[int, str], dict] = {}
+        self._failed: str | None = None  # kept, so that a failing oracle is not retried for every implementation
 
     def inputs(self, seed: int) -> dict[str, np.ndarray]:
         if seed not in self._inputs:
-            self._inputs[seed] = self.spec.make_inputs(self.shape, self.pass_, seed)
+            self._inputs[seed] = self._guarded("its inputs could not be made", self.spec.make_inputs, self.shape,
+                                               self.pass_, seed)
         return self._inputs[seed]
+
+    def _guarded(self, what: str, fn, *args):
+        if self._failed:
+            raise OracleFailed(self._failed)
+        try:
+            return fn(*args)
+        except OracleFailed:
+            raise
+        except Exception as exc:
+            self._failed = f"not checked: {what} ({one_line(exc, 200)})"
+            raise OracleFailed(self._failed) from None
 
     def reference(self, seed: int, device: str) -> dict:
         """Oracle outputs, computed in float64 on `device` (CuPy on the GPU keeps large cases fast)."""
         key = (seed, device)
         if key not in self._refs:
-            oracle = registry_oracle(self.spec.name, self.pass_)
-            if device != oracle.device:
-                from dataclasses import replace
-
-                oracle = replace(oracle, device=device)
-            call = prepare(oracle, self.spec, self.shape, self.pass_, self.inputs(seed))
-            call.run()
-            synchronize(device)
-            self._refs[key] = call.results()
+            self._refs[key] = self._guarded("the float64 oracle failed on this case", self._compute, seed, device)
         return self._refs[key]
+
+    def _compute(self, seed: int, device: str) -> dict:
+        oracle = registry_oracle(self.spec.name, self.pass_)
+        if device != oracle.device:
+            from dataclasses import replace
+
+            oracle = replace(oracle, device=device)
+        call = prepare(oracle, self.spec, self.shape, self.pass_, self.inputs(seed))
+        call.run()
+        synchronize(device)
+        return call.results()
 
 
 def check(impl: Impl, refs: ReferenceCache, seeds=DEFAULT_SEEDS) -> CheckResult:
@@ -143,13 +164,19 @@ def check(impl: Impl, refs: ReferenceCache, seeds=DEFAULT_SEEDS) -> CheckResult:
             call.run()
             synchronize(impl.device)
             outputs = call.results()
+        except OracleFailed as exc:
+            return CheckResult("skipped", str(exc), seeds=seeds.index(seed))
         except Exception as exc:
             return CheckResult("error", one_line(exc), seeds=seeds.index(seed))
         mutated = changed_inputs(call.inputs, before)
         if mutated:
             return CheckResult("input-mutated", f"wrote into input {', '.join(mutated)} (seed {seed})",
                                seeds=len(seeds))
-        for name, c in judge(impl, refs, seed, outputs):
+        try:
+            judged = judge(impl, refs, seed, outputs)
+        except OracleFailed as exc:
+            return CheckResult("skipped", str(exc), seeds=seeds.index(seed))
+        for name, c in judged:
             if c.status != "pass":
                 return CheckResult(c.status, f"{name}, seed {seed}: {c.reason}", c.err, c.viol, c.rtol, len(seeds))
             worst.err, worst.viol, worst.rtol = max(worst.err, c.err), max(worst.viol, c.viol), max(worst.rtol, c.rtol)

@@ -91,3 +91,12 @@ def test_impossible_or_malformed_shapes_are_one_line_usage_errors(text, message)
 def test_pool_window_larger_than_input():
     with pytest.raises(UsageError, match="larger than the input"):
         Pool2dShape(1, 1, 2, 2, 3, 3, 1)
+
+
+def test_byte_and_flop_counts_of_huge_shapes_do_not_overflow():
+    from harness.ops._eltwise import TensorShape
+
+    n = 99_999_999_999
+    spec = get_op("relu")
+    assert spec.bytes(TensorShape(n, n), "fwd") == 2 * 4 * n * n  # past int64: Python ints, exact
+    assert spec.flops(TensorShape(n, n), "fwd") >= n * n

@@ -123,3 +123,26 @@ def test_compare_judges_near_zero_elements_at_the_output_scale():
 def test_oracle_row_is_labelled_not_checked_against_itself():
     r = check(get("conv2d", "fprop", "numpy_ref"), ReferenceCache(get_op("conv2d"), SHAPE, "fprop"))
     assert r.status == "oracle"
+
+
+def test_an_oracle_that_fails_is_named_and_not_blamed_on_the_implementation(monkeypatch):
+    from harness import registry
+    from harness.measure.check import ReferenceCache, check
+    from harness.ops import get_op
+
+    registry.discover()
+    calls = []
+
+    def oracle_out_of_memory(s, x, *, y):
+        calls.append(1)
+        raise MemoryError("cannot allocate 80 GiB")
+    oracle = registry.oracle("relu", "fwd")
+    monkeypatch.setitem(registry._REGISTRY, oracle.key,
+                        registry.Impl("relu", "fwd", oracle.name, oracle_out_of_memory, "cpu", "fp64", family="oracle"))
+    spec = get_op("relu")
+    refs = ReferenceCache(spec, spec.shapes("smoke")[0], "fwd")
+    for name in ("numpy_opt", "numpy_opt"):  # the second implementation does not retry the oracle
+        result = check(registry.get("relu", "fwd", name), refs)
+        assert result.status == "skipped"
+        assert "the float64 oracle failed on this case (MemoryError: cannot allocate 80 GiB)" in result.reason
+    assert len(calls) == 1
