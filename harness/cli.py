@@ -53,13 +53,15 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     """Check (and time) every selected implementation on every selected shape; write the run folder."""
+    if args.resume and not args.out:
+        raise UsageError("--resume goes on with the run in --out; give --out")
     if args.shapes and args.shape:
         raise UsageError("--shapes SET and --shape K=V,... choose the shapes two ways; give one")
     cfg = runner.RunConfig(
         ops=ops_or_all(args.op), passes=_split(args.pass_), impls=_impl_names(args.impl),
         shape_set=args.shapes or "smoke", shape=args.shape, check_only=args.check_only,
         seeds=tuple(range(args.seeds)), warm=args.warm, timing=args.timing, cpu_max_gflop=args.cpu_max_gflop,
-        baseline=canonical(args.baseline) if args.baseline else None, autotune=args.autotune,
+        baseline=canonical(args.baseline) if args.baseline else None, autotune=args.autotune, resume=args.resume,
         timer=TimerSettings(budget_s=args.budget, target_rel_iqr=args.rel_iqr), argv=sys.argv[1:],
     )
     runner.plan(cfg)  # validate every name and shape before creating anything
@@ -70,7 +72,8 @@ def cmd_run(args) -> int:
     try:
         rows = runner.run_cases(cfg, run_dir)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was measured, say where, report it
-        print(f"\ninterrupted: the rows measured so far are in {run_dir / 'results.csv'}", file=sys.stderr)
+        print(f"\ninterrupted: the rows measured so far are in {run_dir / 'results.csv'}; the same command with "
+              f"--resume --out {run_dir} goes on from there", file=sys.stderr)
         if not args.no_report:
             _build_report(run_dir)
         return 130
@@ -158,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "cublas for gemm)")
     p.add_argument("--autotune", action="store_true", help="vendor libraries: time every plan, keep the fastest")
     p.add_argument("--no-report", action="store_true", help="do not build report.html at the end")
+    p.add_argument("--resume", action="store_true", help="go on with the interrupted run in --out: keep its rows, "
+                                                         "run only the cases it lacks")
     add_plugin_option(p)
     p.set_defaults(func=cmd_run)
 
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         plugins.load(getattr(args, "plugin", None))  # also $KERNEL_HARNESS_PLUGINS and installed entry points
-        check_out(getattr(args, "out", None), getattr(args, "force", False))  # nothing is lost, before any work
+        check_out(getattr(args, "out", None), getattr(args, "force", False) or getattr(args, "resume", False))
         return args.func(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -48,15 +48,28 @@ def new_run_dir(out: str | os.PathLike | None = None, prefix: str = "", root: st
 class ResultWriter:
     """Appends rows to `<run_dir>/results.csv`, flushing after each so that nothing measured is lost."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, resume: bool = False):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "results.csv"
-        self._file = self.path.open("w", newline="")
+        self.rows: list[dict] = self._kept() if resume and self.path.is_file() else []
+        self._file = self.path.open("a" if self.rows else "w", newline="")
         self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS, extrasaction="raise")
-        self._csv.writeheader()
+        if not self.rows:
+            self._csv.writeheader()
         self._file.flush()
-        self.rows: list[dict] = []
+
+    def _kept(self) -> list[dict]:
+        """The rows of an interrupted run, to go on from (a last line cut off mid-row is dropped)."""
+        text = self.path.read_text()
+        if text.split("\n", 1)[0] != ",".join(COLUMNS):
+            raise UsageError(f"{self.path}: written by another version of the harness (other columns); cannot "
+                             "resume it, choose another --out")
+        complete = _complete_lines(self.path)
+        if complete != text:
+            self.path.write_text(complete)
+        df, _ = load_run(self.run_dir)
+        return [{c: ("" if pd.isna(v) else v) for c, v in r.items()} for r in df.to_dict("records")]
 
     def write(self, row: dict) -> None:
         full = {c: row.get(c, "") for c in COLUMNS}

@@ -7,6 +7,7 @@ row's speedup is known the moment the row is written.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class RunConfig:
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     timer: TimerSettings = field(default_factory=TimerSettings)
     warm: bool = False
+    resume: bool = False  # go on with the run in `run_dir`: keep its rows, run only the cases it lacks
     autotune: bool = False  # vendor libraries: time every plan that builds, keep the fastest (harness.context)
     timing: str = "events"  # GPU: "events" (held stream) or "graph" (CUDA-graph replay), see harness.measure.timing
     cpu_max_gflop: float = 20.0
@@ -120,7 +122,7 @@ class Run:
 
     def __init__(self, cfg: RunConfig, cases: list[Case], run_dir: Path):
         self.cfg, self.cases, self.run_dir = cfg, cases, run_dir
-        self.writer = ResultWriter(run_dir)
+        self.writer = ResultWriter(run_dir, resume=cfg.resume)
         self.timers: dict[str, object] = {}
         self.ceilings: dict[str, dict] = {}
         self.baseline_ms: dict[tuple, tuple[str, float]] = {}
@@ -203,7 +205,7 @@ class Run:
 
     def add_flags(self, row: dict) -> None:
         """Append the plausibility flags (harness.measure.plausibility) of a timed row to the timer's own."""
-        if not isinstance(row.get("median_ms"), float):
+        if not isinstance(row.get("median_ms"), float) or not math.isfinite(row["median_ms"]):
             return
         found = plausibility.flags(row, self.ceilings.get(row["device"], {}), self.cfg.warm)
         row["flags"] = "; ".join(filter(None, [row.get("flags", ""), *found]))
@@ -232,7 +234,7 @@ class Run:
         The fallback baseline stands in only where the op's baseline cannot run here at all (no GPU, library
         missing); where the baseline runs but fails a case, that case has no speedup, rather than one against
         another baseline."""
-        if not isinstance(row.get("median_ms"), float):
+        if not isinstance(row.get("median_ms"), float) or not math.isfinite(row["median_ms"]):
             return
         groups = baseline_groups(case.spec, case.impls, self.cfg.baseline)
         runs_here = [g for g in groups if any(i.group == g and not i.unavailable_reason() for i in case.impls)]
@@ -263,10 +265,18 @@ def _run_cases(cfg: RunConfig, run_dir: Path, printer) -> list[dict]:
     run.setup(printer)
     table = TablePrinter(printer)
     total = sum(len(c.impls) for c in cases)
+    kept = {tuple(str(r[k]) for k in ("op", "pass", "impl", "shape")): r for r in run.writer.rows}
+    if kept:
+        printer(f"resuming {run_dir}: {len(kept)} rows kept, the cases they cover are not run again")
     with tqdm(total=total, unit="case", disable=None, leave=False) as bar:
         for case in cases:
             refs = ReferenceCache(case.spec, case.shape, case.pass_)
             for impl in case.impls:
+                done = kept.get((case.spec.name, case.pass_, impl.name, shape_str(case.shape)))
+                if done is not None:
+                    run.add_speedup(case, dict(done))  # a kept baseline still serves the new rows' speedups
+                    bar.update()
+                    continue
                 bar.set_description(f"{case.spec.name}/{case.pass_} {impl.name}")
                 try:
                     row = run.run_case(case, impl, refs)

@@ -156,3 +156,25 @@ def test_training_refuses_before_the_first_epoch(tmp_path, capsys, argv, problem
     err = capsys.readouterr().err
     assert problem in err and err.count("\n") == 1, err
     assert not (out / "history.csv").exists()  # nothing trained
+
+
+def test_resume_keeps_the_rows_and_runs_only_the_missing_cases(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["run", "--op", "relu", "--pass", "fwd", "--check-only", "--no-report", "--out", str(out)]
+    assert main([*base, "--impl", "numpy_ref"]) == 0
+    first = load_run(out)[0]
+    csv = out / "results.csv"
+    csv.write_text(csv.read_text()[:-5])  # killed while writing its last row
+    capsys.readouterr()
+    assert main([*base, "--impl", "numpy_ref,numpy_opt", "--resume"]) == 0
+    assert "rows kept" in capsys.readouterr().out
+    df = load_run(out)[0]
+    assert not df.duplicated(["op", "pass", "impl", "shape"]).any()
+    assert set(df.impl) == {"numpy_ref", "numpy_opt"}
+    assert (df.impl == "numpy_ref").sum() == len(first)  # the cut row was run again, the others kept
+    assert set(df.status) == {"pass", "oracle"}
+
+
+def test_resume_needs_out(capsys):
+    assert main(["run", "--op", "relu", "--resume"]) == 2
+    assert "--resume goes on with the run in --out" in capsys.readouterr().err
