@@ -45,7 +45,7 @@ def cmd_list(args) -> int:
             for i in (i for i in impls if i.op == name and i.pass_ == p):
                 reason = i.unavailable_reason()
                 state = f"unavailable: {reason}" if reason else "available"
-                print(f"    {i.name:<20} {i.device:<4} {i.math:<5} {state}")
+                print(f"    {i.name:<20} {i.device:<4} {i.math:<5} {i.family:<7} {state}")
     for mod, why in BROKEN.items():
         print(f"{mod.replace('.', '/')}.py failed to import: {why}")
     return 0
