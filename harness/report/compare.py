@@ -6,7 +6,7 @@ but not within one (clocks, the host's other work, allocation): 5 % on the GPU, 
 same code. `ratio > 1 + band` is a regression (B slower), `ratio < 1 / (1 + band)` an improvement, anything between
 is the same, and a change counts only when the ratio of the two runs' fastest calls (min_ms) agrees: on a shared CPU
 a case can land in a slow mode for a whole run (BLAS threads) while its fastest calls do not move; a CPU case faster
-than MIN_CPU_MS in both runs is not judged ("short"): at tens of microseconds a CPU time is mostly the interpreter
+than MIN_CPU_MS in both runs is not judged ("short"): below half a millisecond a CPU time is mostly the interpreter
 and the cache's state. The command exits with 1 when a regression is also beyond `--threshold` (default 1.10: at
 least 10 % slower) or a case that passed in A does not pass in B, and with 0 otherwise, so that it can gate a change
 in CI. """
@@ -26,7 +26,7 @@ KEY = ["op", "pass", "impl", "shape"]
 OK_STATUSES = ("pass", "oracle")
 DEFAULT_THRESHOLD = 1.10
 RUN_TO_RUN = {"gpu": 0.05, "cpu": 0.25}  # the band's floor by device (relative)
-MIN_CPU_MS = 0.1
+MIN_CPU_MS = 0.5
 
 
 def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:

@@ -114,7 +114,7 @@ def test_two_real_back_to_back_cpu_runs_of_the_same_code_are_quiet(tmp_path, cap
     out = capsys.readouterr()
     assert code == 0, out.out + out.err
     table = compare_runs(load_run(tmp_path / "a")[0], load_run(tmp_path / "b")[0])
-    assert (table["verdict"] == "same").sum() >= 10  # judged, not only too short to judge
+    assert (table["verdict"] == "same").sum() >= 5  # judged, not only too short to judge
 
 
 def test_a_slow_mode_whose_fastest_calls_did_not_move_is_not_a_regression(tmp_path):
