@@ -2,14 +2,15 @@
 
 A case is one (op, pass, impl, shape) timed in both runs. Its ratio B/A of median times is a real change only when
 it falls outside a band: the sum of the two measurements' relative IQRs plus a floor for what varies between runs
-but not within one (clocks, the host's other work, allocation): 5 % on the GPU, 25 % on the CPU, from reruns of the
-same code. `ratio > 1 + band` is a regression (B slower), `ratio < 1 / (1 + band)` an improvement, anything between
-is the same, and a change counts only when the ratio of the two runs' fastest calls (min_ms) agrees: on a shared CPU
-a case can land in a slow mode for a whole run (BLAS threads) while its fastest calls do not move; a CPU case faster
-than MIN_CPU_MS in both runs is not judged ("short"): below half a millisecond a CPU time is mostly the interpreter
-and the cache's state. The command exits with 1 when a regression is also beyond `--threshold` (default 1.10: at
-least 10 % slower) or a case that passed in A does not pass in B, and with 0 otherwise, so that it can gate a change
-in CI. """
+but not within one (clocks, the host's other work, allocation): 5 % on the GPU (reruns of the thesis sample on the
+H200: 5–95 % of ratios within 0.96–1.04), 50 % on the CPU (reruns of the same code on a shared 2-core machine moved
+cases up to 1.48x). `ratio > 1 + band` is a regression (B slower), `ratio < 1 / (1 + band)` an improvement, anything
+between is the same, and a change counts only when the ratio of the two runs' fastest calls (min_ms) agrees: on a
+shared CPU a case can land in a slow mode for a whole run (BLAS threads) while its fastest calls do not move; a CPU
+case faster than MIN_CPU_MS in both runs is not judged ("short"): below half a millisecond a CPU time is mostly the
+interpreter and the cache's state. The command exits with 1 when a regression is also beyond `--threshold` (default
+1.10: at least 10 % slower) or a case that passed in A does not pass in B, and with 0 otherwise, so that it can gate
+a change in CI. """
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from harness.results import load_run
 KEY = ["op", "pass", "impl", "shape"]
 OK_STATUSES = ("pass", "oracle")
 DEFAULT_THRESHOLD = 1.10
-RUN_TO_RUN = {"gpu": 0.05, "cpu": 0.25}  # the band's floor by device (relative)
+RUN_TO_RUN = {"gpu": 0.05, "cpu": 0.5}  # the band's floor by device (relative)
 MIN_CPU_MS = 0.5
 
 
