@@ -176,16 +176,9 @@ def all_impls() -> list[Impl]:
     return sorted(_REGISTRY.values(), key=lambda i: i.key)
 
 
-def impls_for(op: str, pass_: str | None = None, names: list[str] | None = None) -> list[Impl]:
-    """The implementations of `op` (and `pass_`), optionally only those named; unknown names are a UsageError."""
-    found = [i for i in all_impls() if i.op == op and (pass_ is None or i.pass_ == pass_)]
-    if names:
-        valid = {i.name for i in found}
-        for n in names:
-            if n not in valid:
-                raise choices_error(f"implementation for {op}", n, valid)
-        found = [i for i in found if i.name in names]
-    return found
+def impls_for(op: str, pass_: str | None = None) -> list[Impl]:
+    """The implementations of `op` (and of `pass_`, when given)."""
+    return [i for i in all_impls() if i.op == op and (pass_ is None or i.pass_ == pass_)]
 
 
 def get(op: str, pass_: str, name: str) -> Impl:

@@ -53,18 +53,18 @@ class Case:
     shape_set: str
     shape: object
     impls: list[Impl]
+    baselines: tuple[str, ...]  # the groups its speedups are taken against, preferred first (baseline_groups)
 
 
 def plan(cfg: RunConfig) -> list[Case]:
     """Resolve names into cases; every unknown name or impossible shape is a UsageError, before anything runs."""
     specs = [get_op(o) for o in cfg.ops]
-    if cfg.baseline and cfg.baseline not in {i.name for spec in specs for i in impls_for(spec.name)}:
-        raise choices_error("--baseline", cfg.baseline, {i.name for spec in specs for i in impls_for(spec.name)})
-    if cfg.impls:  # each name must belong to one of the selected ops; each op runs those of its own
-        known = {i.name for spec in specs for i in impls_for(spec.name)}
-        for n in cfg.impls:
-            if n not in known:
-                raise choices_error("implementation", n, known)
+    known = {i.name for spec in specs for i in impls_for(spec.name)}
+    if cfg.baseline and cfg.baseline not in known:
+        raise choices_error("--baseline", cfg.baseline, known)
+    for n in cfg.impls or []:  # each name must belong to one of the selected ops; each op runs those of its own
+        if n not in known:
+            raise choices_error("implementation", n, known)
     cases = []
     for spec in specs:
         passes = cfg.passes or list(spec.passes)
@@ -80,8 +80,9 @@ def plan(cfg: RunConfig) -> list[Case]:
             impls = [i for i in impls_for(spec.name, p) if not cfg.impls or i.name in cfg.impls]
             if not impls:
                 continue
-            impls = order_impls(impls, baseline_groups(spec, impls, cfg.baseline))
-            cases += [Case(spec, p, set_name, s, impls) for s in shapes]
+            baselines = baseline_groups(spec, impls, cfg.baseline)
+            impls = order_impls(impls, baselines)
+            cases += [Case(spec, p, set_name, s, impls, baselines) for s in shapes]
     if not cases and not any(cfg.shape or cfg.shape_set in spec.shape_sets for spec in specs):
         sets = sorted({s for spec in specs for s in spec.shape_sets})
         raise choices_error("shape set", cfg.shape_set, sets)
@@ -236,8 +237,7 @@ class Run:
         another baseline."""
         if not isinstance(row.get("median_ms"), float) or not math.isfinite(row["median_ms"]):
             return
-        groups = baseline_groups(case.spec, case.impls, self.cfg.baseline)
-        runs_here = [g for g in groups if any(i.group == g and not i.unavailable_reason() for i in case.impls)]
+        runs_here = [g for g in case.baselines if any(i.group == g and not i.unavailable_reason() for i in case.impls)]
         key = (case.spec.name, case.pass_, row["shape"], row["math"])
         impl = next(i for i in case.impls if i.name == row["impl"])
         if runs_here and impl.group == runs_here[0]:
