@@ -15,7 +15,7 @@ runner writes it to the run folder (compile-logs/). Imports cupy lazily.
 from __future__ import annotations
 
 import functools
-import inspect
+import sys
 from pathlib import Path
 
 DEFAULT_OPTIONS = ("-std=c++17",)  # strict IEEE float32: no --use_fast_math
@@ -36,8 +36,8 @@ def resolve(path: str | Path, caller_depth: int = 2) -> Path:
     path = Path(path).expanduser()
     if path.is_absolute():
         return path
-    frame = inspect.stack()[caller_depth]
-    beside = Path(frame.filename).resolve().parent / path
+    # sys._getframe, not inspect.stack(): this runs on every launch, and inspect.stack() reads source files
+    beside = Path(sys._getframe(caller_depth).f_code.co_filename).resolve().parent / path
     return beside if beside.is_file() else path.resolve()
 
 
