@@ -100,10 +100,18 @@ def check_out(out: str | os.PathLike | None, force: bool = False) -> None:
     parent = path
     while not parent.exists():
         parent = parent.parent
-    try:  # a real probe: permissions (and root) say little about /proc, read-only mounts or full disks
-        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".harness-probe-"))
+    if not can_write_in(parent):
+        raise UsageError(f"--out {path}: cannot create or write a folder under {parent}")
+
+
+def can_write_in(folder: Path) -> bool:
+    """Whether this process can create entries in `folder`, by trying: permissions (and root) say little about
+    /proc, read-only mounts or full disks."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".harness-probe-"))
     except OSError:
-        raise UsageError(f"--out {path}: cannot create or write a folder under {parent}") from None
+        return False
+    return True
 
 
 def write_meta(run_dir: Path, meta: dict) -> None:

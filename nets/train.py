@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from tqdm import tqdm
 
 from harness.device import synchronize
 from harness.errors import UsageError
-from harness.results import base_meta, new_run_dir, write_meta
+from harness.results import base_meta, can_write_in, new_run_dir, write_meta
 from nets import checkpoint
 from nets.backend import Backend, resolve
 from nets.data import Dataset, fit, load, subset
@@ -113,12 +112,8 @@ def _check_save(path: Path) -> None:
     """Refuse before epoch 1 a checkpoint path that cannot be written (a folder, an unwritable place)."""
     if path.is_dir():
         raise UsageError(f"--save {path}: is a folder; give a file name such as {path / 'model.npz'}")
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".harness-probe-"):
-            pass
-    except OSError:
-        raise UsageError(f"--save {path}: cannot write a file in {folder}") from None
+    if not can_write_in(path.parent):
+        raise UsageError(f"--save {path}: cannot write a file in {path.parent}")
 
 
 def prepare_data(cfg: TrainConfig, spec: ModelSpec) -> Dataset:
