@@ -193,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a refused argument (2, its one line already printed)
         return int(exc.code or 0)
     try:
-        plugins.load(getattr(args, "plugin", None))  # also $KERNEL_HARNESS_PLUGINS and installed entry points
+        if hasattr(args, "plugin"):  # the commands that use implementations; report and compare read rows only
+            plugins.load(args.plugin)  # also $KERNEL_HARNESS_PLUGINS and installed entry points
         check_out(getattr(args, "out", None), getattr(args, "force", False) or getattr(args, "resume", False))
         return args.func(args)
     except UsageError as exc:
