@@ -6,28 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from harness import registry
 from harness.measure.timing import TimerSettings
-from harness.registry import register
 from harness.runner import RunConfig, run_cases
 
 SHAPE = "N=4,C=8,H=16,W=16"  # relu fwd on the CPU: a fraction of a millisecond a call
-
-
-@pytest.fixture
-def cheaters():
-    """Registers the cheaters of this module for relu/fwd and removes them afterwards."""
-    made = []
-
-    def add(name: str, fn):
-        register("relu", "fwd", name=name, device="cpu", math="fp32")(fn)
-        made.append(name)
-
-    yield add
-    for name in made:
-        registry.unregister("relu", "fwd", name)
 
 
 def _run(tmp_path, names: list[str]) -> pd.DataFrame:

@@ -13,31 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import registry
 from harness.measure import cupti
 from harness.measure.check import ReferenceCache
 from harness.measure.inputs import InputSets
 from harness.measure.timing import GpuTimer, TimerSettings
 from harness.ops import get_op
-from harness.registry import get, register
+from harness.registry import get
 from harness.runner import RunConfig, run_cases
 
 pytestmark = pytest.mark.gpu
 
 RELU = "N=32,C=64,H=64,W=64"  # 8 Mi elements, 64 MiB of traffic: tens of microseconds
-
-
-@pytest.fixture
-def cheaters():
-    made = []
-
-    def add(name: str, fn):
-        register("relu", "fwd", name=name, device="gpu", math="fp32")(fn)
-        made.append(name)
-
-    yield add
-    for name in made:
-        registry.unregister("relu", "fwd", name)
 
 
 def _run(tmp_path, names: list[str], **cfg) -> pd.DataFrame:
@@ -73,7 +59,7 @@ def test_gpu_cheaters_do_not_pass(cheaters, tmp_path):
 
     for name, fn in [("cheat_private", on_private_stream), ("cheat_cached", cached), ("cheat_mutate", mutates),
                      ("syncs", synchronises)]:
-        cheaters(name, fn)
+        cheaters(name, fn, "gpu")
     df = _run(tmp_path, ["cheat_private", "cheat_cached", "cheat_mutate", "syncs"])
     assert df.loc["cupy_opt", "status"] == "pass" and df.loc["cupy_opt", "timing"] == "held events"
     assert df.loc["cheat_private", "status"] == "off-stream", df.loc["cheat_private", "reason"]
