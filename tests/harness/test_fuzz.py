@@ -51,33 +51,31 @@ def _impls(op: str, device: str) -> list:
             and i.unavailable_reason() is None]
 
 
-@pytest.mark.parametrize("op", OPS)
-def test_random_valid_shapes_pass_on_the_cpu(op):
-    impls = _impls(op, "cpu")
+def _fuzz(op: str, device: str, examples: int) -> None:
+    """`examples` random valid shapes of `op`, each checked on every runnable implementation of `device`."""
+    impls = _impls(op, device)
     if not impls:
-        pytest.skip(f"no CPU implementation of {op} can run here")
+        pytest.skip(f"no {device.upper()} implementation of {op} can run here")
 
-    @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.filter_too_much])
+    @settings(max_examples=examples, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.filter_too_much])
     @given(shapes(op))
     def check(shape):
         for impl in impls:
             assert_matches_oracle(op, impl.pass_, impl.name, [shape], seeds=(0, 1, 2))
 
     check()
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_random_valid_shapes_pass_on_the_cpu(op):
+    _fuzz(op, "cpu", 12)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("op", OPS)
 def test_random_valid_shapes_pass_on_the_gpu(op):
-    impls = _impls(op, "gpu")
-
-    @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.filter_too_much])
-    @given(shapes(op))
-    def check(shape):
-        for impl in impls:
-            assert_matches_oracle(op, impl.pass_, impl.name, [shape], seeds=(0, 1, 2))
-
-    check()
+    _fuzz(op, "gpu", 40)
 
 
 TEXT = st.text(alphabet="NCHWKRSMlrpadstrieubo=,-0123456789.x ", max_size=40)
