@@ -38,10 +38,6 @@ def cuda_files() -> dict[str, Path]:
     return files
 
 
-def source(name: str) -> str:
-    return cuda_files()[name].read_text()
-
-
 @functools.cache
 def module(name: str):
     """The compiled cupy.RawModule of the .cu file `name` under impls/ (harness.cuda compiles and caches it)."""
