@@ -26,8 +26,14 @@ def main(run_dirs: list[str]) -> None:
         gpu = timed[timed["device"] == "gpu"]
         if len(gpu) and "host_ms" in gpu:
             ratio = (gpu["host_ms"] / gpu["median_ms"]).rename("host/gpu")
+            print(f"  GPU rows: GPU time quartiles {_quartiles_us(gpu['median_ms'])} us, host time "
+                  f"{_quartiles_us(gpu['host_ms'])} us, host/GPU median {ratio.median():.1f}x")
             t = gpu.assign(ratio=ratio).sort_values("median_ms").head(8)
             print(t[["op", "pass", "impl", "shape", "median_ms", "host_ms", "ratio"]].to_string(index=False))
+
+
+def _quartiles_us(ms: pd.Series) -> str:
+    return "/".join(f"{v * 1e3:.0f}" for v in ms.quantile([0.25, 0.5, 0.75]))
 
 
 if __name__ == "__main__":
