@@ -71,8 +71,9 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
         else:
             verdict = "same"
         rows.append({**{k: r[k] for k in KEY}, "a_ms": a_ms, "b_ms": b_ms, "ratio": ratio, "band": band,
-                     "verdict": verdict, "a_status": r["status_a"], "b_status": r["status_b"]})
-    return pd.DataFrame(rows, columns=[*KEY, "a_ms", "b_ms", "ratio", "band", "verdict", "a_status", "b_status"])
+                     "verdict": verdict, "a_status": r["status_a"], "b_status": r["status_b"], "device": r["device_a"]})
+    return pd.DataFrame(rows, columns=[*KEY, "a_ms", "b_ms", "ratio", "band", "verdict", "a_status", "b_status",
+                                       "device"])
 
 
 def failing(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -139,6 +140,10 @@ def cmd_compare(args) -> int:
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
     print(f"\n{len(table)} common cases: {summary}; {len(keys_a - keys_b)} cases only in A, "
           f"{len(keys_b - keys_a)} only in B (not compared)")
+    for device, g in table[table["ratio"].notna()].groupby("device"):
+        r = g["ratio"]
+        print(f"{device} ratios B/A over {len(r)} timed cases: median {r.median():.3f}, 5-95 % "
+              f"{r.quantile(0.05):.2f}..{r.quantile(0.95):.2f}, within 10 %: {int(((r - 1).abs() <= 0.10).sum())}")
     bad = failing(table, args.threshold)
     if len(bad):
         print(f"FAIL: {len(bad)} cases regressed beyond {args.threshold:g}x or stopped passing (marked !)",

@@ -123,3 +123,10 @@ def test_a_slow_mode_whose_fastest_calls_did_not_move_is_not_a_regression(tmp_pa
     a, b, _ = _variant(tmp_path, "b", slow_mode)
     assert "regression" not in set(_verdicts(a, b)["verdict"])
     assert main(["compare", str(a), str(b)]) == 0
+
+
+def test_the_summary_gives_the_ratio_spread_per_device(tmp_path, capsys):
+    a, b, _ = _variant(tmp_path, "b", _slower(2.0))
+    main(["compare", str(a), str(b)])
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("gpu ratios B/A"))
+    assert "median 1.000" in line and "within 10 %:" in line
