@@ -7,6 +7,7 @@
 #         (vgg-small at 256, 16 and 4 images per GPU and several NCCL channel caps; thesis-1 and thesis-4), the
 #         multi-GPU tests (equivalence, resume at another GPU count, a lost peer in a collective), NCCL all-reduce,
 #         and a --gpus training run. Part D: per-rank and lone-process step times of the thesis models.
+# Part V: every gpu test of tests/harness and tests/impls, and benchmarks/sanitize.sh beside them.
 # Part T: the timer's integrity (issue 11): the committed sample report (thesis conv and pooling layers), the other
 #         thesis ops and the resnet50 sets, with their flags (benchmarks/flag_table.py). Its tests run before it:
 #         python3 benchmarks/event_overhead.py; pytest -m gpu tests/harness/test_timing_gpu.py tests/harness/test_gpu_core.py
@@ -18,6 +19,13 @@ export PYTHONUNBUFFERED=1
 B="--budget 0.2"
 step() { echo "=== $*"; timeout "${LIMIT:-300}" "$@" 2>&1 | grep -vE "^(SKIPPED|XFAIL)|leaked|nanobind|^ - "; }
 case "${1:-A}" in
+V)  # what changed since the last GPU run: every gpu test, the sanitizer sweep beside the tests that do not time
+  LIMIT=150 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/harness/measure | tail -5
+  (SANITIZE_LIMIT=220 bash benchmarks/sanitize.sh "$OUT/sanitize" > "$OUT/sanitize.txt" 2>&1) &
+  LIMIT=400 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/harness tests/impls \
+      --ignore=tests/harness/measure --durations=8 | tail -25
+  wait; cat "$OUT/sanitize.txt"; tar czf "$OUT/sanitize.tgz" -C "$OUT" sanitize
+  ;;
 T)
   LIMIT=250 step python3 -m harness run --op conv2d,maxpool2d --shapes thesis $B --out reports/sample-h200-thesis --force \
       | tail -4
