@@ -7,6 +7,7 @@
 #         (vgg-small at 256, 16 and 4 images per GPU and several NCCL channel caps; thesis-1 and thesis-4), the
 #         multi-GPU tests (equivalence, resume at another GPU count, a lost peer in a collective), NCCL all-reduce,
 #         and a --gpus training run. Part D: per-rank and lone-process step times of the thesis models.
+# Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
 # Part V: every gpu test of tests/harness and tests/impls, and benchmarks/sanitize.sh beside them.
 # Part T: the timer's integrity (issue 11): the committed sample report (thesis conv and pooling layers), the other
 #         thesis ops and the resnet50 sets, with their flags (benchmarks/flag_table.py). Its tests run before it:
@@ -19,6 +20,37 @@ export PYTHONUNBUFFERED=1
 B="--budget 0.2"
 step() { echo "=== $*"; timeout "${LIMIT:-300}" "$@" 2>&1 | grep -vE "^(SKIPPED|XFAIL)|leaked|nanobind|^ - "; }
 case "${1:-A}" in
+G)  # conv geometry (issue 16), correctness: every gpu test of tests/impls (new-geometry cases of every kernel and
+    # the registered implementations on smoke and edge), the GPU fuzz of conv2d and maxpool2d, the CUDA templates
+  LIMIT=330 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls \
+      --deselect tests/impls/cuda/test_sanitizer.py --durations=5 | tail -30
+  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/harness/test_fuzz.py \
+      tests/harness/test_scaffold.py -k "conv2d or maxpool2d" | tail -8
+  ;;
+S)  # conv geometry (issue 16), the sets: deepbench, dilated, depthwise, grouped on every fp32 GPU implementation,
+    # speedups against cuDNN (benchmarks/summarize.py); then the registered conv2d/maxpool2d implementations on
+    # smoke and edge and the GPU fuzz of both ops (part G runs every gpu test of tests/impls)
+  for set_limit in deepbench:170 dilated:60 depthwise:110 grouped:40; do
+    set=${set_limit%:*}
+    LIMIT=${set_limit#*:} step python3 -m harness run --op conv2d --shapes $set --budget 0.05 --no-report \
+        --impl cupy_naive,cupy_opt,cupy_im2col_cublas,cudnn,torch --out "$OUT/runs/conv2d-$set" | tail -2
+  done
+  python3 benchmarks/summarize.py "$OUT"/runs/conv2d-*
+  python3 - "$OUT"/runs/conv2d-* <<'PY'
+import sys
+import pandas as pd
+for run in sys.argv[1:]:  # statuses per implementation, and the rows that failed, with their reasons
+    d = pd.read_csv(f"{run}/results.csv")
+    print(run.rsplit("/", 1)[-1], d.groupby(["impl", "status"]).size().unstack(fill_value=0).to_string(), sep="\n")
+    bad = d[~d.status.isin(["pass", "oracle"])]
+    print(bad[["pass", "impl", "shape", "status", "reason"]].head(12).to_string(max_colwidth=90))
+PY
+  python3 benchmarks/flag_table.py "$OUT"/runs/*
+  LIMIT=100 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/test_registered.py \
+      -k "conv2d or maxpool2d" | tail -6
+  LIMIT=90 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/harness/test_fuzz.py \
+      -k "conv2d or maxpool2d" | tail -6
+  ;;
 V)  # what changed since the last GPU run: every gpu test, the sanitizer sweep beside the tests that do not time
   LIMIT=150 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/harness/measure | tail -5
   (SANITIZE_LIMIT=220 bash benchmarks/sanitize.sh "$OUT/sanitize" > "$OUT/sanitize.txt" 2>&1) &

@@ -25,7 +25,9 @@ class TablePrinter:
         cells = [r["impl"], r["shape"], r["status"], _num(r.get("err"), ".1e"), _num(r.get("median_ms"), ".4g"),
                  _num(r.get("gflops"), ".4g"), _num(r.get("gbps"), ".4g"), _num(r.get("pct_peak"), ".1f"),
                  _num(r.get("speedup"), ".2f", "x")]
-        line = "  ".join(str(c)[:w].ljust(w) for c, (_, w) in zip(cells, self.COLS, strict=True))
+        # a cell wider than its column is printed whole (that line's later cells shift): a cut-off shape such as
+        # "...,pad=1" without its ",groups=2" would name another problem
+        line = "  ".join(str(c).ljust(w) for c, (_, w) in zip(cells, self.COLS, strict=True))
         if r.get("reason") and r["status"] not in ("pass", "oracle"):
             line += f"  ({r['reason']})"
         if r.get("flags"):

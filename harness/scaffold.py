@@ -48,7 +48,7 @@ def _blocks(n: int) -> int:
 
 
 @register("{op}", "{pass_}", name="{name}", device="gpu", math="fp32", available=gpu_unavailable_reason,
-          details=lambda s: cuda.attributes(SOURCE, [KERNEL]))
+          details=lambda s: cuda.attributes(SOURCE, [KERNEL]){supports})
 def {func}(s, {params}):
     """{doc}"""
     args = ({launch_args})
@@ -78,7 +78,12 @@ TEMPLATES: dict[tuple[str, str], dict] = {
         "cpu": "    np.maximum(x, 0, out=y)\n",
     },
     ("conv2d", "fprop"): {
-        "shape": "N, C, H, W, K, R, S, stride, pad, and the output's P, Q",
+        "shape": "N, C, H, W, K, R, S, stride, pad, and the output's P, Q; the template takes square layers (one "
+                 "stride and pad for both axes, no dilation, no groups: `supports=` says so for the others, whose "
+                 "rows are then skipped; s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dilation_h, s.dilation_w and "
+                 "s.groups describe them)",
+        "supports": (',\n          supports=lambda s: None if s.square else '
+                     '"template: square layers only (see its header)"'),
         "layout": "x N×C×H×W, w K×C×R×S, b K, y N×K×P×Q",
         "formula": "y[n,k,p,q] = b[k] + Σ_{c,r,s} x[n,c,p·u+r−pad,q·u+s−pad]·w[k,c,r,s], u = stride, zero outside",
         "params": "x, w, b, *, y", "doc": "y = b + Σ x·w, one thread per output element.", "count": "y.size",
@@ -186,14 +191,14 @@ def _python(op: str, pass_: str, name: str, device: str, t: dict) -> str:
     func = f"{name}_{op}_{pass_}"
     if device == "gpu":
         return head + _GPU_PY.format(name=name, op=op, pass_=pass_, func=func, params=t["params"], doc=t["doc"],
-                                     count=t["count"], launch_args=t["launch_args"])
+                                     count=t["count"], launch_args=t["launch_args"], supports=t.get("supports", ""))
     return head + f'''
 import numpy as np
 
 from harness import register
 
 
-@register("{op}", "{pass_}", name="{name}", device="cpu", math="fp32")
+@register("{op}", "{pass_}", name="{name}", device="cpu", math="fp32"{t.get("supports", "")})
 def {func}(s, {t["params"]}):
     """{t["formula"]}"""
 {t["cpu"]}'''

@@ -8,7 +8,9 @@ pass is every input read once plus every output written once (an in-place tensor
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -109,8 +111,11 @@ def signed_uniform(rng: np.random.Generator, shape, scale: float = 1.0) -> np.nd
 
 
 def shape_str(shape) -> str:
-    """`N=32,C=3,H=32,...`: the form the CLI's --shape takes and the results use."""
-    return ",".join(f"{f.name}={_fmt(getattr(shape, f.name))}" for f in dataclasses.fields(shape))
+    """`N=32,C=3,H=32,...`: the form the CLI's --shape takes and the results use. A shape type may say which keys
+    its strings show with a `key_values()` method (conv2d: per-axis keys only where the axes differ)."""
+    items = shape.key_values() if hasattr(shape, "key_values") else {
+        f.name: getattr(shape, f.name) for f in dataclasses.fields(shape)}
+    return ",".join(f"{k}={_fmt(v)}" for k, v in items.items())
 
 
 def _fmt(v) -> str:
@@ -119,9 +124,20 @@ def _fmt(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def _key_types(shape_type: type) -> dict[str, type]:
+    """Every key the shape type's constructor takes (fields and shorthands such as conv2d's `stride`) -> its type."""
+    hints = typing.get_type_hints(shape_type)
+    types = {}
+    for name in inspect.signature(shape_type).parameters:
+        t = hints[name]
+        t = t.type if isinstance(t, dataclasses.InitVar) else t
+        types[name] = next((a for a in typing.get_args(t) if a is not type(None)), t)  # int | None -> int
+    return types
+
+
 def parse_shape(shape_type: type, text: str):
     """Parse `N=32,C=3,...` into `shape_type`; unknown keys, bad numbers and invalid shapes are UsageErrors."""
-    fields = {f.name: f for f in dataclasses.fields(shape_type)}
+    fields = _key_types(shape_type)
     values = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, val = part.partition("=")
@@ -132,7 +148,7 @@ def parse_shape(shape_type: type, text: str):
             raise choices_error("shape key", key, fields)
         if key in values:
             raise UsageError(f"shape key {key} is given twice in '{text}'")
-        ftype = fields[key].type if isinstance(fields[key].type, type) else eval(fields[key].type)
+        ftype = fields[key]
         try:
             values[key] = ftype(val)
             if ftype is bool:
@@ -144,9 +160,44 @@ def parse_shape(shape_type: type, text: str):
     try:
         shape = shape_type(**values)
     except TypeError:
-        missing = [n for n, f in fields.items() if n not in values and f.default is dataclasses.MISSING]
+        params = inspect.signature(shape_type).parameters
+        missing = [n for n, p in params.items() if n not in values and p.default is inspect.Parameter.empty]
         raise UsageError(f"--shape is missing {', '.join(missing)}; keys: {', '.join(fields)}") from None
     return shape
+
+
+def resolve_axes(shape, **shorthands: tuple[int | None, int]) -> None:
+    """Fill a shape's per-axis fields `key_h`, `key_w` from the shorthand `key` that sets both (conv2d's stride,
+    pad, dilation), or from the default where neither is given. Called from a frozen shape's __post_init__ as
+    resolve_axes(self, stride=(stride, 1), ...); a shorthand and a per-axis key that disagree are a UsageError."""
+    for key, (both, default) in shorthands.items():
+        for axis in ("h", "w"):
+            name = f"{key}_{axis}"
+            own = getattr(shape, name)
+            if both is not None and own is not None and own != both:
+                raise UsageError(f"{key}={both} and {name}={own} disagree: give one of them")
+            object.__setattr__(shape, name, own if own is not None else both if both is not None else default)
+
+
+def both_axes(key: str) -> property:
+    """A read-only `key` for a shape with `key_h` and `key_w`: their value where they agree (square layers, the
+    common case), an error naming the per-axis keys where they differ, so code written for square layers cannot
+    silently use one axis's value for both."""
+    def get(shape):
+        h, w = getattr(shape, f"{key}_h"), getattr(shape, f"{key}_w")
+        if h != w:
+            raise UsageError(f"{key} differs per axis ({key}_h={h}, {key}_w={w}): read {key}_h and {key}_w")
+        return h
+    return property(get, doc=f"{key}_h where it equals {key}_w (else a UsageError)")
+
+
+def axis_keys(shape, key: str, hide: int | None = None) -> dict[str, int]:
+    """The shape-string keys of a per-axis pair: {key: v} when both axes agree (nothing when v == hide), else
+    {key_h: h, key_w: w}."""
+    h, w = getattr(shape, f"{key}_h"), getattr(shape, f"{key}_w")
+    if h == w:
+        return {} if h == hide else {key: h}
+    return {f"{key}_h": h, f"{key}_w": w}
 
 
 def positive(**sizes: int) -> None:

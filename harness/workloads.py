@@ -88,6 +88,44 @@ RESNET50_CONVS = {
 RESNET50_POOL = (64, 112, 112, 3, 2)  # C, H, W, window, stride: the 3x3/2 max pool after conv1
 RESNET50_ACTIVATIONS = ("conv1", "res2 1x1 expand", "res3 1x1 expand")  # ReLUs timed: these layers' outputs
 
+# DeepBench's convolutions (baidu-research/DeepBench, code/kernels/conv_problems.h), in its own field order:
+# W, H, C, N, K, S (filter width), R (filter height), pad_w, pad_h, stride_w, stride_h. One of each distinct layer
+# of its training set at the largest batch listed there, and the speaker-ID layer of its inference-device set
+# (20x5 filters, stride 8 x 2: the per-axis case).
+DEEPBENCH_CONVS = {
+    "speech 20x5/2": (700, 161, 1, 32, 32, 20, 5, 0, 0, 2, 2),
+    "speech 10x5/2": (341, 79, 32, 32, 32, 10, 5, 0, 0, 2, 2),
+    "speaker id 20x5/8x2": (151, 40, 1, 1, 32, 20, 5, 8, 8, 8, 2),
+    "speech2 5x5/2 first": (700, 161, 1, 16, 64, 5, 5, 1, 1, 2, 2),
+    "speech2 5x5/2": (350, 80, 64, 16, 128, 5, 5, 1, 1, 2, 2),
+    "speech2 3x3": (175, 40, 128, 16, 128, 3, 3, 1, 1, 1, 1),
+    "ocr 3x3 first": (480, 48, 1, 16, 16, 3, 3, 1, 1, 1, 1),
+    "ocr 3x3 2": (240, 24, 16, 16, 32, 3, 3, 1, 1, 1, 1),
+    "ocr 3x3 3": (120, 12, 32, 16, 64, 3, 3, 1, 1, 1, 1),
+    "ocr 3x3 4": (60, 6, 64, 16, 128, 3, 3, 1, 1, 1, 1),
+    "face 3x3/2 first": (108, 108, 3, 8, 64, 3, 3, 1, 1, 2, 2),
+    "face 3x3 2": (54, 54, 64, 8, 64, 3, 3, 1, 1, 1, 1),
+    "face 3x3 3": (27, 27, 128, 8, 128, 3, 3, 1, 1, 1, 1),
+    "face 3x3 4": (14, 14, 128, 8, 256, 3, 3, 1, 1, 1, 1),
+    "vision 3x3 first": (224, 224, 3, 16, 64, 3, 3, 1, 1, 1, 1),
+    "vision 3x3 112": (112, 112, 64, 16, 128, 3, 3, 1, 1, 1, 1),
+    "vision 3x3 28": (28, 28, 256, 16, 512, 3, 3, 1, 1, 1, 1),
+    "vision 7x7/2": (224, 224, 3, 16, 64, 7, 7, 3, 3, 2, 2),
+    "inception 5x5": (28, 28, 192, 16, 32, 5, 5, 2, 2, 1, 1),
+    "inception 5x5 14": (14, 14, 512, 16, 48, 5, 5, 2, 2, 1, 1),
+    "inception 5x5 7": (7, 7, 832, 16, 128, 5, 5, 2, 2, 1, 1),
+    "resnet 1x1/2 pad 3": (7, 7, 2048, 16, 512, 1, 1, 3, 3, 2, 2),
+}
+
+# MobileNet-v1 (224 x 224 input): its depthwise 3x3 layers (C, H = W, stride) and pointwise 1x1 layers
+# (C, H = W, K), each distinct one once; run at batch 32.
+MOBILENET_DEPTHWISE = ((32, 112, 1), (64, 112, 2), (128, 56, 1), (128, 56, 2), (256, 28, 1), (256, 28, 2),
+                       (512, 14, 1), (512, 14, 2), (1024, 7, 1))
+MOBILENET_POINTWISE = ((32, 112, 64), (64, 56, 128), (128, 56, 128), (128, 28, 256), (256, 28, 256),
+                       (256, 14, 512), (512, 14, 512), (512, 7, 1024), (1024, 7, 1024))
+# ResNeXt-50 (32x4d): the grouped 3x3 convolution of each stage (C = K, H = W), 32 groups; batch 32
+RESNEXT50_GROUPED = ((128, 56), (256, 28), (512, 14), (1024, 7))
+
 # GEMM sizes (M, N, K) beyond the thesis's dense layers
 GEMM_SQUARE = (512, 1024, 2048, 4096, 8192)
 GEMM_TALL = ((16384, 64, 1024), (64, 16384, 1024))

@@ -20,7 +20,8 @@ def run_cli(*args):
     (["run", "--op", "conv2d", "--impl", "nosuch"], "unknown implementation 'nosuch'; valid: "),
     (["run", "--op", "nosuch"], "unknown op 'nosuch'; valid: conv2d, gemm"),
     (["run", "--op", "conv2d", "--pass", "backward"], "unknown pass of conv2d 'backward'; valid: dgrad, fprop, wgrad"),
-    (["run", "--op", "conv2d", "--shapes", "huge"], "unknown shape set for conv2d 'huge'; valid: edge, resnet50"),
+    (["run", "--op", "conv2d", "--shapes", "huge"], "unknown shape set for conv2d 'huge'; valid: deepbench, depthwise, "
+     "dilated, edge"),
     (["run", "--op", "conv2d", "--shape", "N=1,C=1,H=3,W=3,K=1,R=7,S=7,pad=0"], "larger than the padded input"),
     (["run", "--op", "gemm", "--shape", "M=0,N=1,K=1"], "M must be >= 1"),
 ])

@@ -1,12 +1,15 @@
 """GPU implementations of conv2d, fprop, dgrad and wgrad (+ db): cupy_naive, cupy_opt and cupy_im2col_cublas.
 
 - cupy_naive (conv2d_naive.cu): direct convolution, one thread per output element.
-- cupy_opt (conv2d_implicit_gemm.cu): implicit GEMM for all three passes, no im2col buffer: fprop
-  (N·P·Q)×K×(C·R·S), dgrad (N·H·W)×C×(K·R·S), wgrad K×(C·R·S)×(N·P·Q). `_plan` picks the tile configuration from
-  the GEMM's column count and splits the reduction (split-K, deterministic) when the tiles alone cannot fill
-  the GPU; the host precomputes the reduction index table that spares the kernel its integer divisions.
-- cupy_im2col_cublas (im2col.cu + cupy.matmul, strict FP32): fprop = batched W·col_n, dgrad = Wᵀ·dy_n then col2im,
-  wgrad = one GEMM dy_(K × N·P·Q) · colᵀ.
+- cupy_opt (conv2d_implicit_gemm.cu): implicit GEMM for all three passes, no im2col buffer, per group (grid.z):
+  fprop (N·P·Q)×K/G×(C/G·R·S), dgrad (N·H·W)×C/G×(K/G·R·S) one GEMM per stride phase, wgrad
+  K/G×(C/G·R·S)×(N·P·Q). `_launch_config` picks the tile configuration from the GEMM's column count and splits the
+  reduction (split-K, deterministic) when the tiles alone cannot fill the GPU; the host precomputes the reduction
+  index tables (dilation and stride phases included) that spare the kernel its integer divisions. Depthwise
+  layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad).
+- cupy_im2col_cublas (im2col.cu + cupy.matmul, strict FP32), batched over images n and groups g (W_g: K/G ×
+  C/G·R·S): fprop = W_g·col_n,g, dgrad = W_gᵀ·dy_n,g then col2im, wgrad = dW_gᵀ = col_g · dY_g (one strided-batched
+  GEMM over the groups, reduction N·P·Q).
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ from impls.nvidia.cublas import cublas_math
 NAIVE, IGEMM, IM2COL = "conv2d_naive.cu", "conv2d_implicit_gemm.cu", "im2col.cu"
 BK = 8  # conv2d_implicit_gemm.cu's reduction slice
 KCH = 32  # conv_dgrad_narrow's output channels per shared-memory stage
+DW_TP, DW_TQ = 8, 32  # conv_dw_fprop's output tile
 NARROW_C = 4  # dgrad with at most this many input channels runs conv_dgrad_narrow
 INT_LIMIT = 2**31 - 2**16  # GEMM rows, columns and per-image offsets must stay inside int32 (with a tile's margin)
 
 
 def _args(s: Conv2dShape) -> tuple:
-    """The kernels' common int arguments: N, C, H, W, K, R, S, P, Q, stride, pad."""
-    return tuple(np.int32(v) for v in (s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.P, s.Q, s.stride, s.pad))
+    """The kernels' common int arguments (CONV_GEOMETRY in the .cu files): N, C, H, W, K, R, S, P, Q,
+    stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups (C and K count all groups)."""
+    return tuple(np.int32(v) for v in (s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.P, s.Q, s.stride_h, s.stride_w,
+                                       s.pad_h, s.pad_w, s.dilation_h, s.dilation_w, s.groups))
 
 
 def _launch_1d(file: str, func: str, total: int, args: tuple) -> None:
@@ -79,7 +85,7 @@ class Launch:
     tiles: int
     splits: int
     kt_per: int  # reduction slices (of BK) per split
-    phases: int  # dgrad: stride² phases (grid.z)
+    phases: int  # grid.z: the groups (times dgrad's stride_h·stride_w phases)
 
 
 @functools.cache
@@ -90,26 +96,26 @@ def _sm_count() -> int:
 
 
 def _launch_config(s: Conv2dShape, pass_: str) -> Launch:
-    """Tile configuration and split-K for one pass.
+    """Tile configuration and split-K for one pass (of one group: grid.z runs the groups, and dgrad's phases).
 
-    The GEMM's column count picks the tile (dgrad with C ≤ 4: the narrow kernel; ≤ 16 columns: 256×16, ≤ 64:
-    128×64, else 128×128; wgrad with ≤ 64 rows: 64×128) so that little of a tile is padding; dgrad runs one GEMM
-    per stride phase (grid.z), planned for the largest. When the tiles fill the GPU badly, the reduction is cut
-    into splits: the count with the least modelled time (whole waves of blocks, two per SM, plus the traffic of
-    the partial sums), each split at least 8 slices (64 reduction terms) long.
+    The GEMM's column count picks the tile (dgrad with C ≤ 4, one group, no dilation: the narrow kernel; ≤ 16
+    columns: 256×16, ≤ 64: 128×64, else 128×128; wgrad with ≤ 64 rows: 64×128) so that little of a tile is
+    padding; dgrad runs one GEMM per stride phase, planned for the largest. When the tiles fill the GPU badly, the
+    reduction is cut into splits: the count with the least modelled time (whole waves of blocks, two per SM, plus
+    the traffic of the partial sums), each split at least 8 slices (64 reduction terms) long.
     """
     phases = 1
     if pass_ == "wgrad":
-        rows, cols, red = s.K, s.C * s.R * s.S, s.N * s.P * s.Q
-        name, (bm, bn) = ("64x128", (64, 128)) if s.K <= 64 else ("128x128", (128, 128))
+        rows, cols, red = s.Kg, s.Cg * s.R * s.S, s.N * s.P * s.Q
+        name, (bm, bn) = ("64x128", (64, 128)) if s.Kg <= 64 else ("128x128", (128, 128))
     else:
         if pass_ == "fprop":
-            rows, cols, red = s.N * s.P * s.Q, s.K, s.C * s.R * s.S
+            rows, cols, red = s.N * s.P * s.Q, s.Kg, s.Cg * s.R * s.S
         else:  # the largest stride phase (see _dgrad_tables): every phase gets the grid of the largest
             geo = _dgrad_phases(s)
             phases = len(geo)
-            rows, cols, red = max(g[5] for g in geo), s.C, max(g[4] for g in geo)
-            if s.C <= NARROW_C and _narrow_smem(s) <= 48 * 1024:
+            rows, cols, red = max(g[5] for g in geo), s.Cg, max(g[4] for g in geo)
+            if _narrow(s):
                 return Launch("conv_dgrad_narrow", 256, NARROW_C, _cuda.blocks(rows, 256), 1, 0, phases)
         name, (bm, bn) = (("256x16", (256, 16)) if cols <= 16 else ("128x64", (128, 64)) if cols <= 64
                           else ("128x128", (128, 128)))
@@ -117,83 +123,145 @@ def _launch_config(s: Conv2dShape, pass_: str) -> Launch:
     tiles = _cuda.blocks(rows, bm) * _cuda.blocks(cols, bn)
     ktiles = _cuda.blocks(red, BK)
     slots = 2 * _sm_count()  # two 256-thread blocks of ≤ 128 registers fit on an SM
+    zdim = phases * s.groups
 
     def seconds(splits: int) -> float:
         """Modelled time: full waves of blocks at ~35 TFLOP/s per GPU, plus the partial sums' traffic."""
         kt = _cuda.blocks(ktiles, splits)
-        gemm = -(-tiles * phases * splits // slots) * 2 * bm * bn * BK * kt / (35e12 / slots)
-        return gemm + (0.0 if splits == 1 else (splits + 1) * rows * phases * cols * 4 / 2.5e12 + 5e-6)
+        gemm = -(-tiles * zdim * splits // slots) * 2 * bm * bn * BK * kt / (35e12 / slots)
+        return gemm + (0.0 if splits == 1 else (splits + 1) * rows * zdim * cols * 4 / 2.5e12 + 5e-6)
 
     splits = min(range(1, max(1, min(ktiles // 8, 512)) + 1), key=seconds)
     kt_per = _cuda.blocks(ktiles, splits)
-    return Launch(func, bm, bn, tiles, _cuda.blocks(ktiles, kt_per), kt_per, phases)
+    return Launch(func, bm, bn, tiles, _cuda.blocks(ktiles, kt_per), kt_per, zdim)
+
+
+def _narrow(s: Conv2dShape) -> bool:
+    """dgrad runs conv_dgrad_narrow: at most NARROW_C input channels, one group, no dilation, weights that fit."""
+    return (s.C <= NARROW_C and s.groups == 1 and s.dilation_h == s.dilation_w == 1
+            and _narrow_smem(s) <= 48 * 1024)
 
 
 @functools.cache
 def _table(s: Conv2dShape):
-    """fprop's and wgrad's (c, r, s) table, entry {c·H·W + r·W + s, r, s, 0}, int4 per entry, on the GPU."""
+    """fprop's and wgrad's (c, r, s) table over one group's channels, entry {c·H·W + r·dh·W + s·dw, r·dh, s·dw,
+    0}, int4 per entry, on the GPU."""
     import cupy
 
-    c, r, q = np.meshgrid(np.arange(s.C), np.arange(s.R), np.arange(s.S), indexing="ij")
+    c, r, q = np.meshgrid(np.arange(s.Cg), np.arange(s.R) * s.dilation_h, np.arange(s.S) * s.dilation_w,
+                          indexing="ij")
     cols = (c * s.H * s.W + r * s.W + q, r, q, np.zeros_like(c))
     return cupy.asarray(np.stack([a.ravel() for a in cols], axis=1).astype(np.int32))
 
 
 def _narrow_smem(s: Conv2dShape) -> int:
     """conv_dgrad_narrow's dynamic shared memory: KCH channels × the largest phase's taps × one float4."""
-    return KCH * len(range(0, s.R, s.stride)) * len(range(0, s.S, s.stride)) * 16
+    return KCH * len(range(0, s.R, s.stride_h)) * len(range(0, s.S, s.stride_w)) * 16
+
+
+def _phase_taps(R: int, u: int, d: int, a: int) -> list[int]:
+    """The filter taps r < R that reach the input rows of stride phase a: r·d ≡ a (mod u)."""
+    return [r for r in range(R) if r * d % u == a]
 
 
 @functools.cache
 def _dgrad_phases(s: Conv2dShape) -> tuple[tuple[int, ...], ...]:
-    """Per stride phase (a, b) (row-major): (hq0, Hph, wq0, Wph, reduction K·taps, rows N·Hph·Wph).
+    """Per stride phase (a, b) (row-major): (hq0, Hph, wq0, Wph, reduction Kg·taps, rows N·Hph·Wph).
 
-    Phase (a, b) holds the pixels h = u·hq + a − pad, w = u·wq + b − pad inside the image, reached only by the taps
-    r = a + u·i, s = b + u·j (see Dgrad in conv2d_implicit_gemm.cu).
+    Phase (a, b) holds the pixels h = uh·hq + a − ph, w = uw·wq + b − pw inside the image, reached only by the taps
+    with r·dh ≡ a (mod uh), s·dw ≡ b (mod uw) (see Dgrad in conv2d_implicit_gemm.cu).
     """
-    u, out = s.stride, []
-    for a in range(u):
-        for b in range(u):
-            hq0, wq0 = -((a - s.pad) // u), -((b - s.pad) // u)  # ceil((pad − a) / u)
-            hph = max(0, (s.H - 1 + s.pad - a) // u - hq0 + 1)
-            wph = max(0, (s.W - 1 + s.pad - b) // u - wq0 + 1)
-            taps = len(range(a, s.R, u)) * len(range(b, s.S, u))
-            out.append((hq0, hph, wq0, wph, s.K * taps, s.N * hph * wph))
+    out = []
+    for a in range(s.stride_h):
+        for b in range(s.stride_w):
+            hq0, wq0 = -((a - s.pad_h) // s.stride_h), -((b - s.pad_w) // s.stride_w)  # ceil((pad − a) / u)
+            hph = max(0, (s.H - 1 + s.pad_h - a) // s.stride_h - hq0 + 1)
+            wph = max(0, (s.W - 1 + s.pad_w - b) // s.stride_w - wq0 + 1)
+            taps = (len(_phase_taps(s.R, s.stride_h, s.dilation_h, a))
+                    * len(_phase_taps(s.S, s.stride_w, s.dilation_w, b)))
+            out.append((hq0, hph, wq0, wph, s.Kg * taps, s.N * hph * wph))
     return tuple(out)
+
+
+def dgrad_tables(s: Conv2dShape) -> tuple[np.ndarray, np.ndarray]:
+    """dgrad's tables (host): every phase's (k, r, s) entries {k·P·Q, (r·dh − a)/uh, (s·dw − b)/uw,
+    k·Cg·R·S + r·S + s} back to back (k over one group's output channels), and per phase two int4:
+    {hq0, Hph, wq0, Wph}, {table offset, reduction length, rows, row taps}."""
+    entries, info, offset = [], [], 0
+    for z, (hq0, hph, wq0, wph, red, rows) in enumerate(_dgrad_phases(s)):
+        a, b = divmod(z, s.stride_w)
+        rt = np.array(_phase_taps(s.R, s.stride_h, s.dilation_h, a), dtype=np.int64)
+        st = np.array(_phase_taps(s.S, s.stride_w, s.dilation_w, b), dtype=np.int64)
+        k, r, q = np.meshgrid(np.arange(s.Kg), rt, st, indexing="ij")
+        cols = (k * s.P * s.Q, (r * s.dilation_h - a) // s.stride_h, (q * s.dilation_w - b) // s.stride_w,
+                k * s.Cg * s.R * s.S + r * s.S + q)
+        entries.append(np.stack([col.ravel() for col in cols], axis=1).reshape(-1, 4))
+        info.append((hq0, hph, wq0, wph, offset, red, rows, len(rt)))
+        offset += red
+    tab = np.concatenate(entries).astype(np.int32)  # phase (0, 0) always has the tap (0, 0): never empty
+    return tab, np.array(info, dtype=np.int32)
 
 
 @functools.cache
 def _dgrad_tables(s: Conv2dShape):
-    """dgrad's tables on the GPU: every phase's (k, i, j) entries {k·P·Q, i, j, k·C·R·S + r·S + s} back to back,
-    and per phase two int4: {hq0, Hph, wq0, Wph}, {table offset, reduction length, rows, row taps}."""
+    """dgrad_tables on the GPU."""
     import cupy
 
-    u, entries, info, offset = s.stride, [], [], 0
-    for z, (hq0, hph, wq0, wph, red, rows) in enumerate(_dgrad_phases(s)):
-        a, b = divmod(z, u)
-        k, i, j = np.meshgrid(np.arange(s.K), np.arange(len(range(a, s.R, u))), np.arange(len(range(b, s.S, u))),
-                              indexing="ij")
-        r, q = a + u * i, b + u * j
-        cols = (k * s.P * s.Q, i, j, k * s.C * s.R * s.S + r * s.S + q)
-        entries.append(np.stack([col.ravel() for col in cols], axis=1))
-        info.append((hq0, hph, wq0, wph, offset, red, rows, len(range(a, s.R, u))))
-        offset += red
-    tab = np.concatenate(entries).astype(np.int32)  # phase (0, 0) always has the tap (0, 0): never empty
-    return cupy.asarray(tab), cupy.asarray(np.array(info, dtype=np.int32))
+    return tuple(cupy.asarray(t) for t in dgrad_tables(s))
+
+
+def _depthwise(s: Conv2dShape) -> bool:
+    """One input and one output channel per group (G = C = K): the direct kernels conv_dw_*."""
+    return s.groups == s.C == s.K
+
+
+def _dw_patch_bytes(s: Conv2dShape) -> int:
+    """conv_dw_fprop's dynamic shared memory: the filter and the input patch of an 8×32 output tile."""
+    rows = (DW_TP - 1) * s.stride_h + (s.R - 1) * s.dilation_h + 1
+    cols = (DW_TQ - 1) * s.stride_w + (s.S - 1) * s.dilation_w + 1
+    return 4 * (s.R * s.S + rows * cols)
 
 
 def _tiled_supports(s: Conv2dShape) -> str | None:
-    """The implicit-GEMM kernels index GEMM rows/columns and per-image offsets in int32 (tensors in int64)."""
+    """The implicit-GEMM kernels index GEMM rows/columns and per-image offsets in int32 (tensors in int64); the
+    groups (times dgrad's stride phases) run on grid.z (≤ 65535); depthwise patches fit in shared memory."""
     sizes = {"N·P·Q": s.N * s.P * s.Q, "N·H·W": s.N * s.H * s.W, "C·H·W": s.C * s.H * s.W,
-             "K·P·Q": s.K * s.P * s.Q, "K·C·R·S": s.K * s.C * s.R * s.S}
+             "K·P·Q": s.K * s.P * s.Q, "K·C/G·R·S": s.K * s.Cg * s.R * s.S}
     big = [k for k, v in sizes.items() if v >= INT_LIMIT]
-    return f"{', '.join(big)} ≥ 2^31: past the implicit-GEMM kernels' int32 GEMM indices" if big else None
+    if big:
+        return f"{', '.join(big)} ≥ 2^31: past the implicit-GEMM kernels' int32 GEMM indices"
+    if _depthwise(s):
+        if s.N * s.C > 65535:
+            return f"depthwise N·C = {s.N * s.C} > 65535: past the direct kernels' grid.y"
+        if _dw_patch_bytes(s) > 48 * 1024:
+            return f"depthwise input patch of {_dw_patch_bytes(s)} B > 48 KiB of shared memory (filter too large)"
+    elif s.groups * s.stride_h * s.stride_w > 65535:
+        return f"groups·stride_h·stride_w = {s.groups * s.stride_h * s.stride_w} > 65535: past grid.z"
+    return None
+
+
+def _run_depthwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None) -> None:
+    """The direct depthwise kernels (conv2d_implicit_gemm.cu, end): fprop 8×32 output tiles per (n, c) plane,
+    dgrad one thread per dx element, wgrad one block per (c, r, s)."""
+    planes, geo = s.N * s.C, _args(s)
+    if pass_ == "fprop":
+        tiles = _cuda.blocks(s.P, DW_TP) * _cuda.blocks(s.Q, DW_TQ)
+        _cuda.kernel(IGEMM, "conv_dw_fprop")((tiles, planes), (256,), (*operands, bias, out, *geo),
+                                              shared_mem=_dw_patch_bytes(s))
+    elif pass_ == "dgrad":
+        _cuda.kernel(IGEMM, "conv_dw_dgrad")((_cuda.blocks(s.H * s.W, 256), planes), (256,), (*operands, out, *geo),
+                                              shared_mem=4 * s.R * s.S)
+    else:
+        _cuda.kernel(IGEMM, "conv_dw_wgrad")((s.C * s.R * s.S,), (256,), (*operands, out, *geo))
 
 
 def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None) -> None:
     """Launch the configured kernel; with split-K, into a workspace that splitk_reduce sums (+ bias) into out."""
     import cupy
 
+    if _depthwise(s):
+        _run_depthwise(s, pass_, operands, out, bias)
+        return
     launch = _launch_config(s, pass_)
     total = out.size
     if launch.func == "conv_dgrad_narrow":
@@ -217,10 +285,13 @@ def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None) -> N
 
 def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
     def details(s: Conv2dShape) -> dict:
+        if _depthwise(s):
+            return {**_cuda.attributes(IGEMM, [f"conv_dw_{pass_}", *extra]), "note": "depthwise: direct kernel"}
         launch = _launch_config(s, pass_)
         funcs = [launch.func, *extra, *(["splitk_reduce"] if launch.splits > 1 else [])]
         split = f", split-K {launch.splits}" if launch.splits > 1 else ""
-        note = f"tile {launch.bm}x{launch.bn}, {launch.tiles} tiles{split}"
+        groups = f", {s.groups} groups" if s.groups > 1 else ""
+        note = f"tile {launch.bm}x{launch.bn}, {launch.tiles} tiles{groups}{split}"
         return {**_cuda.attributes(IGEMM, funcs), "note": note}
     return details
 
@@ -254,7 +325,12 @@ def conv2d_wgrad_tiled(s: Conv2dShape, x, dy, *, dw, db):
 # ---------------------------------------------------------------- cupy_im2col_cublas
 def _im2col(s: Conv2dShape, x, col, ld_n: int, ld_crs: int) -> None:
     total = s.N * s.C * s.R * s.S * s.P * s.Q
-    _launch_1d(IM2COL, "im2col", total, (x, col, *_args(s)[:4], *_args(s)[5:], np.int64(ld_n), np.int64(ld_crs)))
+    _launch_1d(IM2COL, "im2col", total, (x, col, *_args(s), np.int64(ld_n), np.int64(ld_crs)))
+
+
+def _group_weights(s: Conv2dShape, w):
+    """w as one K/G × (C/G·R·S) matrix per group (a view)."""
+    return w.reshape(s.groups, s.Kg, s.Cg * s.R * s.S)
 
 
 def _reg_im2col(pass_: str, funcs: list[str]):
@@ -264,38 +340,39 @@ def _reg_im2col(pass_: str, funcs: list[str]):
 
 @_reg_im2col("fprop", ["im2col"])
 def conv2d_fprop_im2col(s: Conv2dShape, x, w, b, *, y):
-    """col_n = im2col(x_n) (C·R·S × P·Q), y_n = W·col_n for every n (batched cuBLAS, strict FP32), += b."""
+    """col_n = im2col(x_n) (C·R·S × P·Q, group g's rows one block), y_n,g = W_g·col_n,g for every image n and group
+    g (one batched cuBLAS call, W broadcast over n, strict FP32), += b."""
     import cupy
 
-    crs, pq = s.C * s.R * s.S, s.P * s.Q
-    col = cupy.empty((s.N, crs, pq), dtype=cupy.float32)
-    _im2col(s, x, col, crs * pq, pq)
+    crs, pq = s.Cg * s.R * s.S, s.P * s.Q  # one group's reduction length; the output plane
+    col = cupy.empty((s.N, s.groups, crs, pq), dtype=cupy.float32)
+    _im2col(s, x, col, s.groups * crs * pq, pq)
     with cublas_math("fp32"):
-        cupy.matmul(w.reshape(s.K, crs), col, out=y.reshape(s.N, s.K, pq))
+        cupy.matmul(_group_weights(s, w), col, out=y.reshape(s.N, s.groups, s.Kg, pq))
     y += b.reshape(1, s.K, 1, 1)
 
 
 @_reg_im2col("dgrad", ["col2im"])
 def conv2d_dgrad_im2col(s: Conv2dShape, dy, w, *, dx):
-    """col_n = Wᵀ·dy_n (batched cuBLAS, strict FP32), then dx = col2im(col)."""
+    """col_n,g = W_gᵀ·dy_n,g for every image n and group g (batched cuBLAS, strict FP32), then dx = col2im(col)."""
     import cupy
 
-    crs, pq = s.C * s.R * s.S, s.P * s.Q
     with cublas_math("fp32"):
-        col = cupy.matmul(w.reshape(s.K, crs).T, dy.reshape(s.N, s.K, pq))
-    args = _args(s)
-    _launch_1d(IM2COL, "col2im", dx.size, (col, dx, *args[:4], *args[5:]))
+        col = cupy.matmul(_group_weights(s, w).transpose(0, 2, 1), dy.reshape(s.N, s.groups, s.Kg, s.P * s.Q))
+    _launch_1d(IM2COL, "col2im", dx.size, (col, dx, *_args(s)))
 
 
 @_reg_im2col("wgrad", ["im2col"])
 def conv2d_wgrad_im2col(s: Conv2dShape, x, dy, *, dw, db):
-    """col = im2col(x) as (C·R·S) × (N·P·Q); dw = dy_(K × N·P·Q) · colᵀ (one cuBLAS GEMM); db = row sums of dy."""
+    """col = im2col(x) as (C·R·S) × (N·P·Q), group g's rows one block; dW_gᵀ = col_g · dY_g (dY_g: N·P·Q × K/G, one
+    strided-batched cuBLAS GEMM over the groups, strict FP32: transposing dy and dw, not the large col); db = Σ dy."""
     import cupy
 
-    crs, pq = s.C * s.R * s.S, s.P * s.Q
-    col = cupy.empty((crs, s.N, pq), dtype=cupy.float32)
+    crs, pq = s.Cg * s.R * s.S, s.P * s.Q
+    col = cupy.empty((s.groups, crs, s.N * pq), dtype=cupy.float32)
     _im2col(s, x, col, pq, s.N * pq)
-    dyk = cupy.ascontiguousarray(dy.reshape(s.N, s.K, pq).transpose(1, 0, 2)).reshape(s.K, s.N * pq)
+    dyt = cupy.ascontiguousarray(dy.reshape(s.N, s.groups, s.Kg, pq).transpose(1, 0, 3, 2))  # (G, N, P·Q, K/G)
     with cublas_math("fp32"):
-        cupy.matmul(dyk, col.reshape(crs, s.N * pq).T, out=dw.reshape(s.K, crs))
-    cupy.sum(dyk, axis=1, out=db)
+        dwt = cupy.matmul(col, dyt.reshape(s.groups, s.N * pq, s.Kg))  # (G, C/G·R·S, K/G)
+    dw.reshape(s.groups, s.Kg, crs)[...] = dwt.transpose(0, 2, 1)
+    cupy.sum(dy, axis=(0, 2, 3), out=db)

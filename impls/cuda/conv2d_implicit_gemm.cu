@@ -1,11 +1,13 @@
 // conv2d_implicit_gemm.cu: implicit-GEMM convolution, all three passes, no im2col buffer in global memory.
 //
-// Formula (seed 003, §2.6.1), NCHW / KCRS, u = stride:
-//   fprop  y[n,k,p,q]  = b[k] + Σ_{c,r,s} x[n,c,p·u+r−pad,q·u+s−pad]·w[k,c,r,s]
-//   dgrad  dx[n,c,h,w] = Σ_{k,r,s} dy[n,k,(h+pad−r)/u,(w+pad−s)/u]·w[k,c,r,s]   (terms where u divides exactly)
-//   wgrad  dw[k,c,r,s] = Σ_{n,p,q} dy[n,k,p,q]·x[n,c,p·u+r−pad,q·u+s−pad]
-// As GEMMs (rows × columns × reduction): fprop (N·P·Q) × K × (C·R·S), dgrad (N·H·W) × C × (K·R·S),
-// wgrad K × (C·R·S) × (N·P·Q). The GEMM operands are never materialised: each thread gathers its elements of the
+// Formula (seed 003, §2.6.1), NCHW / KCRS, per-axis stride (uh, uw), padding (ph, pw) and dilation (dh, dw), G
+// groups of Cpg = C/G input and Kpg = K/G output channels (w is K × Cpg × R × S; g = k / Kpg, C' = g·Cpg + c):
+//   fprop  y[n,k,p,q]   = b[k] + Σ_{c<Cpg,r,s} x[n,C',p·uh+r·dh−ph,q·uw+s·dw−pw]·w[k,c,r,s]
+//   dgrad  dx[n,C',h,w] = Σ_{k in g,r,s} dy[n,k,(h+ph−r·dh)/uh,(w+pw−s·dw)/uw]·w[k,c,r,s]  (where uh, uw divide)
+//   wgrad  dw[k,c,r,s]  = Σ_{n,p,q} dy[n,k,p,q]·x[n,C',p·uh+r·dh−ph,q·uw+s·dw−pw]
+// As GEMMs per group (rows × columns × reduction): fprop (N·P·Q) × Kpg × (Cpg·R·S), dgrad (N·H·W) × Cpg ×
+// (Kpg·R·S), wgrad Kpg × (Cpg·R·S) × (N·P·Q); the group is a grid dimension (blockIdx.z), its base offsets are
+// added to the pointers once. The GEMM operands are never materialised: each thread gathers its elements of the
 // current slice straight from x, w or dy, with zeros for padding and for out-of-range rows/columns.
 //
 // Strategy (one template, `igemm`, for the three passes; the pass is a small struct that says where a GEMM
@@ -17,19 +19,22 @@
 // - The reduction advances BK = 8 at a time; slices are stored k-major in double-buffered shared memory (rows
 //   padded by 4 floats: conflict-free stores, 16-byte aligned rows); while slice t is multiplied, the thread holds
 //   slice t+1 in registers (its global gathers overlap the arithmetic); one __syncthreads per slice.
-// - The reduction index → (c, r, s) or (k, i, j) decomposition is precomputed by the host into a small int4
-//   table (`tab`, L1-resident, the same entry for many threads: broadcast), so the inner gathers do no integer
-//   division. Each thread's row decomposition (n, p, q) is done once, before the loop (fprop, dgrad), or once per
+// - The reduction index → (c, r, s) or (k, i, j) decomposition, dilation included, is precomputed by the host
+//   into a small int4 table (`tab`, L1-resident, the same entry for many threads: broadcast), so the inner
+//   gathers do no integer division. Each thread's row decomposition (n, p, q) is done once, before the loop (fprop, dgrad), or once per
 //   slice (wgrad, whose reduction runs over n, p, q).
-// - dgrad with stride u runs u² GEMMs, one per output phase (grid.z): the pixels with (h + pad) % u = a and
-//   (w + pad) % u = b receive only the taps r ≡ a, s ≡ b (mod u), so no zero terms are multiplied (a plain
-//   implicit GEMM would multiply u² − 1 zeros for every useful term) and no divisions by u are needed.
+// - dgrad with stride uh × uw runs uh·uw GEMMs, one per output phase (grid.z = group·phases + phase): the
+//   pixels with (h + ph) % uh = a and (w + pw) % uw = b receive only the taps with r·dh ≡ a (mod uh) and
+//   s·dw ≡ b (mod uw), so no zero terms are multiplied (a plain implicit GEMM would multiply uh·uw − 1 zeros for
+//   every useful term) and no divisions by the stride are needed.
 // - Threads that gather along a contiguous dimension are adjacent in the warp: fprop/dgrad A (output pixels, so
 //   consecutive q/w), wgrad A and B (consecutive q along the reduction).
 // - Split-K: when the output tiles alone cannot fill the GPU (late ResNet layers, every wgrad), grid.y splits the
 //   reduction; each split writes its partial tile to a workspace and `splitk_reduce` sums the splits in a fixed
 //   order (+ bias for fprop): deterministic, no atomics.
 // - Offsets are 64-bit (long long) wherever a tensor index can pass 2^31.
+// - Depthwise convolution (G = C = K: one input and one output channel per group) is no GEMM worth tiling (one
+//   column, R·S reduction): it runs the direct kernels at the end of this file.
 // Strict IEEE float32: compiled without fast-math; each product-sum is one fused multiply-add.
 
 #define NT 256
@@ -40,24 +45,25 @@
 // setup), row_offset(m) and col_offset(col) (output element = out[row_offset + col_offset]).
 // A_KFAST: A's loader walks the reduction index fastest across threads (wgrad), else the row index (fprop, dgrad).
 
-struct Fprop {  // rows m = (n, p, q), columns k, reduction kg = (c, r, s); tab[kg] = {c·H·W + r·W + s, r, s, 0}
+struct Fprop {  // rows m = (n, p, q), columns k < Kpg, reduction kg = (c, r, s); tab[kg] = {c·H·W + r·dh·W + s·dw,
+                // r·dh, s·dw, 0}. x, w point at the group's first channel and filter.
     static constexpr bool A_KFAST = false;
     const float* __restrict__ x;
     const float* __restrict__ w;
     const int4* __restrict__ tab;
-    int H, W, K, PQ, Kg;
-    long long xbase;  // this thread's A row: x offset of (n, 0, p·u−pad, q·u−pad)
+    int H, W, K, Ktot, PQ, Kg;  // K: this GEMM's columns (Kpg); Ktot: all output channels (y's image stride)
+    long long xbase;  // this thread's A row: x offset of (n, 0, p·uh−ph, q·uw−pw)
     int h0, w0;
     bool mvalid;
 
-    __device__ Fprop(const float* x_, const float* w_, const int4* tab_, int C, int H_, int W_, int K_, int R, int S,
-                     int P, int Q, int u, int pad, int my_m, int Mg)
-        : x(x_), w(w_), tab(tab_), H(H_), W(W_), K(K_), PQ(P * Q), Kg(C * R * S)
+    __device__ Fprop(const float* x_, const float* w_, const int4* tab_, int C, int Cpg, int H_, int W_, int K_,
+                     int Kpg, int R, int S, int P, int Q, int uh, int uw, int ph, int pw, int my_m, int Mg)
+        : x(x_), w(w_), tab(tab_), H(H_), W(W_), K(Kpg), Ktot(K_), PQ(P * Q), Kg(Cpg * R * S)
     {
         mvalid = my_m < Mg;
         const int n = my_m / PQ, pq = my_m - n * PQ, p = pq / Q, q = pq - p * Q;
-        h0 = p * u - pad;
-        w0 = q * u - pad;
+        h0 = p * uh - ph;
+        w0 = q * uw - pw;
         xbase = (long long)n * C * H * W + (long long)h0 * W + w0;
     }
     __device__ __forceinline__ void begin_slice(int) {}
@@ -75,31 +81,33 @@ struct Fprop {  // rows m = (n, p, q), columns k, reduction kg = (c, r, s); tab[
     __device__ __forceinline__ long long row_offset(int m) const
     {
         const int n = m / PQ;
-        return (long long)n * K * PQ + (m - n * PQ);
+        return (long long)n * Ktot * PQ + (m - n * PQ);
     }
     __device__ __forceinline__ long long col_offset(int k) const { return (long long)k * PQ; }
 };
 
-// dgrad, one stride phase (a, b) = blockIdx.z / u, % u: the rows are the pixels (n, h, w) with (h + pad) % u = a
-// and (w + pad) % u = b, written h = u·hq + a − pad, w = u·wq + b − pad; only the taps r = a + u·i, s = b + u·j
-// reach them, from dy row p = hq − i, column q = wq − j. So each phase is a dense GEMM with no zero terms and no
-// division: rows N·Hph·Wph, columns c, reduction kg = (k, i, j); tab[kg] = {k·P·Q, i, j, k·C·R·S + r·S + s}.
-// geo = {hq0, Hph, wq0, Wph}: the phase's first hq, wq and its extent.
+// dgrad, one stride phase (a, b): the rows are the pixels (n, h, w) with (h + ph) % uh = a and (w + pw) % uw = b,
+// written h = uh·hq + a − ph, w = uw·wq + b − pw; only the taps with r·dh ≡ a (mod uh), s·dw ≡ b (mod uw) reach
+// them, from dy row p = hq − (r·dh − a)/uh, column q = wq − (s·dw − b)/uw. So each phase is a dense GEMM with no
+// zero terms and no division: rows N·Hph·Wph, columns c < Cpg, reduction kg = (k, r, s) over the group's Kpg
+// output channels and the phase's taps; tab[kg] = {k·P·Q, (r·dh − a)/uh, (s·dw − b)/uw, k·Cpg·R·S + r·S + s}.
+// geo = {hq0, Hph, wq0, Wph}: the phase's first hq, wq and its extent. dy, w and the output point at the group.
 struct Dgrad {
     static constexpr bool A_KFAST = false;
     const float* __restrict__ dy;
     const float* __restrict__ w;
     const int4* __restrict__ tab;
-    int C, HW, W, P, Q, RS, u, pa, pb, pad, Kg;  // (pa, pb): this block's phase
+    int C, Cpg, HW, W, P, Q, RS, uh, uw, pa, pb, ph, pw, Kg;  // (pa, pb): this block's phase
     int4 geo;
     long long dybase;  // this thread's A row: dy offset of image n
     int hq, wq;
     bool mvalid;
 
-    __device__ Dgrad(const float* dy_, const float* w_, const int4* tab_, int4 geo_, int C_, int H, int W_, int K,
-                     int R, int S, int P_, int Q_, int u_, int pad_, int my_m, int Mg, int Kg_)
-        : dy(dy_), w(w_), tab(tab_), C(C_), HW(H * W_), W(W_), P(P_), Q(Q_), RS(R * S), u(u_),
-          pa((int)blockIdx.z / u_), pb((int)blockIdx.z % u_), pad(pad_), Kg(Kg_), geo(geo_)
+    __device__ Dgrad(const float* dy_, const float* w_, const int4* tab_, int4 geo_, int phase, int C_, int Cpg_,
+                     int H, int W_, int K, int R, int S, int P_, int Q_, int uh_, int uw_, int ph_, int pw_, int my_m,
+                     int Mg, int Kg_)
+        : dy(dy_), w(w_), tab(tab_), C(C_), Cpg(Cpg_), HW(H * W_), W(W_), P(P_), Q(Q_), RS(R * S), uh(uh_),
+          uw(uw_), pa(phase / uw_), pb(phase % uw_), ph(ph_), pw(pw_), Kg(Kg_), geo(geo_)
     {
         mvalid = my_m < Mg;
         const int plane = geo.y * geo.w;
@@ -119,38 +127,39 @@ struct Dgrad {
     }
     __device__ __forceinline__ float b(int kg, int c) const
     {
-        return (kg < Kg && c < C) ? __ldg(&w[(long long)__ldg(&tab[kg].w) + (long long)c * RS]) : 0.f;
+        return (kg < Kg && c < Cpg) ? __ldg(&w[(long long)__ldg(&tab[kg].w) + (long long)c * RS]) : 0.f;
     }
     __device__ __forceinline__ long long row_offset(int m) const
     {
         const int plane = geo.y * geo.w;
         const int n = m / plane, rem = m - n * plane, hh = rem / geo.w, ww = rem - hh * geo.w;
-        const int h = u * (geo.x + hh) + pa - pad, x = u * (geo.z + ww) + pb - pad;
+        const int h = uh * (geo.x + hh) + pa - ph, x = uw * (geo.z + ww) + pb - pw;
         return (long long)n * C * HW + (long long)h * W + x;
     }
     __device__ __forceinline__ long long col_offset(int c) const { return (long long)c * HW; }
 };
 
-// rows k, columns col = (c, r, s), reduction j = (n, p, q); tab[col] = {c·H·W + r·W + s, r, s, 0}
+// rows k < Kpg, columns col = (c, r, s) over the group's Cpg·R·S, reduction j = (n, p, q);
+// tab[col] = {c·H·W + r·dh·W + s·dw, r·dh, s·dw, 0}. x, dy and the output point at the group.
 struct Wgrad {
     static constexpr bool A_KFAST = true;
     const float* __restrict__ x;
     const float* __restrict__ dy;
     const int4* __restrict__ tab;
-    int C, H, W, K, Q, PQ, CRS, u, pad, Kg;
-    long long chw, kpq;
+    int H, W, K, Q, PQ, CRS, uh, uw, ph, pw, Kg;  // K: this GEMM's rows (Kpg)
+    long long chw, kpq;  // image strides of x and dy (all channels)
     // this thread's reduction index for the current slice (one per thread: the loaders put j = k0 + tid % BK)
     bool jvalid;
     long long dyoff, xoff;
     int h0, w0;
 
-    __device__ Wgrad(const float* x_, const float* dy_, const int4* tab_, int N, int C_, int H_, int W_, int K_,
-                     int R, int S, int P, int Q_, int u_, int pad_)
-        : x(x_), dy(dy_), tab(tab_), C(C_), H(H_), W(W_), K(K_), Q(Q_), PQ(P * Q_), CRS(C_ * R * S), u(u_),
-          pad(pad_), Kg(N * P * Q_)
+    __device__ Wgrad(const float* x_, const float* dy_, const int4* tab_, int N, int C, int Cpg, int H_, int W_,
+                     int Ktot, int Kpg, int R, int S, int P, int Q_, int uh_, int uw_, int ph_, int pw_)
+        : x(x_), dy(dy_), tab(tab_), H(H_), W(W_), K(Kpg), Q(Q_), PQ(P * Q_), CRS(Cpg * R * S), uh(uh_), uw(uw_),
+          ph(ph_), pw(pw_), Kg(N * P * Q_)
     {
         chw = (long long)C * H * W;
-        kpq = (long long)K * PQ;
+        kpq = (long long)Ktot * PQ;
     }
     __device__ __forceinline__ void begin_slice(int k0)
     {
@@ -158,8 +167,8 @@ struct Wgrad {
         jvalid = j < Kg;
         const int n = j / PQ, pq = j - n * PQ, p = pq / Q, q = pq - p * Q;
         dyoff = n * kpq + pq;
-        h0 = p * u - pad;
-        w0 = q * u - pad;
+        h0 = p * uh - ph;
+        w0 = q * uw - pw;
         xoff = n * chw + (long long)h0 * W + w0;
     }
     __device__ __forceinline__ float a(int, int k) const
@@ -291,48 +300,57 @@ struct TileCoords {
     }
 };
 
+// The geometry arguments of every kernel here, in the order of impls/cuda/conv2d.py's _args (C, K: all groups).
+#define CONV_GEOMETRY int N, int C, int H, int W, int K, int R, int S, int P, int Q, int uh, int uw, int ph, int pw, \
+                      int dh, int dw, int G
+
+// fprop: grid (tiles, splits, G); group g = blockIdx.z reads channels [g·Cpg, (g+1)·Cpg) and writes [g·Kpg, ...).
 template <int BM, int BN, int TM, int TN>
 __device__ __forceinline__ void fprop(const float* x, const float* w, const float* bias, float* out, const int4* tab,
-                                      int N, int C, int H, int W, int K, int R, int S, int P, int Q, int u, int pad,
-                                      int kt_per, long long split_stride)
+                                      CONV_GEOMETRY, int kt_per, long long split_stride)
 {
-    const int Mg = N * P * Q, Kg = C * R * S;
-    const TileCoords tc(BM, BN, K, Kg, kt_per);
-    Fprop op(x, w, tab, C, H, W, K, R, S, P, Q, u, pad, tc.m0 + threadIdx.x % BM, Mg);
-    igemm<BM, BN, TM, TN, true>(op, out + blockIdx.y * split_stride, bias, Mg, K, tc.m0, tc.n0, tc.kt_begin,
-                                tc.kt_end);
+    const int Cpg = C / G, Kpg = K / G, g = blockIdx.z;
+    const int Mg = N * P * Q, Kg = Cpg * R * S;
+    const TileCoords tc(BM, BN, Kpg, Kg, kt_per);
+    Fprop op(x + (long long)g * Cpg * H * W, w + (long long)g * Kpg * Kg, tab, C, Cpg, H, W, K, Kpg, R, S, P, Q,
+             uh, uw, ph, pw, tc.m0 + threadIdx.x % BM, Mg);
+    igemm<BM, BN, TM, TN, true>(op, out + blockIdx.y * split_stride + (long long)g * Kpg * P * Q,
+                                bias ? bias + g * Kpg : nullptr, Mg, Kpg, tc.m0, tc.n0, tc.kt_begin, tc.kt_end);
 }
 
-// phases[2·z] = {hq0, Hph, wq0, Wph}, phases[2·z + 1] = {table offset, reduction length, rows, 0} of phase z.
+// dgrad: grid (tiles, splits, G·uh·uw), blockIdx.z = g·uh·uw + phase; phases[2·z] = {hq0, Hph, wq0, Wph},
+// phases[2·z + 1] = {table offset, reduction length, rows, row taps} of phase z (the same for every group).
 template <int BM, int BN, int TM, int TN>
 __device__ __forceinline__ void dgrad(const float* dy, const float* w, float* out, const int4* tab,
-                                      const int4* phases, int N, int C, int H, int W, int K, int R, int S, int P,
-                                      int Q, int u, int pad, int kt_per, long long split_stride)
+                                      const int4* phases, CONV_GEOMETRY, int kt_per, long long split_stride)
 {
-    const int4 geo = phases[2 * blockIdx.z], info = phases[2 * blockIdx.z + 1];
+    const int nph = uh * uw, g = blockIdx.z / nph, z = blockIdx.z % nph, Cpg = C / G, Kpg = K / G;
+    const int4 geo = phases[2 * z], info = phases[2 * z + 1];
     const int Mg = info.z, Kg = info.y;
-    const TileCoords tc(BM, BN, C, Kg, kt_per);
+    const TileCoords tc(BM, BN, Cpg, Kg, kt_per);
     if (tc.m0 >= Mg) return;  // the grid covers the largest phase
-    Dgrad op(dy, w, tab + info.x, geo, C, H, W, K, R, S, P, Q, u, pad, tc.m0 + threadIdx.x % BM, Mg, Kg);
-    igemm<BM, BN, TM, TN, true>(op, out + blockIdx.y * split_stride, nullptr, Mg, C, tc.m0, tc.n0, tc.kt_begin,
-                                tc.kt_end);
+    Dgrad op(dy + (long long)g * Kpg * P * Q, w + (long long)g * Kpg * Cpg * R * S, tab + info.x, geo, z, C, Cpg,
+             H, W, K, R, S, P, Q, uh, uw, ph, pw, tc.m0 + threadIdx.x % BM, Mg, Kg);
+    igemm<BM, BN, TM, TN, true>(op, out + blockIdx.y * split_stride + (long long)g * Cpg * H * W, nullptr, Mg, Cpg,
+                                tc.m0, tc.n0, tc.kt_begin, tc.kt_end);
 }
 
+// wgrad: grid (tiles, splits, G); group g writes dw rows [g·Kpg, (g+1)·Kpg).
 template <int BM, int BN, int TM, int TN>
-__device__ __forceinline__ void wgrad(const float* x, const float* dy, float* out, const int4* tab, int N, int C,
-                                      int H, int W, int K, int R, int S, int P, int Q, int u, int pad, int kt_per,
-                                      long long split_stride)
+__device__ __forceinline__ void wgrad(const float* x, const float* dy, float* out, const int4* tab, CONV_GEOMETRY,
+                                      int kt_per, long long split_stride)
 {
-    const int CRS = C * R * S, Kg = N * P * Q;
+    const int Cpg = C / G, Kpg = K / G, g = blockIdx.z;
+    const int CRS = Cpg * R * S, Kg = N * P * Q;
     const TileCoords tc(BM, BN, CRS, Kg, kt_per);
-    Wgrad op(x, dy, tab, N, C, H, W, K, R, S, P, Q, u, pad);
-    igemm<BM, BN, TM, TN, false>(op, out + blockIdx.y * split_stride, nullptr, K, CRS, tc.m0, tc.n0, tc.kt_begin,
-                                 tc.kt_end);
+    Wgrad op(x + (long long)g * Cpg * H * W, dy + (long long)g * Kpg * P * Q, tab, N, C, Cpg, H, W, K, Kpg, R, S,
+             P, Q, uh, uw, ph, pw);
+    igemm<BM, BN, TM, TN, false>(op, out + blockIdx.y * split_stride + (long long)g * Kpg * CRS, nullptr, Kpg, CRS,
+                                 tc.m0, tc.n0, tc.kt_begin, tc.kt_end);
 }
 
-#define CONV_ARGS int N, int C, int H, int W, int K, int R, int S, int P, int Q, int u, int pad, int kt_per, \
-                  long long split_stride
-#define CONV_PASS N, C, H, W, K, R, S, P, Q, u, pad, kt_per, split_stride
+#define CONV_ARGS CONV_GEOMETRY, int kt_per, long long split_stride
+#define CONV_PASS N, C, H, W, K, R, S, P, Q, uh, uw, ph, pw, dh, dw, G, kt_per, split_stride
 
 #define FPROP(name, BM_, BN_, TM_, TN_)                                                                          \
     extern "C" __global__ void __launch_bounds__(NT, 2)                                                          \
@@ -369,14 +387,14 @@ WGRAD(conv_wgrad_64x128, 64, 128, 4, 8)
 // read as a broadcast float4; the A operand (dy) is gathered straight into registers, since each element is used
 // by only C FMAs and there is no reuse across threads to stage. Adjacent threads hold adjacent pixels of a phase
 // row, so the dy loads of a warp are coalesced. phases[2·z + 1].w = the phase's number of row taps (ri).
+// Used for G = 1 and no dilation only (the taps of phase (a, b) are then r = a + uh·i, s = b + uw·j).
 #define KCH 32
 extern "C" __global__ void __launch_bounds__(NT)
 conv_dgrad_narrow(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                  const int4* __restrict__ phases, int N, int C, int H, int W, int K, int R, int S, int P, int Q,
-                  int u, int pad)
+                  const int4* __restrict__ phases, CONV_GEOMETRY)
 {
     extern __shared__ float4 ws4[];  // [KCH][taps]
-    const int z = blockIdx.z, pa = z / u, pb = z % u;
+    const int z = blockIdx.z, pa = z / uw, pb = z % uw;
     const int4 geo = phases[2 * z], info = phases[2 * z + 1];
     const int Mg = info.z, ri = info.w, sj = ri ? info.y / (K * ri) : 0, taps = ri * sj;
     const int m = blockIdx.x * NT + threadIdx.x;
@@ -392,7 +410,7 @@ conv_dgrad_narrow(const float* __restrict__ dy, const float* __restrict__ w, flo
         const int kch = min(KCH, K - k0);
         for (int e = threadIdx.x; e < kch * taps; e += NT) {
             const int kk = e / taps, tp = e - kk * taps, i = tp / sj;
-            const float* wk = w + (long long)(k0 + kk) * C * RS + (pa + u * i) * S + pb + u * (tp - i * sj);
+            const float* wk = w + (long long)(k0 + kk) * C * RS + (pa + uh * i) * S + pb + uw * (tp - i * sj);
             ws4[e] = make_float4(wk[0], C > 1 ? wk[RS] : 0.f, C > 2 ? wk[2 * RS] : 0.f, C > 3 ? wk[3 * RS] : 0.f);
         }
         __syncthreads();
@@ -423,7 +441,7 @@ conv_dgrad_narrow(const float* __restrict__ dy, const float* __restrict__ w, flo
     }
     if (!valid) return;
     const long long HW = (long long)H * W;
-    float* out = dx + (long long)n * C * HW + (long long)(u * hq + pa - pad) * W + (u * wq + pb - pad);
+    float* out = dx + (long long)n * C * HW + (long long)(uh * hq + pa - ph) * W + (uw * wq + pb - pw);
     const float acc[4] = {acc0, acc1, acc2, acc3};
 #pragma unroll
     for (int c = 0; c < 4; ++c)
@@ -463,5 +481,105 @@ extern "C" __global__ void conv_bias_grad(const float* __restrict__ dy, float* _
         float s = 0.f;
         for (int i = 0; i < (int)(blockDim.x >> 5); ++i) s += warp_sums[i];
         db[k] = s;
+    }
+}
+
+// ------------------------------------------------------------------ depthwise (G = C = K)
+// y[n,c,p,q] = b[c] + Σ_{r,s} x[n,c,p·uh+r·dh−ph,q·uw+s·dw−pw]·w[c,0,r,s]: each (n, c) plane is convolved with its
+// own R×S filter, 2·R·S FLOPs per output, so the op is bound by memory and the aim is to read x once.
+// Strategy: a block computes a DW_TP×DW_TQ (8×32) output tile of one (n, c) plane (grid: tiles, N·C); it stages
+// the input patch those outputs read ((8−1)·uh + (R−1)·dh + 1 rows × (32−1)·uw + (S−1)·dw + 1 columns, zeros for
+// the padding) and the filter in dynamic shared memory; the 256 threads cover the 8×32 tile, one output each.
+// Adjacent threads take adjacent q: coalesced patch loads and output stores, shared-memory reads that stride by
+// uw. The host checks that the patch fits in shared memory.
+#define DW_TP 8
+#define DW_TQ 32
+extern "C" __global__ void __launch_bounds__(NT)
+conv_dw_fprop(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
+              float* __restrict__ y, CONV_GEOMETRY)
+{
+    extern __shared__ float smem[];  // [R·S filter][patch]
+    const int tiles_q = (Q + DW_TQ - 1) / DW_TQ;
+    const int p0 = (int)(blockIdx.x / tiles_q) * DW_TP, q0 = (int)(blockIdx.x % tiles_q) * DW_TQ;
+    const long long plane = blockIdx.y;  // n·C + c
+    const int c = (int)(plane % C);
+    const int ph_rows = (DW_TP - 1) * uh + (R - 1) * dh + 1, ph_cols = (DW_TQ - 1) * uw + (S - 1) * dw + 1;
+    float* wf = smem;
+    float* patch = smem + R * S;
+    const float* xp = x + plane * H * W;
+    for (int e = threadIdx.x; e < R * S; e += NT) wf[e] = w[(long long)c * R * S + e];
+    const int h0 = p0 * uh - ph, w0 = q0 * uw - pw;
+    for (int e = threadIdx.x; e < ph_rows * ph_cols; e += NT) {
+        const int i = e / ph_cols, j = e - i * ph_cols, h = h0 + i, ww = w0 + j;
+        patch[e] = ((unsigned)h < (unsigned)H && (unsigned)ww < (unsigned)W) ? __ldg(&xp[(long long)h * W + ww]) : 0.f;
+    }
+    __syncthreads();
+    const int tp = threadIdx.x / DW_TQ, tq = threadIdx.x % DW_TQ, p = p0 + tp, q = q0 + tq;
+    if (p >= P || q >= Q) return;
+    float acc = 0.f;
+    for (int r = 0; r < R; ++r) {
+        const float* row = patch + (tp * uh + r * dh) * ph_cols + tq * uw;
+        for (int s = 0; s < S; ++s) acc = fmaf(row[s * dw], wf[r * S + s], acc);
+    }
+    y[plane * P * Q + (long long)p * Q + q] = acc + __ldg(&b[c]);
+}
+
+// dx[n,c,h,w] = Σ_{r,s} dy[n,c,(h+ph−r·dh)/uh,(w+pw−s·dw)/uw]·w[c,0,r,s] over the taps where the strides divide:
+// one thread per dx element of one (n, c) plane (grid: blocks over H·W, N·C), the plane's filter in shared
+// memory, dy gathered through L1 (adjacent threads: adjacent w, so adjacent q for stride 1).
+extern "C" __global__ void __launch_bounds__(NT)
+conv_dw_dgrad(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, CONV_GEOMETRY)
+{
+    extern __shared__ float wf[];  // [R·S]
+    const long long plane = blockIdx.y;
+    const int c = (int)(plane % C);
+    for (int e = threadIdx.x; e < R * S; e += NT) wf[e] = w[(long long)c * R * S + e];
+    __syncthreads();
+    const int i = blockIdx.x * NT + threadIdx.x;
+    if (i >= H * W) return;
+    const int h = i / W, ww = i - h * W;
+    const float* dyp = dy + plane * P * Q;
+    float acc = 0.f;
+    for (int r = 0; r < R; ++r) {
+        const int hp = h + ph - r * dh;
+        if (hp < 0 || hp % uh) continue;
+        const int p = hp / uh;
+        if (p >= P) continue;
+        for (int s = 0; s < S; ++s) {
+            const int wq = ww + pw - s * dw;
+            if (wq < 0 || wq % uw) continue;
+            const int q = wq / uw;
+            if (q < Q) acc = fmaf(__ldg(&dyp[(long long)p * Q + q]), wf[r * S + s], acc);
+        }
+    }
+    dx[plane * H * W + i] = acc;
+}
+
+// dw[c,0,r,s] = Σ_{n,p,q} dy[n,c,p,q]·x[n,c,p·uh+r·dh−ph,q·uw+s·dw−pw]: one block per (c, r, s) (grid C·R·S);
+// the threads stride over the N·P·Q terms (adjacent threads: adjacent q), then a warp-shuffle and shared-memory
+// reduction in a fixed order (deterministic, no atomics). x and dy are re-read by the R·S blocks of a channel,
+// from L2.
+extern "C" __global__ void __launch_bounds__(NT)
+conv_dw_wgrad(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dwt, CONV_GEOMETRY)
+{
+    const int c = (int)(blockIdx.x / (R * S)), rs = (int)(blockIdx.x % (R * S)), r = rs / S, s = rs - r * S;
+    const long long PQ = (long long)P * Q, total = (long long)N * PQ;
+    float acc = 0.f;
+    for (long long j = threadIdx.x; j < total; j += NT) {
+        const long long n = j / PQ;
+        const int pq = (int)(j - n * PQ), p = pq / Q, q = pq - p * Q;
+        const int h = p * uh + r * dh - ph, ww = q * uw + s * dw - pw;
+        if ((unsigned)h < (unsigned)H && (unsigned)ww < (unsigned)W)
+            acc = fmaf(__ldg(&dy[(n * C + c) * PQ + pq]), __ldg(&x[((n * C + c) * H + h) * (long long)W + ww]), acc);
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
+    __shared__ float warp_sums[NT / 32];
+    if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float sum = 0.f;
+        for (int i = 0; i < NT / 32; ++i) sum += warp_sums[i];
+        dwt[blockIdx.x] = sum;
     }
 }

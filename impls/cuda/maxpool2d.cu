@@ -1,20 +1,25 @@
-// Max pooling, NCHW, R×S window, stride u, no padding; forward and backward.
+// Max pooling, NCHW, R×S window, stride u_h × u_w, padding pad_h × pad_w (counted as −inf); forward and backward.
 //
-// Thesis (seed 003, §2.6.2): y[n,c,p,q] = max_{r<R, s<S} x[n,c,p·u+r, q·u+s]; the backward pass routes
-// dy[n,c,p,q] to the position of that maximum and sums where windows overlap. Tie rule (harness/ops/maxpool2d.py):
-// the FIRST maximal element of the window in row-major (r, then s) order gets the gradient. The backward kernels
-// find it as the first window element equal to y[n,c,p,q] (the forward output, an exact max in any precision).
+// Thesis (seed 003, §2.6.2): y[n,c,p,q] = max_{r<R, s<S} x[n,c,p·u_h+r−pad_h, q·u_w+s−pad_w], positions outside
+// the image being padding, which is never the maximum (pad < window, so every window holds a real element). Every
+// kernel clips its windows to the image, so the padding is never read, compared or written. The backward pass
+// routes dy[n,c,p,q] to the position of that maximum and sums where windows overlap. Tie rule
+// (harness/ops/maxpool2d.py): the FIRST maximal element of the window in row-major (r, then s) order gets the
+// gradient, among its real elements. The backward kernels find it as the first real window element equal to
+// y[n,c,p,q] (the forward output, an exact max in any precision).
 //
 // Strategy.
-// maxpool_fwd_naive: one thread per output element; it reads its R·S window with scalar loads.
+// maxpool_fwd_naive: one thread per output element; it reads its R·S window (clipped to the image) with scalar
+//   loads.
 // maxpool_bwd_naive: one thread per INPUT element (a gather, so no atomics even where windows overlap): for each
-//   window (p, q) that contains (h, w) it scans the window in row-major order for the first element equal to
-//   y[p, q] and adds dy[p, q] if that element is (h, w). Every dx element is written exactly once (zero when no
-//   window picks it, e.g. rows and columns no window covers).
+//   window (p, q) that contains (h, w) it scans the window's real elements in row-major order for the first one
+//   equal to y[p, q] and adds dy[p, q] if that element is (h, w). Every dx element is written exactly once (zero
+//   when no window picks it, e.g. rows and columns no window covers).
 // maxpool_*_generic: the same per-element bodies in a grid-stride loop over a persistent grid: the vec
-//   implementation's path for windows other than 2×2 / stride 2 and for odd widths.
-// maxpool_fwd_2x2_v{4,2} and maxpool_bwd_2x2_v{4,2}: the bandwidth path for 2×2 windows, stride 2, W a multiple of V
-//   (V = 4 or 2) and aligned tensors. One item is V consecutive columns of one row pair (2p, 2p+1), i.e. V/2
+//   implementation's path for any geometry other than 2×2 / stride 2 / no padding, and for odd widths.
+// maxpool_fwd_2x2_v{4,2} and maxpool_bwd_2x2_v{4,2}: the bandwidth path for 2×2 windows, stride 2 on both axes, no
+//   padding, W a multiple of V (V = 4 or 2) and aligned tensors (the wrapper, maxpool2d.py: vector_width, sends
+//   nothing else here). One item is V consecutive columns of one row pair (2p, 2p+1), i.e. V/2
 //   adjacent windows: the forward pass loads one V-wide vector (16 or 8 bytes) from each of the two rows and stores
 //   V/2 outputs as one vector; the backward pass loads the same two vectors of x and V/2 values of y and dy, and
 //   stores two V-wide vectors of dx (the gradient at the first maximum of each window, zeros elsewhere; with H odd
@@ -24,7 +29,8 @@
 //   UNROLL is 4 items (8 vector loads) per thread in the forward pass and 2 items (4 vector loads of x, 2 of y and
 //   dy: 96 bytes) in the 16-byte backward pass, whose items are larger.
 // Indices are 64-bit (tensors may exceed 2^31 elements); divisions by the tensor's dimensions take a 32-bit path
-// when the dividend fits in 32 bits. Comparisons only: the results are exact.
+// when the dividend fits in 32 bits. Window corners are signed 32-bit (negative in the padding; H and W fit).
+// Comparisons only: the results are exact.
 
 // a / b and a % b for a 64-bit a and 32-bit b; 32-bit division when a fits in 32 bits (the common case).
 __device__ __forceinline__ void divmod(unsigned long long a, unsigned b, unsigned long long& q, unsigned& r) {
@@ -38,12 +44,32 @@ __device__ __forceinline__ void divmod(unsigned long long a, unsigned b, unsigne
   }
 }
 
-// The geometry, passed to every kernel as seven unsigned scalars (POOL_ARGS) and gathered into a Pool.
+// The geometry, passed to every kernel as ten unsigned scalars (POOL_ARGS) and gathered into a Pool.
 struct Pool {
-  unsigned H, W, R, S, u, P, Q;
+  unsigned H, W, R, S, uh, uw, ph, pw, P, Q;  // uh, uw: strides; ph, pw: padding
 };
-#define POOL_ARGS unsigned H, unsigned W, unsigned R, unsigned S, unsigned u, unsigned P, unsigned Q
-#define POOL_FIELDS H, W, R, S, u, P, Q
+#define POOL_ARGS                                                                                            \
+  unsigned H, unsigned W, unsigned R, unsigned S, unsigned uh, unsigned uw, unsigned ph, unsigned pw, unsigned P, \
+      unsigned Q
+#define POOL_FIELDS H, W, R, S, uh, uw, ph, pw, P, Q
+
+// Window (p, q) clipped to the image: its top-left corner (h0, w0) = (p·u_h − pad_h, q·u_w − pad_w) in image
+// coordinates (negative in the padding) and the offsets r in [r_lo, r_hi), s in [s_lo, s_hi) that land inside.
+// Never empty: h0 ≤ H − 1 and h0 + R − 1 ≥ 0 because pad < window (likewise for w0).
+struct Window {
+  int h0, w0;
+  unsigned r_lo, r_hi, s_lo, s_hi;
+};
+__device__ __forceinline__ Window window_of(const Pool& d, unsigned p, unsigned q) {
+  Window win;
+  win.h0 = (int)(p * d.uh) - (int)d.ph;
+  win.w0 = (int)(q * d.uw) - (int)d.pw;
+  win.r_lo = win.h0 < 0 ? (unsigned)(-win.h0) : 0u;
+  win.s_lo = win.w0 < 0 ? (unsigned)(-win.w0) : 0u;
+  win.r_hi = min(d.R, (unsigned)((int)d.H - win.h0));
+  win.s_hi = min(d.S, (unsigned)((int)d.W - win.w0));
+  return win;
+}
 
 // y for output element i of the N·C·P·Q outputs.
 __device__ __forceinline__ float pool_fwd_one(const float* x, const Pool& d, unsigned long long i) {
@@ -51,13 +77,16 @@ __device__ __forceinline__ float pool_fwd_one(const float* x, const Pool& d, uns
   unsigned q, p;
   divmod(i, d.Q, t, q);
   divmod(t, d.P, nc, p);
-  const float* xw = x + (nc * d.H + (unsigned long long)p * d.u) * d.W + (unsigned long long)q * d.u;
-  float m = xw[0];
-  for (unsigned r = 0; r < d.R; ++r)
-    for (unsigned s = 0; s < d.S; ++s) {
-      const float v = xw[(unsigned long long)r * d.W + s];
+  const Window win = window_of(d, p, q);
+  const float* xc = x + nc * d.H * d.W;
+  float m = xc[(unsigned long long)(win.h0 + (int)win.r_lo) * d.W + (unsigned)(win.w0 + (int)win.s_lo)];
+  for (unsigned r = win.r_lo; r < win.r_hi; ++r) {
+    const float* xr = xc + (unsigned long long)(win.h0 + (int)r) * d.W;
+    for (unsigned s = win.s_lo; s < win.s_hi; ++s) {
+      const float v = xr[win.w0 + (int)s];
       m = v > m ? v : m;
     }
+  }
   return m;
 }
 
@@ -68,27 +97,32 @@ __device__ __forceinline__ float pool_bwd_one(const float* x, const float* y, co
   unsigned w, h;
   divmod(i, d.W, t, w);
   divmod(t, d.H, nc, h);
-  // windows p with p·u ≤ h ≤ p·u + R − 1, i.e. ceil((h − R + 1) / u) ≤ p ≤ h / u, clipped to [0, P).
-  const unsigned p_lo = h + 1 > d.R ? (h + 1 - d.R + d.u - 1) / d.u : 0;
-  const unsigned q_lo = w + 1 > d.S ? (w + 1 - d.S + d.u - 1) / d.u : 0;
-  const unsigned p_hi = min(h / d.u, d.P - 1);
-  const unsigned q_hi = min(w / d.u, d.Q - 1);
+  // In padded coordinates hp = h + pad_h: windows p with p·u_h ≤ hp ≤ p·u_h + R − 1, i.e.
+  // ceil((hp − R + 1) / u_h) ≤ p ≤ hp / u_h, clipped to [0, P) (likewise q).
+  const unsigned hp = h + d.ph, wp = w + d.pw;
+  const unsigned p_lo = hp + 1 > d.R ? (hp + 1 - d.R + d.uh - 1) / d.uh : 0;
+  const unsigned q_lo = wp + 1 > d.S ? (wp + 1 - d.S + d.uw - 1) / d.uw : 0;
+  const unsigned p_hi = min(hp / d.uh, d.P - 1);
+  const unsigned q_hi = min(wp / d.uw, d.Q - 1);
   const float* xc = x + nc * d.H * d.W;
   float acc = 0.f;
   for (unsigned p = p_lo; p <= p_hi; ++p)
     for (unsigned q = q_lo; q <= q_hi; ++q) {
       const unsigned long long o = (nc * d.P + p) * d.Q + q;
       const float m = y[o];
-      // first (r, s) in row-major order with x == m
-      unsigned fr = d.R, fs = 0;
-      for (unsigned r = 0; r < d.R && fr == d.R; ++r)
-        for (unsigned s = 0; s < d.S; ++s)
-          if (xc[(unsigned long long)(p * d.u + r) * d.W + q * d.u + s] == m) {
+      const Window win = window_of(d, p, q);
+      // first real (r, s) in row-major order with x == m
+      unsigned fr = win.r_hi, fs = 0;
+      for (unsigned r = win.r_lo; r < win.r_hi && fr == win.r_hi; ++r) {
+        const float* xr = xc + (unsigned long long)(win.h0 + (int)r) * d.W;
+        for (unsigned s = win.s_lo; s < win.s_hi; ++s)
+          if (xr[win.w0 + (int)s] == m) {
             fr = r;
             fs = s;
             break;
           }
-      if (p * d.u + fr == h && q * d.u + fs == w) acc += dy[o];
+      }
+      if (win.h0 + (int)fr == (int)h && win.w0 + (int)fs == (int)w) acc += dy[o];
     }
   return acc;
 }

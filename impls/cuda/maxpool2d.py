@@ -1,10 +1,12 @@
 """cupy_naive and cupy_opt for maxpool2d (fwd, bwd): kernels in maxpool2d.cu.
 
 cupy_naive: one thread per output element (forward) or per input element gathering from the windows that contain
-it (backward: no atomics, even with overlapping windows). cupy_opt: for 2×2 windows with stride 2 and an even
-width, vector loads of V = 4 (or 2) consecutive columns of a row pair on a persistent grid-stride loop; any other
-window, stride or an odd width takes the same per-element bodies as the naive kernels in a grid-stride loop.
-The backward passes give each window's gradient to its first maximum in row-major order (the spec's tie rule).
+it (backward: no atomics, even with overlapping windows). cupy_opt: for 2×2 windows with stride 2 on both axes, no
+padding and an even width, vector loads of V = 4 (or 2) consecutive columns of a row pair on a persistent
+grid-stride loop; any other window, per-axis stride, padding or an odd width takes the same per-element bodies as
+the naive kernels in a grid-stride loop. Every kernel clips its windows to the image (padding is −inf: never read,
+never the max, never given a gradient). The backward passes give each window's gradient to its first maximum in
+row-major order among its real elements (the spec's tie rule).
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ FILE = "maxpool2d.cu"
 
 
 def _geometry(s: Pool2dShape) -> tuple:
-    """The seven unsigned scalars every kernel takes (POOL_ARGS in maxpool2d.cu)."""
-    return tuple(np.uint32(v) for v in (s.H, s.W, s.R, s.S, s.stride, s.P, s.Q))
+    """The ten unsigned scalars every kernel takes (POOL_ARGS in maxpool2d.cu)."""
+    return tuple(np.uint32(v) for v in (s.H, s.W, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.P, s.Q))
 
 
 def vector_width(s: Pool2dShape, full: tuple = (), half: tuple = ()) -> int:
-    """Columns per item of the 2×2/2 vector path: 4 or 2 when the shape and the alignment of the `full`
-    (x-shaped) and `half` (y-shaped) arrays allow it, 0 for the generic path."""
-    if (s.R, s.S, s.stride) != (2, 2, 2):
+    """Columns per item of the 2×2/2 vector path (no padding, stride 2 on both axes): 4 or 2 when the shape and the
+    alignment of the `full` (x-shaped) and `half` (y-shaped) arrays allow it, 0 for the generic path."""
+    if (s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w) != (2, 2, 2, 2, 0, 0):
         return 0
     for v in (4, 2):
         if s.W % v == 0 and all(a.data.ptr % (4 * v) == 0 for a in full) and all(
@@ -62,7 +64,7 @@ def _launch(func: str, grid: int, arrays: tuple, s: Pool2dShape, count: int) -> 
 
 @_reg("fwd", "naive", lambda s: "maxpool_fwd_naive")
 def maxpool_fwd_naive(s: Pool2dShape, x, *, y):
-    """One thread per output: the max of its R×S window."""
+    """One thread per output: the max of its R×S window, clipped to the image."""
     _launch("maxpool_fwd_naive", _cuda.blocks(y.size, THREADS), (x, y), s, y.size)
 
 
@@ -74,7 +76,7 @@ def maxpool_bwd_naive(s: Pool2dShape, x, y, dy, *, dx):
 
 @_reg("fwd", "vec", lambda s: _fwd_kernel(vector_width(s)))
 def maxpool_fwd_vec(s: Pool2dShape, x, *, y):
-    """2×2/2: V-wide loads of a row pair per item; otherwise one output per grid-stride step."""
+    """2×2/2 unpadded: V-wide loads of a row pair per item; otherwise one output per grid-stride step."""
     v = vector_width(s, (x,), (y,))
     items = s.N * s.C * s.P * (s.W // v) if v else y.size
     func = _fwd_kernel(v)
@@ -83,7 +85,8 @@ def maxpool_fwd_vec(s: Pool2dShape, x, *, y):
 
 @_reg("bwd", "vec", lambda s: _bwd_kernel(vector_width(s)))
 def maxpool_bwd_vec(s: Pool2dShape, x, y, dy, *, dx):
-    """2×2/2: V-wide loads and stores of a row pair per item; otherwise one input element per grid-stride step."""
+    """2×2/2 unpadded: V-wide loads and stores of a row pair per item; otherwise one input element per grid-stride
+    step."""
     v = vector_width(s, (x, dx), (y, dy))
     items = s.N * s.C * ((s.H + 1) // 2) * (s.W // v) if v else dx.size
     func = _bwd_kernel(v)

@@ -140,11 +140,13 @@ class Cudnn:
         self.call("cudnnSetTensor4dDescriptor", desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w)
         return desc
 
-    def max_pooling_2d(self, r: int, s: int, stride: int) -> int:
-        """Max pooling over r×s windows, no padding, the same stride in both directions, NaNs propagated."""
+    def max_pooling_2d(self, r: int, s: int, pad_h: int, pad_w: int, stride_h: int, stride_w: int) -> int:
+        """Max pooling over r×s windows, padding and stride per axis (cudnnSetPooling2dDescriptor's order: window,
+        padding, stride, each vertical then horizontal), NaNs propagated. CUDNN_POOLING_MAX leaves the padding
+        out of every window (as −inf would be): it is never the maximum and gets no gradient."""
         desc = self._create("cudnnCreatePoolingDescriptor")
-        self.call("cudnnSetPooling2dDescriptor", desc, CUDNN_POOLING_MAX, CUDNN_PROPAGATE_NAN, r, s, 0, 0,
-                  stride, stride)
+        self.call("cudnnSetPooling2dDescriptor", desc, CUDNN_POOLING_MAX, CUDNN_PROPAGATE_NAN, r, s, pad_h, pad_w,
+                  stride_h, stride_w)
         return desc
 
     def activation(self, mode: int) -> int:

@@ -48,7 +48,7 @@ from impls.nvidia.cudnn_plans import (
 )
 
 MODES = {"cudnn": "fp32", "cudnn_tf32": "tf32"}
-_support: dict[tuple, str | None] = {}  # (pass, GemmShape) -> why strict cuDNN matmul cannot run it
+_support: dict[tuple, str | None] = {}  # (pass, [name,] shape) -> why cuDNN cannot run it (None: it can)
 
 
 def available_strict_matmul() -> str | None:
@@ -85,13 +85,15 @@ def _output(t, dims: list[int], strides: list[int] | None = None):
 
 
 def _conv_args(s: Conv2dShape, c) -> dict:
-    return {"padding": [s.pad, s.pad], "stride": [s.stride, s.stride], "dilation": [1, 1],
-            "compute_data_type": c.data_type.FLOAT}
+    """Per-axis geometry. cuDNN has no groups argument: it infers them from the tensor dims (C of x or dx over the
+    weights' C/groups, cuDNN Frontend issue #114), so every w and dw is [K, C/groups, R, S]."""
+    return {"padding": [s.pad_h, s.pad_w], "stride": [s.stride_h, s.stride_w],
+            "dilation": [s.dilation_h, s.dilation_w], "compute_data_type": c.data_type.FLOAT}
 
 
 def _conv_fprop_recipe(s: Conv2dShape, bias: bool) -> Callable:
     def recipe(g, c):
-        t = {"x": _tensor(g, "x", [s.N, s.C, s.H, s.W]), "w": _tensor(g, "w", [s.K, s.C, s.R, s.S])}
+        t = {"x": _tensor(g, "x", [s.N, s.C, s.H, s.W]), "w": _tensor(g, "w", [s.K, s.Cg, s.R, s.S])}
         y = g.conv_fprop(image=t["x"], weight=t["w"], name="conv", **_conv_args(s, c))
         if bias:
             t["b"] = _tensor(g, "b", [1, s.K, 1, 1])
@@ -103,7 +105,7 @@ def _conv_fprop_recipe(s: Conv2dShape, bias: bool) -> Callable:
 
 def _conv_dgrad_recipe(s: Conv2dShape) -> Callable:
     def recipe(g, c):
-        t = {"dy": _tensor(g, "dy", [s.N, s.K, s.P, s.Q]), "w": _tensor(g, "w", [s.K, s.C, s.R, s.S])}
+        t = {"dy": _tensor(g, "dy", [s.N, s.K, s.P, s.Q]), "w": _tensor(g, "w", [s.K, s.Cg, s.R, s.S])}
         dx = g.conv_dgrad(loss=t["dy"], filter=t["w"], name="dgrad", out_dims=[s.N, s.C, s.H, s.W],
                           **_conv_args(s, c))
         t["dx"] = _output(dx, [s.N, s.C, s.H, s.W])
@@ -114,9 +116,9 @@ def _conv_dgrad_recipe(s: Conv2dShape) -> Callable:
 def _conv_wgrad_recipe(s: Conv2dShape) -> Callable:
     def recipe(g, c):
         t = {"x": _tensor(g, "x", [s.N, s.C, s.H, s.W]), "dy": _tensor(g, "dy", [s.N, s.K, s.P, s.Q])}
-        dw = g.conv_wgrad(image=t["x"], loss=t["dy"], name="wgrad", out_dims=[s.K, s.C, s.R, s.S],
+        dw = g.conv_wgrad(image=t["x"], loss=t["dy"], name="wgrad", out_dims=[s.K, s.Cg, s.R, s.S],
                           **_conv_args(s, c))
-        t["dw"] = _output(dw, [s.K, s.C, s.R, s.S])
+        t["dw"] = _output(dw, [s.K, s.Cg, s.R, s.S])
         return t
     return recipe
 
@@ -272,11 +274,34 @@ def _strict_matmul_support(pass_: str) -> Callable[[GemmShape], str | None]:
     return supports
 
 
+_CONV_RECIPES = {"fprop": lambda s: _conv_fprop_recipe(s, bias=False), "dgrad": _conv_dgrad_recipe,
+                 "wgrad": _conv_wgrad_recipe}
+
+
+def _conv_support(pass_: str, name: str) -> Callable[[Conv2dShape], str | None]:
+    """supports= of the conv entries: a layer beyond the square geometry (per-axis stride or padding, dilation,
+    groups) is built once here, without autotuning, and cuDNN's refusal becomes the row's reason (a skipped row,
+    not an error). Square layers always build; they are not probed."""
+    def supports(s: Conv2dShape) -> str | None:
+        if s.square or available() is not None:
+            return None
+        key = (pass_, name, s)
+        if key not in _support:
+            try:
+                build(_CONV_RECIPES[pass_](s), name == "cudnn", bound_handle(), {}, autotune=False)
+                _support[key] = None
+            except Exception as exc:
+                _support[key] = f"cuDNN builds no {MODES[name]} plan for this geometry ({one_line(exc, 240)})"
+        return _support[key]
+    return supports
+
+
 def _register_all() -> None:
     for name, math in MODES.items():
         for pass_, make in (("fprop", _conv2d_fprop), ("dgrad", _conv2d_dgrad), ("wgrad", _conv2d_wgrad)):
             register("conv2d", pass_, name=name, device="gpu", math=math, available=available, family="vendor",
-                     group="cudnn", details=details_for("conv2d", pass_, name))(make(name))
+                     group="cudnn", supports=_conv_support(pass_, name),
+                     details=details_for("conv2d", pass_, name))(make(name))
         strict = name == "cudnn"
         for pass_, make in (("fwd", _gemm_fwd), ("bwd", _gemm_bwd)):
             register("gemm", pass_, name=name, device="gpu", math=math, family="vendor", group="cudnn",

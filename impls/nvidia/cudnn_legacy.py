@@ -4,8 +4,9 @@ These have no node in the cuDNN Frontend graph API, so they go through impls/nvi
 handle per device, its stream set to CuPy's current stream before every call; descriptors are cached per shape
 (they are host objects, cheap but not free to build).
 
-- maxpool2d fwd/bwd: cudnnPoolingForward/Backward, CUDNN_POOLING_MAX, no padding. The backward pass finds each
-  window's maximum again from x and y, as the op's bwd pass expects.
+- maxpool2d fwd/bwd: cudnnPoolingForward/Backward, CUDNN_POOLING_MAX, window, padding and stride per axis
+  (cudnnSetPooling2dDescriptor); the padding is left out of the windows, as the spec's −inf. The backward pass
+  finds each window's maximum again from x and y, as the op's bwd pass expects.
 - relu, sigmoid fwd/bwd: cudnnActivationForward/Backward. The backward call also takes the forward input x, which
   these passes do not have (they read y): for ReLU y itself is passed as x (relu(y) = y and y > 0 exactly where
   x > 0); sigmoid's gradient is computed from y alone (dy·y·(1 − y)), so y is passed there too and the checker
@@ -61,8 +62,13 @@ def _tensor(n: int, c: int, h: int, w: int) -> int:
 
 
 @functools.cache
-def _pool(r: int, s: int, stride: int) -> int:
-    return cl.library().max_pooling_2d(r, s, stride)
+def _pool(r: int, s: int, pad_h: int, pad_w: int, stride_h: int, stride_w: int) -> int:
+    return cl.library().max_pooling_2d(r, s, pad_h, pad_w, stride_h, stride_w)
+
+
+def _pool_desc(s: Pool2dShape) -> int:
+    """The pooling descriptor of `s`: window R×S, padding pad_h×pad_w, stride stride_h×stride_w."""
+    return _pool(s.R, s.S, s.pad_h, s.pad_w, s.stride_h, s.stride_w)
 
 
 @functools.cache
@@ -77,15 +83,15 @@ def _eltwise_desc(s) -> int:
 # ---------------------------------------------------------------- maxpool2d
 @reg("maxpool2d", "fwd")
 def maxpool2d_fwd(s: Pool2dShape, x, *, y):
-    """cudnnPoolingForward, CUDNN_POOLING_MAX."""
-    cl.library().pooling_forward(_handle(), _pool(s.R, s.S, s.stride), _tensor(s.N, s.C, s.H, s.W), x.data.ptr,
+    """cudnnPoolingForward, CUDNN_POOLING_MAX (padding excluded from the windows)."""
+    cl.library().pooling_forward(_handle(), _pool_desc(s), _tensor(s.N, s.C, s.H, s.W), x.data.ptr,
                                  _tensor(s.N, s.C, s.P, s.Q), y.data.ptr)
 
 
 @reg("maxpool2d", "bwd")
 def maxpool2d_bwd(s: Pool2dShape, x, y, dy, *, dx):
     """cudnnPoolingBackward, CUDNN_POOLING_MAX (dy to each window's maximum, overlaps summed)."""
-    cl.library().pooling_backward(_handle(), _pool(s.R, s.S, s.stride), _tensor(s.N, s.C, s.P, s.Q), y.data.ptr,
+    cl.library().pooling_backward(_handle(), _pool_desc(s), _tensor(s.N, s.C, s.P, s.Q), y.data.ptr,
                                   dy.data.ptr, _tensor(s.N, s.C, s.H, s.W), x.data.ptr, dx.data.ptr)
 
 

@@ -124,43 +124,63 @@ def gemm_bwd(s, x, w, dy, *, dx, dw, db):
     torch.sum(dy, dim=0, out=db)
 
 
+def _conv_geometry(s) -> dict:
+    """F.conv2d's and torch.nn.grad's geometry keywords, per axis (weights are K × C/groups × R × S)."""
+    return {"stride": (s.stride_h, s.stride_w), "padding": (s.pad_h, s.pad_w),
+            "dilation": (s.dilation_h, s.dilation_w), "groups": s.groups}
+
+
 def conv2d_fprop(s, x, w, b, *, y):
     """torch.nn.functional.conv2d (with bias), copied into y."""
     import torch.nn.functional as F
 
-    y.copy_(F.conv2d(x, w, b, stride=s.stride, padding=s.pad))
+    y.copy_(F.conv2d(x, w, b, **_conv_geometry(s)))
 
 
 def conv2d_dgrad(s, dy, w, *, dx):
     """torch.nn.grad.conv2d_input, copied into dx."""
     import torch.nn.grad
 
-    dx.copy_(torch.nn.grad.conv2d_input((s.N, s.C, s.H, s.W), w, dy, stride=s.stride, padding=s.pad))
+    dx.copy_(torch.nn.grad.conv2d_input((s.N, s.C, s.H, s.W), w, dy, **_conv_geometry(s)))
 
 
 def conv2d_wgrad(s, x, dy, *, dw, db):
     """torch.nn.grad.conv2d_weight (copied into dw) and torch.sum for db."""
     import torch.nn.grad
 
-    dw.copy_(torch.nn.grad.conv2d_weight(x, (s.K, s.C, s.R, s.S), dy, stride=s.stride, padding=s.pad))
+    dw.copy_(torch.nn.grad.conv2d_weight(x, (s.K, s.Cg, s.R, s.S), dy, **_conv_geometry(s)))
     torch.sum(dy, dim=(0, 2, 3), out=db)
 
 
 # ---------------------------------------------------------------- the other ops
+def _pool_geometry(s) -> tuple[list[int], list[int], list[int]]:
+    """max_pool2d's kernel, stride and padding, per axis (PyTorch pads with −inf: padding is never the max)."""
+    return [s.R, s.S], [s.stride_h, s.stride_w], [s.pad_h, s.pad_w]
+
+
+def maxpool2d_supports(s) -> str | None:
+    """PyTorch rejects padding beyond half the window ("pad should be at most half of effective kernel size")."""
+    if s.pad_h > s.R // 2 or s.pad_w > s.S // 2:
+        return (f"PyTorch max_pool2d needs pad <= window/2 per axis (pad {s.pad_h}x{s.pad_w}, window "
+                f"{s.R}x{s.S})")
+    return None
+
+
 def maxpool2d_fwd(s, x, *, y):
     """torch.nn.functional.max_pool2d, copied into y."""
     import torch.nn.functional as F
 
-    y.copy_(F.max_pool2d(x, (s.R, s.S), stride=s.stride))
+    kernel, stride, padding = _pool_geometry(s)
+    y.copy_(F.max_pool2d(x, kernel, stride=stride, padding=padding))
 
 
 def maxpool2d_bwd(s, x, y, dy, *, dx):
     """aten max_pool2d_with_indices (for the indices), then its backward into dx."""
     import torch
 
-    kernel, stride = [s.R, s.S], [s.stride, s.stride]
-    _, idx = torch.ops.aten.max_pool2d_with_indices(x, kernel, stride)
-    torch.ops.aten.max_pool2d_with_indices_backward.grad_input(dy, x, kernel, stride, [0, 0], [1, 1], False, idx,
+    kernel, stride, padding = _pool_geometry(s)
+    _, idx = torch.ops.aten.max_pool2d_with_indices(x, kernel, stride, padding)
+    torch.ops.aten.max_pool2d_with_indices_backward.grad_input(dy, x, kernel, stride, padding, [1, 1], False, idx,
                                                                grad_input=dx)
 
 
@@ -242,6 +262,7 @@ OTHERS = {("maxpool2d", "fwd"): maxpool2d_fwd, ("maxpool2d", "bwd"): maxpool2d_b
           ("softmax_xent", "fwd"): softmax_xent_fwd, ("softmax_xent", "bwd"): softmax_xent_bwd,
           ("sigmoid_bce", "fwd"): sigmoid_bce_fwd, ("sigmoid_bce", "bwd"): sigmoid_bce_bwd,
           ("sgd", "update"): sgd_update}
+SUPPORTS = {("maxpool2d", "fwd"): maxpool2d_supports, ("maxpool2d", "bwd"): maxpool2d_supports}  # shape limits
 
 
 def _register_all() -> None:
@@ -254,11 +275,11 @@ def _register_all() -> None:
             _wrap(body, "gpu", tf32=True))
     for (op, pass_), body in OTHERS.items():
         register(op, pass_, name="torch", device="gpu", math="fp32", available=available_gpu,
-                 family="peer")(
+                 family="peer", supports=SUPPORTS.get((op, pass_)))(
             _wrap(body, "gpu", tf32=None))
     for (op, pass_), body in {**PRECISION_SENSITIVE, **OTHERS}.items():
         register(op, pass_, name="torch_cpu", device="cpu", math="fp32", available=available_cpu,
-                 family="peer")(
+                 family="peer", supports=SUPPORTS.get((op, pass_)))(
             _wrap(body, "cpu", tf32=None))
 
 

@@ -1,13 +1,15 @@
 """numpy_opt: the optimised CPU path, float32 throughout, BLAS for every product.
 
-- conv2d: im2col + one BLAS GEMM per pass (thesis seed 003, §4 "adaptación": convolution as a matrix product).
-  The column matrix cols[(n,p,q), (c,r,s)] = x_pad[n, c, p·u + r, q·u + s] is a strided view of the padded input
-  (no Python loops over pixels) copied once into a contiguous buffer; then
-  fprop  Y   = cols · W_matᵀ            (N·P·Q × K),
-  wgrad  dW  = dY_matᵀ · cols           (K × C·R·S),
-  dgrad  dcols = dY_mat · W_mat, folded back by col2im: R·S strided adds into the padded dx.
+- conv2d: im2col + one BLAS GEMM per pass and group (thesis seed 003, §4 "adaptación": convolution as a matrix
+  product). Group g's column matrix cols_g[(c,r,s), (n,p,q)] = x_pad[n, g·Cg + c, p·u_h + r·d_h, q·u_w + s·d_w] is
+  a strided view of the padded input (no Python loops over pixels) copied once into a contiguous buffer; then,
+  with np.matmul over the group axis (W_g: K/G × C/G·R·S, dY_g: K/G × N·P·Q),
+  fprop  Y_g   = W_g · cols_g           (K/G × N·P·Q),
+  wgrad  dW_g  = dY_g · cols_gᵀ         (K/G × C/G·R·S),
+  dgrad  dcols_g = W_gᵀ · dY_g, folded back by col2im: R·S strided adds into the padded dx.
 - gemm: one BLAS call per product, bias and ReLU applied in place on the output (no temporaries).
-- maxpool2d, activations, losses, sgd: vectorised NumPy with `out=` buffers, one pass per R·S window tap.
+- maxpool2d, activations, losses, sgd: vectorised NumPy with `out=` buffers, one pass per R·S window tap (maxpool2d:
+  each tap clipped to the image, so padding, −inf, is never read or written).
 """
 
 from __future__ import annotations
@@ -45,78 +47,109 @@ def gemm_bwd(s: GemmShape, x, w, dy, *, dx, dw, db):
 
 
 # ---------------------------------------------------------------- conv2d
-def _pad(x, p: int):
-    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
+def _pad(x, s: Conv2dShape):
+    return np.pad(x, ((0, 0), (0, 0), (s.pad_h, s.pad_h), (s.pad_w, s.pad_w))) if s.pad_h or s.pad_w else x
 
 
 def im2col(s: Conv2dShape, x) -> np.ndarray:
-    """cols[(n,p,q), (c,r,s)] = x_pad[n, c, p·u + r, q·u + s], as one contiguous float32 matrix."""
-    xp = np.ascontiguousarray(_pad(x, s.pad))
+    """cols[g, (c,r,s), (n,p,q)] = x_pad[n, g·Cg + c, p·u_h + r·d_h, q·u_w + s·d_w]: one contiguous float32 column
+    matrix per group (G × Cg·R·S × N·P·Q), copied once from a strided view of the padded input. (n, p, q) runs
+    fastest so that the copy's inner loop is a long row, not the few taps of one filter row."""
+    xp = np.ascontiguousarray(_pad(x, s))
     sn, sc, sh, sw = xp.strides
-    u = s.stride
-    view = as_strided(xp, shape=(s.N, s.P, s.Q, s.C, s.R, s.S),
-                      strides=(sn, sh * u, sw * u, sc, sh, sw), writeable=False)
-    return view.reshape(s.N * s.P * s.Q, s.C * s.R * s.S)
+    view = as_strided(xp, shape=(s.groups, s.Cg, s.R, s.S, s.N, s.P, s.Q),
+                      strides=(sc * s.Cg, sc, sh * s.dilation_h, sw * s.dilation_w, sn, sh * s.stride_h,
+                               sw * s.stride_w), writeable=False)
+    return view.reshape(s.groups, s.Cg * s.R * s.S, s.N * s.P * s.Q)
 
 
-def _dy_matrix(s: Conv2dShape, dy) -> np.ndarray:
-    """dy as (N·P·Q) × K, the layout of the GEMM's output rows."""
-    return dy.transpose(0, 2, 3, 1).reshape(s.N * s.P * s.Q, s.K)
+def _w_matrices(s: Conv2dShape, w) -> np.ndarray:
+    """w as one Kg × (Cg·R·S) matrix per group (a view)."""
+    return w.reshape(s.groups, s.Kg, s.Cg * s.R * s.S)
+
+
+def _dy_matrices(s: Conv2dShape, dy) -> np.ndarray:
+    """dy as one Kg × (N·P·Q) matrix per group, the layout of fprop's GEMM output."""
+    return dy.reshape(s.N, s.groups, s.Kg, s.P * s.Q).transpose(1, 2, 0, 3).reshape(s.groups, s.Kg, -1)
 
 
 @reg("conv2d", "fprop")
 def conv2d_fprop(s: Conv2dShape, x, w, b, *, y):
-    """Y = im2col(x) · W_matᵀ + b."""
-    out = im2col(s, x) @ w.reshape(s.K, -1).T  # (N·P·Q, K)
-    out += b
-    y[...] = out.reshape(s.N, s.P, s.Q, s.K).transpose(0, 3, 1, 2)
+    """Y_g = W_g · cols_g for every group g (np.matmul over the group axis: one BLAS GEMM each), + b."""
+    out = np.matmul(_w_matrices(s, w), im2col(s, x))  # (G, Kg, N·P·Q) = (K, N, P, Q)
+    y[...] = out.reshape(s.K, s.N, s.P, s.Q).transpose(1, 0, 2, 3)
+    y += b[None, :, None, None]
 
 
 @reg("conv2d", "wgrad")
 def conv2d_wgrad(s: Conv2dShape, x, dy, *, dw, db):
-    """dW = dY_matᵀ · im2col(x); db = Σ dy over n, p, q."""
-    dw[...] = (_dy_matrix(s, dy).T @ im2col(s, x)).reshape(dw.shape)
+    """dW_g = dY_g · cols_gᵀ for every group g (a transposed view, no copy); db = Σ dy over n, p, q."""
+    dw[...] = np.matmul(_dy_matrices(s, dy), im2col(s, x).transpose(0, 2, 1)).reshape(dw.shape)
     np.sum(dy, axis=(0, 2, 3), out=db)
 
 
 @reg("conv2d", "dgrad")
 def conv2d_dgrad(s: Conv2dShape, dy, w, *, dx):
-    """dcols = dY_mat · W_mat, then col2im: each filter tap (r, s) adds its slice into the padded dx."""
-    dcols = (_dy_matrix(s, dy) @ w.reshape(s.K, -1)).reshape(s.N, s.P, s.Q, s.C, s.R, s.S)
-    dxp = np.zeros((s.N, s.C, s.H + 2 * s.pad, s.W + 2 * s.pad), dtype=np.float32)
-    u = s.stride
+    """dcols_g = W_gᵀ · dY_g for every group g, then col2im: each filter tap (r, s) adds its slice into the padded dx
+    (rows r·d_h + p·u_h, columns s·d_w + q·u_w)."""
+    dcols = np.matmul(_w_matrices(s, w).transpose(0, 2, 1), _dy_matrices(s, dy))  # (G, Cg·R·S, N·P·Q)
+    dcols = dcols.reshape(s.C, s.R, s.S, s.N, s.P, s.Q)
+    dxp = np.zeros((s.N, s.C, s.H + 2 * s.pad_h, s.W + 2 * s.pad_w), dtype=np.float32)
+    uh, uw = s.stride_h, s.stride_w
     for r in range(s.R):
         for c in range(s.S):
-            dxp[:, :, r:r + u * (s.P - 1) + 1:u, c:c + u * (s.Q - 1) + 1:u] += dcols[..., r, c].transpose(0, 3, 1, 2)
-    dx[...] = dxp[:, :, s.pad:s.pad + s.H, s.pad:s.pad + s.W]
+            h0, w0 = r * s.dilation_h, c * s.dilation_w
+            tap = dcols[:, r, c].transpose(1, 0, 2, 3)  # (N, C, P, Q)
+            dxp[..., h0:h0 + uh * (s.P - 1) + 1:uh, w0:w0 + uw * (s.Q - 1) + 1:uw] += tap
+    dx[...] = dxp[:, :, s.pad_h:s.pad_h + s.H, s.pad_w:s.pad_w + s.W]
 
 
 # ---------------------------------------------------------------- maxpool2d
-def _taps(s: Pool2dShape, a):
-    """The R·S strided views a[:, :, p·u + r, q·u + c] in row-major (r, c) order."""
-    u = s.stride
-    return [a[:, :, r:r + u * (s.P - 1) + 1:u, c:c + u * (s.Q - 1) + 1:u] for r in range(s.R) for c in range(s.S)]
+def _axis_taps(n_out: int, u: int, pad: int, size: int, k: int) -> list:
+    """For each window offset r < k along one axis: (the outputs o whose tap o·u + r − pad lies in [0, size), the
+    input positions those taps read) as two slices, or None where no output's tap r does (it is all padding)."""
+    taps = []
+    for r in range(k):
+        lo, hi = max(0, -((r - pad) // u)), min(n_out - 1, (size - 1 + pad - r) // u)  # ceil((pad − r)/u) ≤ o ≤ hi
+        taps.append((slice(lo, hi + 1), slice(lo * u + r - pad, hi * u + r - pad + 1, u)) if lo <= hi else None)
+    return taps
+
+
+def _taps(s: Pool2dShape) -> list:
+    """The R·S window taps in row-major (r, c) order, clipped to the image (padding is −inf: never the max, so a
+    tap's padded part is simply skipped): (output index, input index) pairs of basic slices, hence views."""
+    rows = _axis_taps(s.P, s.stride_h, s.pad_h, s.H, s.R)
+    cols = _axis_taps(s.Q, s.stride_w, s.pad_w, s.W, s.S)
+    return [((Ellipsis, ro, co), (Ellipsis, ri, ci)) for rr in rows if rr for cc in cols if cc
+            for (ro, ri), (co, ci) in [(rr, cc)]]
 
 
 @reg("maxpool2d", "fwd")
 def maxpool2d_fwd(s: Pool2dShape, x, *, y):
-    """y = running maximum over the R·S taps, in place (R·S vectorised passes, no stacked copy)."""
-    taps = _taps(s, x)
-    np.copyto(y, taps[0])
-    for t in taps[1:]:
-        np.maximum(y, t, out=y)
+    """y = running maximum over the R·S taps, each clipped to the image, in place (R·S vectorised passes, no
+    padded or stacked copy)."""
+    taps = _taps(s)
+    yo, xi = taps[0]
+    if s.pad_h or s.pad_w:
+        y.fill(-np.inf)
+        np.maximum(y[yo], x[xi], out=y[yo])
+    else:  # tap (0, 0) covers every window
+        np.copyto(y, x[xi])
+    for yo, xi in taps[1:]:
+        np.maximum(y[yo], x[xi], out=y[yo])
 
 
 @reg("maxpool2d", "bwd")
 def maxpool2d_bwd(s: Pool2dShape, x, y, dy, *, dx):
-    """Route dy to the first tap equal to the window max y; `taken` stops later equal taps (ties) from also
-    receiving it. Overlapping windows add up through the strided views."""
+    """Route dy to the first tap (row-major, real elements only) equal to the window max y; `taken` stops later
+    equal taps (ties) from also receiving it. Overlapping windows add up through the strided views; the padding
+    is never read or written."""
     dx.fill(0)
     taken = np.zeros(y.shape, dtype=bool)
-    for xt, dxt in zip(_taps(s, x), _taps(s, dx), strict=True):
-        hit = (xt == y) & ~taken
-        dxt += np.where(hit, dy, 0)
-        taken |= hit
+    for yo, xi in _taps(s):
+        hit = (x[xi] == y[yo]) & ~taken[yo]
+        dx[xi] += np.where(hit, dy[yo], 0)
+        taken[yo] |= hit
 
 
 # ---------------------------------------------------------------- activations

@@ -42,78 +42,105 @@ def gemm_bwd(s: GemmShape, x, w, dy, *, dx, dw, db):
 
 # ---------------------------------------------------------------- conv2d
 def _window(a, s: Conv2dShape, r: int, c: int):
-    """The (N, ·, P, Q) view of padded `a` that filter tap (r, c) meets: a_pad[:, :, p·u + r, q·u + c]."""
-    u = s.stride
-    return a[:, :, r:r + u * (s.P - 1) + 1:u, c:c + u * (s.Q - 1) + 1:u]
+    """The (N, ·, P, Q) view of padded `a` that filter tap (r, c) meets: a_pad[:, :, p·u_h + r·d_h, q·u_w + c·d_w]."""
+    h0, w0, uh, uw = r * s.dilation_h, c * s.dilation_w, s.stride_h, s.stride_w
+    return a[:, :, h0:h0 + uh * (s.P - 1) + 1:uh, w0:w0 + uw * (s.Q - 1) + 1:uw]
 
 
-def _pad(a, p: int):
+def _pad(a, s: Conv2dShape):
     xp = array_module(a)
-    return xp.pad(a, ((0, 0), (0, 0), (p, p), (p, p))) if p else a
+    return xp.pad(a, ((0, 0), (0, 0), (s.pad_h, s.pad_h), (s.pad_w, s.pad_w))) if s.pad_h or s.pad_w else a
 
 
 def _mix_channels(a, m):
-    """out[n, k, p, q] = Σ_c a[n, c, p, q]·m[k, c]  (einsum "ncpq,kc->nkpq", through BLAS via tensordot)."""
-    xp = array_module(a)
-    return xp.moveaxis(xp.tensordot(a, m, axes=([1], [1])), 3, 1)
+    """out[n, g·O + o, p, q] = Σ_i a[n, g·I + i, p, q]·m[g, o, i] for each of the G = len(m) groups (a batched
+    matrix product over the groups, through BLAS; one group is the plain channel mix of an ungrouped layer)."""
+    n, _, p, q = a.shape
+    groups = a.reshape(n, m.shape[0], m.shape[2], p * q)  # (N, G, I, P·Q)
+    return (m @ groups).reshape(n, -1, p, q)
+
+
+def _tap(w, s: Conv2dShape, r: int, c: int):
+    """Filter tap (r, c) of every group: (G, K/G, C/G), m[g, k, c'] = w[g·K/G + k, c', r, c]."""
+    return w[:, :, r, c].reshape(s.groups, s.Kg, s.Cg)
 
 
 @reg("conv2d", "fprop")
 def conv2d_fprop(s: Conv2dShape, x, w, b, *, y):
-    """y[n,k,p,q] = b[k] + Σ_{c,r,s} x_pad[n,c,p·u+r,q·u+s]·w[k,c,r,s], summed one filter tap at a time."""
+    """y[n,k,p,q] = b[k] + Σ_{c,r,s} x_pad[n,g·Cg+c,p·u_h+r·d_h,q·u_w+s·d_w]·w[k,c,r,s] (g = k's group), summed one
+    filter tap at a time."""
     xp = array_module(x)
-    xpad = _pad(x, s.pad)
+    xpad = _pad(x, s)
     acc = xp.zeros(y.shape, dtype=x.dtype)
     for r in range(s.R):
         for c in range(s.S):
-            acc += _mix_channels(_window(xpad, s, r, c), w[:, :, r, c])
+            acc += _mix_channels(_window(xpad, s, r, c), _tap(w, s, r, c))
     y[...] = acc + b[None, :, None, None]
 
 
 @reg("conv2d", "dgrad")
 def conv2d_dgrad(s: Conv2dShape, dy, w, *, dx):
-    """dx_pad[n,c,p·u+r,q·u+s] += Σ_k dy[n,k,p,q]·w[k,c,r,s]; then the padding is cut off."""
+    """dx_pad[n,g·Cg+c,p·u_h+r·d_h,q·u_w+s·d_w] += Σ_{k in group g} dy[n,k,p,q]·w[k,c,r,s]; then the padding is cut
+    off."""
     xp = array_module(dy)
-    dxpad = xp.zeros((s.N, s.C, s.H + 2 * s.pad, s.W + 2 * s.pad), dtype=dy.dtype)
+    dxpad = xp.zeros((s.N, s.C, s.H + 2 * s.pad_h, s.W + 2 * s.pad_w), dtype=dy.dtype)
     for r in range(s.R):
         for c in range(s.S):
-            _window(dxpad, s, r, c)[...] += _mix_channels(dy, w[:, :, r, c].T)
-    dx[...] = dxpad[:, :, s.pad:s.pad + s.H, s.pad:s.pad + s.W]
+            _window(dxpad, s, r, c)[...] += _mix_channels(dy, _tap(w, s, r, c).transpose(0, 2, 1))
+    dx[...] = dxpad[:, :, s.pad_h:s.pad_h + s.H, s.pad_w:s.pad_w + s.W]
 
 
 @reg("conv2d", "wgrad")
 def conv2d_wgrad(s: Conv2dShape, x, dy, *, dw, db):
-    """dw[k,c,r,s] = Σ_{n,p,q} dy[n,k,p,q]·x_pad[n,c,p·u+r,q·u+s]; db[k] = Σ_{n,p,q} dy[n,k,p,q]."""
-    xp = array_module(x)
-    xpad = _pad(x, s.pad)
+    """dw[k,c,r,s] = Σ_{n,p,q} dy[n,k,p,q]·x_pad[n,g·Cg+c,p·u_h+r·d_h,q·u_w+s·d_w]; db[k] = Σ_{n,p,q} dy[n,k,p,q].
+    Per tap, one batched product over the groups: (K/G × N·P·Q) · (N·P·Q × C/G)."""
+    xpad = _pad(x, s)
+    pq = s.P * s.Q
+    dyg = dy.reshape(s.N, s.groups, s.Kg, pq).transpose(1, 2, 0, 3).reshape(s.groups, s.Kg, s.N * pq)
     for r in range(s.R):
         for c in range(s.S):
-            dw[:, :, r, c] = xp.tensordot(dy, _window(xpad, s, r, c), axes=([0, 2, 3], [0, 2, 3]))
+            win = _window(xpad, s, r, c).reshape(s.N, s.groups, s.Cg, pq).transpose(1, 0, 3, 2)
+            dw[:, :, r, c] = (dyg @ win.reshape(s.groups, s.N * pq, s.Cg)).reshape(s.K, s.Cg)
     db[...] = dy.sum(axis=(0, 2, 3))
 
 
 # ---------------------------------------------------------------- maxpool2d
-def _pool_windows(s: Pool2dShape, x):
-    """The R·S strided views x[:, :, p·u + r, q·u + c], in row-major (r, c) order."""
-    u = s.stride
-    return [x[:, :, r:r + u * (s.P - 1) + 1:u, c:c + u * (s.Q - 1) + 1:u] for r in range(s.R) for c in range(s.S)]
+def _pool_pad(s: Pool2dShape, a, value):
+    """`a` with pad_h rows and pad_w columns of `value` on each side (no copy without padding)."""
+    if not (s.pad_h or s.pad_w):
+        return a
+    xp = array_module(a)
+    return xp.pad(a, ((0, 0), (0, 0), (s.pad_h, s.pad_h), (s.pad_w, s.pad_w)), constant_values=value)
+
+
+def _pool_windows(s: Pool2dShape, a):
+    """The R·S strided views a_pad[:, :, p·u_h + r, q·u_w + c] of padded `a`, in row-major (r, c) order."""
+    uh, uw = s.stride_h, s.stride_w
+    return [a[:, :, r:r + uh * (s.P - 1) + 1:uh, c:c + uw * (s.Q - 1) + 1:uw] for r in range(s.R) for c in range(s.S)]
 
 
 @reg("maxpool2d", "fwd")
 def maxpool2d_fwd(s: Pool2dShape, x, *, y):
-    """y = max over each R×S window."""
+    """y = max over each R×S window of x padded with −inf."""
     xp = array_module(x)
-    y[...] = xp.stack(_pool_windows(s, x)).max(axis=0)
+    y[...] = xp.stack(_pool_windows(s, _pool_pad(s, x, -xp.inf))).max(axis=0)
 
 
 @reg("maxpool2d", "bwd")
 def maxpool2d_bwd(s: Pool2dShape, x, y, dy, *, dx):
-    """dx += dy at the first (row-major) maximum of each window; overlapping windows add up."""
+    """dx += dy at the first (row-major) real element of each window equal to its maximum (padding never counts,
+    even against an all −inf window); overlapping windows add up; the padding of dx is cut off."""
     xp = array_module(x)
-    first_max = xp.stack(_pool_windows(s, x)).argmax(axis=0)  # argmax returns the first of equal maxima
-    dx[...] = 0
-    for i, view in enumerate(_pool_windows(s, dx)):
+    windows = xp.stack(_pool_windows(s, _pool_pad(s, x, -xp.inf)))
+    if s.pad_h or s.pad_w:
+        real = xp.stack(_pool_windows(s, _pool_pad(s, xp.ones(x.shape, dtype=bool), False)))
+        first_max = ((windows == windows.max(axis=0)) & real).argmax(axis=0)  # argmax: the first True
+    else:
+        first_max = windows.argmax(axis=0)  # argmax returns the first of equal maxima
+    dxp = xp.zeros((s.N, s.C, s.H + 2 * s.pad_h, s.W + 2 * s.pad_w), dtype=dx.dtype)
+    for i, view in enumerate(_pool_windows(s, dxp)):
         view += xp.where(first_max == i, dy, 0)
+    dx[...] = dxp[:, :, s.pad_h:s.pad_h + s.H, s.pad_w:s.pad_w + s.W]
 
 
 # ---------------------------------------------------------------- activations

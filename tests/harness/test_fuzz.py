@@ -22,23 +22,32 @@ from harness.spec import parse_shape, shape_str  # noqa: E402
 from harness.testing import assert_matches_oracle  # noqa: E402
 
 OPS = sorted(all_ops())
-SMALL = {"pad": st.integers(0, 3), "stride": st.integers(1, 3), "R": st.integers(1, 5), "S": st.integers(1, 5)}
+SMALL = {"pad": st.integers(0, 3), "stride": st.integers(1, 3), "dilation": st.integers(1, 3),
+         "R": st.integers(1, 5), "S": st.integers(1, 5), "groups": st.sampled_from([1, 1, 2, 3])}
 
 
 def _field(f: dataclasses.Field):
-    if f.name in SMALL:
-        return SMALL[f.name]
+    key = f.name.removesuffix("_h").removesuffix("_w")  # stride_h, pad_w, ...: the range of their shorthand
+    if key in SMALL:
+        return SMALL[key]
     kind = f.type if isinstance(f.type, str) else f.type.__name__
+    kind = kind.removesuffix(" | None")
     return {"int": st.integers(1, 13), "bool": st.booleans(), "float": st.floats(1e-3, 1.0)}[kind]
 
 
 def shapes(op: str):
-    """Valid shapes of `op`: every field drawn from a small range, impossible combinations discarded."""
+    """Valid shapes of `op`: every field drawn from a small range (per-axis fields independently), impossible
+    combinations discarded. Depthwise convolutions (groups = C = K) are drawn on purpose: a random draw hits them
+    rarely."""
     shape_type = get_op(op).shape_type
 
     @st.composite
     def draw(d):
         values = {f.name: d(_field(f)) for f in dataclasses.fields(shape_type)}
+        if "groups" in values and d(st.booleans()):
+            values["groups"] = values["K"] = values["C"]
+        elif "groups" in values:  # scale C and K so that the drawn groups divide them
+            values["C"], values["K"] = (-(-values[k] // values["groups"]) * values["groups"] for k in ("C", "K"))
         try:
             return shape_type(**values)
         except UsageError:

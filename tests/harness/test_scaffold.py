@@ -32,7 +32,12 @@ def _check_passes(tmp_path: Path, op: str, pass_: str, device: str) -> None:
     run = harness([*command, "--check-only", "--shapes", "edge", "--out", "run", "--no-report"], tmp_path / "k")
     rows = pd.read_csv(tmp_path / "k" / "run" / "results.csv")
     mine = rows[rows.impl == "mine"]
-    assert len(mine) > 0 and set(mine.status) == {"pass"}, (run.stderr, mine[["shape", "status", "reason"]])
+    # the conv2d template takes square layers and says so for the others (per-axis, dilated, grouped: skipped)
+    reason = mine["reason"].fillna("").astype(str)
+    declined = (mine.status == "skipped") & reason.str.startswith("template: square layers only")
+    assert declined.sum() == mine["shape"].str.contains("_h=|dilation|groups").sum()
+    assert len(mine) > declined.sum() and set(mine.status[~declined]) == {"pass"}, \
+        (run.stderr, mine[["shape", "status", "reason"]])
 
 
 @pytest.mark.parametrize("op, pass_", TEMPLATES)

@@ -89,8 +89,34 @@ def test_impossible_or_malformed_shapes_are_one_line_usage_errors(text, message)
 
 
 def test_pool_window_larger_than_input():
-    with pytest.raises(UsageError, match="larger than the input"):
+    with pytest.raises(UsageError, match="larger than the padded input 2x2"):
         Pool2dShape(1, 1, 2, 2, 3, 3, 1)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"R": 2, "S": 2, "pad": 2}, "padding 2x2 must be smaller than the window 2x2"),
+    ({"R": 3, "S": 2, "pad_h": 1, "pad_w": 2}, "padding 1x2 must be smaller than the window 3x2"),
+    ({"R": 1, "S": 3, "pad_h": 1}, "padding 1x0 must be smaller than the window 1x3"),
+    ({"R": 3, "S": 3, "pad_w": -1}, "pad must be >= 0"),
+    ({"R": 8, "S": 2, "pad_h": 1}, "window 8x2 is larger than the padded input 7x5"),
+    ({"R": 2, "S": 6, "pad_h": 1}, "window 2x6 is larger than the padded input 7x5"),
+    ({"stride_h": 0}, "stride_h"),
+    ({"stride": 2, "stride_w": 1}, "disagree"),
+])
+def test_invalid_pool_shapes_are_usage_errors(kwargs, message):
+    with pytest.raises(UsageError, match=message):
+        Pool2dShape(1, 1, 5, 5, **kwargs)
+
+
+def test_pool_shape_per_axis_geometry_and_strings():
+    s = Pool2dShape(2, 3, 9, 8, 3, 2, stride_h=2, stride_w=1, pad_h=1, pad_w=1)
+    assert (s.P, s.Q) == ((9 + 2 - 3) // 2 + 1, (8 + 2 - 2) // 1 + 1)
+    assert shape_str(s) == "N=2,C=3,H=9,W=8,R=3,S=2,stride_h=2,stride_w=1,pad=1"
+    assert parse_shape(Pool2dShape, shape_str(s)) == s
+    assert shape_str(Pool2dShape(1, 2, 9, 9, 3, 3, 2)) == "N=1,C=2,H=9,W=9,R=3,S=3,stride=2"  # rows as before
+    with pytest.raises(UsageError, match="stride differs per axis"):
+        _ = s.stride
+    assert Pool2dShape(1, 1, 5, 5, 3, 3, 2, 1).pad == 1
 
 
 def test_byte_and_flop_counts_of_huge_shapes_do_not_overflow():

@@ -1,4 +1,5 @@
-"""GPU maxpool2d (impls/maxpool2d_cuda.py) against the float64 oracle, the tie rule, every kernel path."""
+"""GPU maxpool2d (impls/cuda/maxpool2d.py) against the float64 oracle, the tie rule, every kernel path, per-axis
+strides and padding (gpu-marked); which shapes take the vector path (no GPU needed)."""
 
 import numpy as np
 import pytest
@@ -6,16 +7,41 @@ import pytest
 from harness.ops.maxpool2d import SPEC, Pool2dShape, pool_forward_reference
 from harness.registry import get
 from harness.testing import assert_matches_oracle
+from impls.cuda.maxpool2d import vector_width
 
-pytestmark = pytest.mark.gpu
+gpu = pytest.mark.gpu
 
 IMPLS = ("cupy_naive", "cupy_opt")
 # one shape per kernel of cupy_opt: 16-byte path (W % 4 == 0), 8-byte path (W % 4 == 2), generic (odd W,
 # other windows and strides, overlapping windows), each with an odd H (a last row no window covers)
 PATHS = [Pool2dShape(2, 3, 9, 12), Pool2dShape(2, 3, 9, 10), Pool2dShape(2, 3, 9, 11),
          Pool2dShape(2, 2, 11, 11, 3, 3, 2), Pool2dShape(1, 2, 8, 9, 3, 2, 1), Pool2dShape(1, 1, 10, 10, 2, 2, 3)]
+# per-axis strides and padding (all on the generic path): 2×2 windows that would be the vector path's but for the
+# padding or one stride, padding on one axis or both, ResNet's 3×3/2 pad 1, pad > window/2, one row or column,
+# windows that hold padding on both sides, strides larger than the window
+PADDED = [Pool2dShape(2, 3, 9, 12, 2, 2, 2, 1), Pool2dShape(2, 3, 8, 12, 2, 2, stride_h=2, stride_w=1),
+          Pool2dShape(2, 3, 9, 8, 3, 2, stride_h=2, stride_w=1, pad_h=1, pad_w=1),
+          Pool2dShape(2, 4, 15, 15, 3, 3, 2, 1), Pool2dShape(1, 2, 6, 7, 3, 3, 1, pad_h=2, pad_w=0),
+          Pool2dShape(2, 2, 1, 7, 1, 3, stride_h=1, stride_w=2, pad_w=1),
+          Pool2dShape(1, 2, 6, 1, 3, 1, stride_h=2, stride_w=1, pad_h=2), Pool2dShape(1, 1, 2, 2, 3, 3, 1, 1),
+          Pool2dShape(1, 2, 8, 5, 3, 5, stride_h=4, stride_w=5, pad_h=2, pad_w=4)]
 
 
+@pytest.mark.parametrize("shape", [*PADDED, Pool2dShape(2, 3, 9, 11), Pool2dShape(2, 2, 11, 11, 3, 3, 2)], ids=str)
+def test_only_unpadded_2x2_stride_2_takes_the_vector_path(shape):
+    assert vector_width(shape) == 0
+    assert vector_width(Pool2dShape(2, 3, 9, 12)) == 4 and vector_width(Pool2dShape(2, 3, 9, 10)) == 2
+
+
+@gpu
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("pass_", list(SPEC.passes))
+@pytest.mark.parametrize("shape", PADDED, ids=str)
+def test_per_axis_strides_and_padding_match_the_oracle(shape, pass_, impl):
+    assert_matches_oracle("maxpool2d", pass_, impl, [shape])
+
+
+@gpu
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("pass_", list(SPEC.passes))
 @pytest.mark.parametrize("shape", PATHS, ids=str)
@@ -41,6 +67,7 @@ def _bwd(impl: str, s: Pool2dShape, x: np.ndarray, dy: np.ndarray, offset: int =
     return dx.get()
 
 
+@gpu
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("W", [4, 6, 5], ids=["v4", "v2", "generic"])
 def test_ties_go_to_the_first_maximum_in_row_major_order(impl, W):
@@ -66,8 +93,9 @@ def test_ties_go_to_the_first_maximum_in_row_major_order(impl, W):
     np.testing.assert_array_equal(dx2, expected2)
 
 
+@gpu
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("shape", [*PATHS, Pool2dShape(2, 3, 7, 7, 7, 7, 1)], ids=str)
+@pytest.mark.parametrize("shape", [*PATHS, *PADDED, Pool2dShape(2, 3, 7, 7, 7, 7, 1)], ids=str)
 def test_many_ties_equal_the_oracle_exactly(shape, impl):
     """Inputs from {0, 1, 2} (ties in almost every window) and integer dy, so every sum is exact: the result must
     equal the oracle's (first maximum by argmax, overlapping windows summed) bit for bit, also at a misaligned x."""
@@ -78,3 +106,22 @@ def test_many_ties_equal_the_oracle_exactly(shape, impl):
     get("maxpool2d", "bwd", "numpy_ref").fn(shape, x=x, y=pool_forward_reference(shape, x), dy=dy, dx=ref)
     for offset in (0, 1):
         np.testing.assert_array_equal(_bwd(impl, shape, x, dy, offset), ref)
+
+
+@gpu
+@pytest.mark.parametrize("impl", IMPLS)
+def test_padding_is_never_the_maximum(impl):
+    """3×3 windows, stride 1, pad 1 over a 2×2 image: every window holds the whole image plus padding. All equal
+    (also all −inf, which ties the padding's −inf): every window's gradient goes to its first real element (0, 0)."""
+    import cupy
+
+    s = Pool2dShape(1, 1, 2, 2, 3, 3, 1, 1)
+    dy = np.array([[1.0, 2.0], [4.0, 8.0]]).reshape(1, 1, 2, 2)
+    for value in (5.0, -np.inf, 1.0):
+        x = np.full((1, 1, 2, 2), value) if value != 1.0 else np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2)
+        y = cupy.full((1, 1, 2, 2), np.nan, dtype=cupy.float32)
+        get("maxpool2d", "fwd", impl).fn(s, x=cupy.asarray(x, dtype=cupy.float32), y=y)
+        np.testing.assert_array_equal(y.get(), np.full((1, 1, 2, 2), x.max()))
+        expected = np.zeros((2, 2))
+        expected[(0, 0) if value != 1.0 else (1, 1)] = dy.sum()
+        np.testing.assert_array_equal(_bwd(impl, s, x, dy)[0, 0], expected)

@@ -76,9 +76,23 @@ def test_success_returns_the_created_objects():
     fake = FakeLib()
     lib = cl.Cudnn([fake])
     assert lib.create_handle() == 0x1234
-    assert lib.max_pooling_2d(2, 2, 2) == 0x1234
+    assert lib.max_pooling_2d(2, 2, 0, 0, 2, 2) == 0x1234
     assert fake.calls[-2:] == ["cudnnCreatePoolingDescriptor", "cudnnSetPooling2dDescriptor"]
     assert fake.cudnnSetPooling2dDescriptor.argtypes[1] is ctypes.c_int  # typed: argtypes were bound
+
+
+def test_pooling_descriptor_takes_window_padding_and_stride_per_axis():
+    fake = FakeLib()
+    seen = []
+
+    def set_pooling(*args):
+        seen.append(args)
+        return 0
+
+    fake.cudnnSetPooling2dDescriptor = set_pooling
+    cl.Cudnn([fake]).max_pooling_2d(3, 2, 1, 0, 2, 1)
+    # desc, mode, NaN option, window h, w, padding h, w, stride h, w
+    assert seen[0][1:] == (cl.CUDNN_POOLING_MAX, cl.CUDNN_PROPAGATE_NAN, 3, 2, 1, 0, 2, 1)
 
 
 def test_symbols_missing_from_the_shim_come_from_libcudnn_ops():
