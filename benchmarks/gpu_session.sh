@@ -30,7 +30,7 @@ G)  # conv geometry (issue 16), correctness: every gpu test of tests/impls (new-
 S)  # conv geometry (issue 16), the sets: deepbench, dilated, depthwise, grouped on every fp32 GPU implementation,
     # speedups against cuDNN (benchmarks/summarize.py); then the registered conv2d/maxpool2d implementations on
     # smoke and edge and the GPU fuzz of both ops (part G runs every gpu test of tests/impls)
-  for set_limit in deepbench:170 dilated:60 depthwise:110 grouped:40; do
+  for set_limit in deepbench:170 dilated:60 depthwise:110 grouped:90; do
     set=${set_limit%:*}
     LIMIT=${set_limit#*:} step python3 -m harness run --op conv2d --shapes $set --budget 0.05 --no-report \
         --impl cupy_naive,cupy_opt,cupy_im2col_cublas,cudnn,torch --out "$OUT/runs/conv2d-$set" | tail -2
