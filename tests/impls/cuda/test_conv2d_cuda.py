@@ -6,6 +6,7 @@ import pytest
 from harness.ops.conv2d import SPEC, Conv2dShape
 from harness.registry import get
 from harness.testing import assert_matches_oracle
+from tests.impls.reference.test_conv2d_geometry import GEOMETRY
 
 pytestmark = pytest.mark.gpu
 
@@ -32,29 +33,21 @@ def test_tiled_tile_configurations_and_split_k(pass_, shape):
         assert_matches_oracle("conv2d", pass_, name, [shape])
 
 
+# the CPU test's geometry (per-axis, dilated, grouped, depthwise, DeepBench's speech layer) and two larger ones
 GEOMETRY_CASES = {
-    "deepbench": Conv2dShape(1, 1, 40, 151, 4, 5, 20, stride_h=2, stride_w=8, pad_h=8, pad_w=8),
+    **GEOMETRY,
     "deepbench-batch-8": Conv2dShape(8, 1, 40, 151, 8, 5, 20, stride_h=2, stride_w=8, pad_h=8, pad_w=8),
-    "per-axis": Conv2dShape(2, 3, 11, 8, 4, 3, 1, stride_h=1, stride_w=2, pad_h=1, pad_w=0),
-    "dilation-2": Conv2dShape(2, 3, 12, 12, 5, 3, 3, 1, 2, dilation=2),
-    "dilation-3-stride-2": Conv2dShape(1, 2, 13, 11, 3, 3, 2, 2, 1, dilation=3),
-    "groups-4": Conv2dShape(2, 8, 9, 9, 12, 3, 3, 2, 1, groups=4),  # K/G = 3 ≠ C/G = 2
     "groups-32-resnext": Conv2dShape(2, 128, 14, 14, 128, 3, 3, 1, 1, groups=32),
-    "depthwise": Conv2dShape(2, 16, 10, 10, 16, 3, 3, 1, 1, groups=16),
-    "depthwise-5x5-stride-2": Conv2dShape(1, 8, 9, 9, 8, 5, 5, 2, 2, groups=8),
-    "depthwise-multiplier-2": Conv2dShape(1, 4, 7, 7, 8, 3, 3, 1, 1, groups=4),
-    "grouped-1x1-stride-2": Conv2dShape(2, 4, 6, 6, 4, 1, 1, 2, 0, groups=2),
-    "everything": Conv2dShape(1, 6, 13, 17, 9, 3, 4, stride_h=2, stride_w=3, pad_h=3, pad_w=1, dilation_h=2,
-                              dilation_w=3, groups=3),
 }
 
 
 @pytest.mark.parametrize("shape", list(GEOMETRY_CASES.values()), ids=list(GEOMETRY_CASES))
 @pytest.mark.parametrize("pass_", list(SPEC.passes))
-@pytest.mark.parametrize("name", ["cupy_naive", "cupy_im2col_cublas"])
-def test_naive_and_im2col_per_axis_dilation_and_groups(name, pass_, shape):
-    """The direct kernels and im2col + cuBLAS on per-axis stride/pad, dilation, groups and depthwise layers (the
-    CPU implementations run the same cases in tests/impls/reference/test_conv2d_geometry.py)."""
+@pytest.mark.parametrize("name", ["cupy_naive", "cupy_opt", "cupy_im2col_cublas"])
+def test_kernels_on_per_axis_dilation_and_groups(name, pass_, shape):
+    """The project's kernels (direct, implicit GEMM per group with its depthwise kernels, im2col + cuBLAS) on
+    per-axis stride/pad, dilation, groups and depthwise layers (the CPU implementations run the same cases in
+    tests/impls/reference/test_conv2d_geometry.py)."""
     assert_matches_oracle("conv2d", pass_, name, [shape])
 
 
