@@ -82,17 +82,19 @@ def shape_labels(shapes: list[str], per_line: int = 3) -> tuple[dict[str, str], 
 
 
 def _items(values: dict[str, str], keys: list[str]) -> list[str]:
-    """`K=V` items for `keys`, with each of PAIRED_KEYS present in `keys` merged into one `HxW=7x9` item."""
+    """`K=V` items for the `keys` this shape string has (a conv with one stride has `stride`, another `stride_h`
+    and `stride_w`: each label shows its own), with each of PAIRED_KEYS merged into one `HxW=7x9` item."""
+    keys = [k for k in keys if k in values]
     items, done = [], set()
     for k in keys:
         if k in done:
             continue
         pair = next((p for p in PAIRED_KEYS if k in p and all(x in keys for x in p)), None)
         if pair:
-            items.append(f"{pair[0]}x{pair[1]}={values.get(pair[0], '?')}x{values.get(pair[1], '?')}")
+            items.append(f"{pair[0]}x{pair[1]}={values[pair[0]]}x{values[pair[1]]}")
             done.update(pair)
         else:
-            items.append(f"{k}={values.get(k, '?')}")
+            items.append(f"{k}={values[k]}")
     return items
 
 

@@ -135,6 +135,16 @@ def test_shape_labels_keep_only_what_varies():
     assert "N=32" in one[shapes[0]] and no_caption == ""
 
 
+def test_shape_labels_name_only_the_keys_each_shape_has():
+    # conv geometry: one layer has a single pad and dilation, another per-axis ones; no label invents a key
+    shapes = ["N=16,C=64,H=64,W=64,K=64,R=3,S=3,stride=1,pad=8,dilation=8",
+              "N=16,C=32,H=56,W=56,K=32,R=3,S=3,stride=1,pad_h=2,pad_w=1,dilation_h=2,dilation_w=1"]
+    labels, caption = figures.shape_labels(shapes, per_line=9)
+    assert labels[shapes[0]] == "C=64 HxW=64x64 K=64 pad=8 dilation=8"
+    assert labels[shapes[1]] == "C=32 HxW=56x56 K=32 pad_h=2 pad_w=1 dilation_h=2 dilation_w=1"
+    assert caption == "N=16, RxS=3x3, stride=1"
+
+
 def test_one_shape_run(tmp_path):
     run = write_run(tmp_path / "one", gpu_like_rows(n_shapes=1))
     html = _html(run)
