@@ -14,7 +14,6 @@ Depthwise convolution is groups = C = K (MobileNet); `stride`, `pad` and `dilati
 
 from __future__ import annotations
 
-import collections
 from dataclasses import InitVar, dataclass
 
 from harness import workloads
@@ -131,10 +130,15 @@ def _wgrad_inputs(s):
     return {"x": _x(s), "dy": _y(s)}
 
 
-def phase_taps(R: int, u: int, d: int) -> int:
-    """The most filter taps r < R that reach one input row in dgrad: tap r reaches the rows h with
-    h + pad ≡ r·d (mod u), so the taps of one row share the residue of r·d mod u (ceil(R/u) when d = 1)."""
-    return max(collections.Counter(r * d % u for r in range(R)).values())
+def phase_taps(R: int, u: int, d: int, a: int) -> list[int]:
+    """The filter taps r < R that reach the input rows of dgrad's stride phase a: tap r reaches the rows h with
+    h + pad ≡ r·d (mod u), so phase a (h + pad ≡ a) gets the taps with r·d ≡ a (mod u)."""
+    return [r for r in range(R) if r * d % u == a]
+
+
+def most_phase_taps(R: int, u: int, d: int) -> int:
+    """The most taps any one input row receives in dgrad, over the u phases (ceil(R/u) when d = 1)."""
+    return max(len(phase_taps(R, u, d, a)) for a in range(u))
 
 
 FPROP = PassSpec(
@@ -148,8 +152,8 @@ DGRAD = PassSpec(
     inputs=_dgrad_inputs,
     outputs=lambda s: {"dx": _x(s)},
     flops=lambda s: 2 * s.macs,
-    reduction=lambda s: {"dx": s.Kg * phase_taps(s.R, s.stride_h, s.dilation_h)
-                         * phase_taps(s.S, s.stride_w, s.dilation_w)},
+    reduction=lambda s: {"dx": s.Kg * most_phase_taps(s.R, s.stride_h, s.dilation_h)
+                         * most_phase_taps(s.S, s.stride_w, s.dilation_w)},
     make_inputs=_make(_dgrad_inputs),
 )
 WGRAD = PassSpec(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.ops.conv2d import Conv2dShape
+from harness.ops.conv2d import Conv2dShape, phase_taps
 from harness.registry import register
 from impls.cuda import common as _cuda
 from impls.nvidia.cublas import cublas_math
@@ -159,11 +159,6 @@ def _narrow_smem(s: Conv2dShape) -> int:
     return KCH * len(range(0, s.R, s.stride_h)) * len(range(0, s.S, s.stride_w)) * 16
 
 
-def _phase_taps(R: int, u: int, d: int, a: int) -> list[int]:
-    """The filter taps r < R that reach the input rows of stride phase a: r·d ≡ a (mod u)."""
-    return [r for r in range(R) if r * d % u == a]
-
-
 @functools.cache
 def _dgrad_phases(s: Conv2dShape) -> tuple[tuple[int, ...], ...]:
     """Per stride phase (a, b) (row-major): (hq0, Hph, wq0, Wph, reduction Kg·taps, rows N·Hph·Wph).
@@ -177,8 +172,8 @@ def _dgrad_phases(s: Conv2dShape) -> tuple[tuple[int, ...], ...]:
             hq0, wq0 = -((a - s.pad_h) // s.stride_h), -((b - s.pad_w) // s.stride_w)  # ceil((pad − a) / u)
             hph = max(0, (s.H - 1 + s.pad_h - a) // s.stride_h - hq0 + 1)
             wph = max(0, (s.W - 1 + s.pad_w - b) // s.stride_w - wq0 + 1)
-            taps = (len(_phase_taps(s.R, s.stride_h, s.dilation_h, a))
-                    * len(_phase_taps(s.S, s.stride_w, s.dilation_w, b)))
+            taps = (len(phase_taps(s.R, s.stride_h, s.dilation_h, a))
+                    * len(phase_taps(s.S, s.stride_w, s.dilation_w, b)))
             out.append((hq0, hph, wq0, wph, s.Kg * taps, s.N * hph * wph))
     return tuple(out)
 
@@ -190,8 +185,8 @@ def dgrad_tables(s: Conv2dShape) -> tuple[np.ndarray, np.ndarray]:
     entries, info, offset = [], [], 0
     for z, (hq0, hph, wq0, wph, red, rows) in enumerate(_dgrad_phases(s)):
         a, b = divmod(z, s.stride_w)
-        rt = np.array(_phase_taps(s.R, s.stride_h, s.dilation_h, a), dtype=np.int64)
-        st = np.array(_phase_taps(s.S, s.stride_w, s.dilation_w, b), dtype=np.int64)
+        rt = np.array(phase_taps(s.R, s.stride_h, s.dilation_h, a), dtype=np.int64)
+        st = np.array(phase_taps(s.S, s.stride_w, s.dilation_w, b), dtype=np.int64)
         k, r, q = np.meshgrid(np.arange(s.Kg), rt, st, indexing="ij")
         cols = (k * s.P * s.Q, (r * s.dilation_h - a) // s.stride_h, (q * s.dilation_w - b) // s.stride_w,
                 k * s.Cg * s.R * s.S + r * s.S + q)

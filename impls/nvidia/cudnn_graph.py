@@ -253,24 +253,30 @@ def _gemm_bwd(name: str):
     return gemm_bwd
 
 
+def _probe(key: tuple, recipes: list[Callable], strict: bool, refusal: str) -> str | None:
+    """Build each graph once, without autotuning, and remember the outcome under `key`: None where every one
+    builds, else `refusal` with cuDNN's message. What the supports= callables below share; the plans built here are
+    not reused (the call may fuse, and autotune needs the call's buffers)."""
+    if key not in _support:
+        try:
+            for recipe in recipes:
+                build(recipe, strict, bound_handle(), {}, autotune=False)
+            _support[key] = None
+        except Exception as exc:
+            _support[key] = f"{refusal} ({one_line(exc, 240)})"
+    return _support[key]
+
+
 def _strict_matmul_support(pass_: str) -> Callable[[GemmShape], str | None]:
     """supports= of the strict gemm entries. Under NVIDIA_TF32_OVERRIDE=0 cuDNN 9.19 lists a single matmul engine,
     so a shape it does not take has no plan at all (a 129×257 by 257×1 product did, until _vector_strides): the
-    unfused graphs the pass needs are built once here and cuDNN's refusal is the reason. Plans built here are not
-    reused (the call may fuse, and autotune needs the call's buffers)."""
+    unfused graphs the pass needs are built once here and cuDNN's refusal is the reason."""
     def supports(s: GemmShape) -> str | None:
         if available_strict_matmul() is not None:
             return None
-        key = (pass_, s)
-        if key not in _support:
-            roles = ("y",) if pass_ == "fwd" else ("dx", "dw")
-            try:
-                for role in roles:
-                    build(_gemm_recipes(s)[role], False, bound_handle(), {}, autotune=False)
-                _support[key] = None
-            except Exception as exc:
-                _support[key] = f"cuDNN has no strict-FP32 matmul engine for this shape ({one_line(exc, 240)})"
-        return _support[key]
+        roles = ("y",) if pass_ == "fwd" else ("dx", "dw")
+        return _probe((pass_, s), [_gemm_recipes(s)[role] for role in roles], False,
+                      "cuDNN has no strict-FP32 matmul engine for this shape")
     return supports
 
 
@@ -285,14 +291,8 @@ def _conv_support(pass_: str, name: str) -> Callable[[Conv2dShape], str | None]:
     def supports(s: Conv2dShape) -> str | None:
         if s.square or available() is not None:
             return None
-        key = (pass_, name, s)
-        if key not in _support:
-            try:
-                build(_CONV_RECIPES[pass_](s), name == "cudnn", bound_handle(), {}, autotune=False)
-                _support[key] = None
-            except Exception as exc:
-                _support[key] = f"cuDNN builds no {MODES[name]} plan for this geometry ({one_line(exc, 240)})"
-        return _support[key]
+        return _probe((pass_, name, s), [_CONV_RECIPES[pass_](s)], name == "cudnn",
+                      f"cuDNN builds no {MODES[name]} plan for this geometry")
     return supports
 
 

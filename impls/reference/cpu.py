@@ -120,8 +120,7 @@ def _taps(s: Pool2dShape) -> list:
     tap's padded part is simply skipped): (output index, input index) pairs of basic slices, hence views."""
     rows = _axis_taps(s.P, s.stride_h, s.pad_h, s.H, s.R)
     cols = _axis_taps(s.Q, s.stride_w, s.pad_w, s.W, s.S)
-    return [((Ellipsis, ro, co), (Ellipsis, ri, ci)) for rr in rows if rr for cc in cols if cc
-            for (ro, ri), (co, ci) in [(rr, cc)]]
+    return [((Ellipsis, row[0], col[0]), (Ellipsis, row[1], col[1])) for row in rows if row for col in cols if col]
 
 
 @reg("maxpool2d", "fwd")

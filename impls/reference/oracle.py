@@ -41,15 +41,28 @@ def gemm_bwd(s: GemmShape, x, w, dy, *, dx, dw, db):
 
 
 # ---------------------------------------------------------------- conv2d
-def _window(a, s: Conv2dShape, r: int, c: int):
-    """The (N, ·, P, Q) view of padded `a` that filter tap (r, c) meets: a_pad[:, :, p·u_h + r·d_h, q·u_w + c·d_w]."""
-    h0, w0, uh, uw = r * s.dilation_h, c * s.dilation_w, s.stride_h, s.stride_w
+# Shared by conv2d and maxpool2d, whose shapes both have P, Q and per-axis stride and padding.
+def _strided(a, s, h0: int, w0: int):
+    """The (N, ·, P, Q) view a[:, :, h0 + p·u_h, w0 + q·u_w]: what one filter or window tap meets."""
+    uh, uw = s.stride_h, s.stride_w
     return a[:, :, h0:h0 + uh * (s.P - 1) + 1:uh, w0:w0 + uw * (s.Q - 1) + 1:uw]
 
 
-def _pad(a, s: Conv2dShape):
-    xp = array_module(a)
-    return xp.pad(a, ((0, 0), (0, 0), (s.pad_h, s.pad_h), (s.pad_w, s.pad_w))) if s.pad_h or s.pad_w else a
+def _pad(a, s, value=0):
+    """`a` with pad_h rows and pad_w columns of `value` on each side (no copy without padding)."""
+    if not (s.pad_h or s.pad_w):
+        return a
+    return array_module(a).pad(a, ((0, 0), (0, 0), (s.pad_h, s.pad_h), (s.pad_w, s.pad_w)), constant_values=value)
+
+
+def _unpad(a, s):
+    """The image part of padded `a` (cuts pad_h rows and pad_w columns off each side)."""
+    return a[:, :, s.pad_h:s.pad_h + s.H, s.pad_w:s.pad_w + s.W]
+
+
+def _window(a, s: Conv2dShape, r: int, c: int):
+    """The view of padded `a` that filter tap (r, c) meets: a_pad[:, :, p·u_h + r·d_h, q·u_w + c·d_w]."""
+    return _strided(a, s, r * s.dilation_h, c * s.dilation_w)
 
 
 def _mix_channels(a, m):
@@ -87,7 +100,7 @@ def conv2d_dgrad(s: Conv2dShape, dy, w, *, dx):
     for r in range(s.R):
         for c in range(s.S):
             _window(dxpad, s, r, c)[...] += _mix_channels(dy, _tap(w, s, r, c).transpose(0, 2, 1))
-    dx[...] = dxpad[:, :, s.pad_h:s.pad_h + s.H, s.pad_w:s.pad_w + s.W]
+    dx[...] = _unpad(dxpad, s)
 
 
 @reg("conv2d", "wgrad")
@@ -105,25 +118,16 @@ def conv2d_wgrad(s: Conv2dShape, x, dy, *, dw, db):
 
 
 # ---------------------------------------------------------------- maxpool2d
-def _pool_pad(s: Pool2dShape, a, value):
-    """`a` with pad_h rows and pad_w columns of `value` on each side (no copy without padding)."""
-    if not (s.pad_h or s.pad_w):
-        return a
-    xp = array_module(a)
-    return xp.pad(a, ((0, 0), (0, 0), (s.pad_h, s.pad_h), (s.pad_w, s.pad_w)), constant_values=value)
-
-
 def _pool_windows(s: Pool2dShape, a):
     """The R·S strided views a_pad[:, :, p·u_h + r, q·u_w + c] of padded `a`, in row-major (r, c) order."""
-    uh, uw = s.stride_h, s.stride_w
-    return [a[:, :, r:r + uh * (s.P - 1) + 1:uh, c:c + uw * (s.Q - 1) + 1:uw] for r in range(s.R) for c in range(s.S)]
+    return [_strided(a, s, r, c) for r in range(s.R) for c in range(s.S)]
 
 
 @reg("maxpool2d", "fwd")
 def maxpool2d_fwd(s: Pool2dShape, x, *, y):
     """y = max over each R×S window of x padded with −inf."""
     xp = array_module(x)
-    y[...] = xp.stack(_pool_windows(s, _pool_pad(s, x, -xp.inf))).max(axis=0)
+    y[...] = xp.stack(_pool_windows(s, _pad(x, s, -xp.inf))).max(axis=0)
 
 
 @reg("maxpool2d", "bwd")
@@ -131,16 +135,16 @@ def maxpool2d_bwd(s: Pool2dShape, x, y, dy, *, dx):
     """dx += dy at the first (row-major) real element of each window equal to its maximum (padding never counts,
     even against an all −inf window); overlapping windows add up; the padding of dx is cut off."""
     xp = array_module(x)
-    windows = xp.stack(_pool_windows(s, _pool_pad(s, x, -xp.inf)))
+    windows = xp.stack(_pool_windows(s, _pad(x, s, -xp.inf)))
     if s.pad_h or s.pad_w:
-        real = xp.stack(_pool_windows(s, _pool_pad(s, xp.ones(x.shape, dtype=bool), False)))
+        real = xp.stack(_pool_windows(s, _pad(xp.ones(x.shape, dtype=bool), s, False)))
         first_max = ((windows == windows.max(axis=0)) & real).argmax(axis=0)  # argmax: the first True
     else:
         first_max = windows.argmax(axis=0)  # argmax returns the first of equal maxima
     dxp = xp.zeros((s.N, s.C, s.H + 2 * s.pad_h, s.W + 2 * s.pad_w), dtype=dx.dtype)
     for i, view in enumerate(_pool_windows(s, dxp)):
         view += xp.where(first_max == i, dy, 0)
-    dx[...] = dxp[:, :, s.pad_h:s.pad_h + s.H, s.pad_w:s.pad_w + s.W]
+    dx[...] = _unpad(dxp, s)
 
 
 # ---------------------------------------------------------------- activations
