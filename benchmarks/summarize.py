@@ -1,11 +1,13 @@
 """Summarise run folders into the tables quoted in the notes: one line per (op, pass, implementation, shape set).
 
-    python benchmarks/summarize.py RUN_DIR [RUN_DIR ...] [--naive cupy_naive]
+    python benchmarks/summarize.py RUN_DIR [RUN_DIR ...] [--naive cupy_naive] [--match REGEX]
 
 Columns: cases (passing / total), total median time over the set's shapes, best and worst rate (TFLOP/s for
 compute-bound ops, GB/s for memory-bound ones), best % of the measured peak, and the geometric-mean speedup over
 the run's baseline and over the naive kernel, per shape, then averaged. Same-math rule as the harness: speedups
-over the naive kernel are given for fp32 rows only.
+over the naive kernel are given for fp32 rows only. --match keeps the shapes whose string matches REGEX (e.g.
+`groups=` for the depthwise layers of the depthwise set); gbps_min/gbps_max give the minimal-traffic rate
+beside a compute-bound op's TFLOP/s.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def summarize(df: pd.DataFrame, naive: str) -> pd.DataFrame:
             "pass/total": f"{int(g.status.isin(['pass', 'oracle']).sum())}/{len(g)}",
             "total_ms": t.median_ms.sum() if len(t) else np.nan,
             "rate_min": rate.min(), "rate_max": rate.max(), "unit": "TFLOP/s" if bound == "compute" else "GB/s",
-            "pct_peak_max": t.pct_peak.max(),
+            "pct_peak_max": t.pct_peak.max(), "gbps_min": t.gbps.min(), "gbps_max": t.gbps.max(),
             "x_baseline": geomean(t.speedup) if "speedup" in t else np.nan,
             "x_naive": geomean(vs_naive) if vs_naive is not None and g.math.iloc[0] == "fp32" else np.nan,
         })
@@ -52,10 +54,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--naive", default="cupy_naive")
+    ap.add_argument("--match", default="", help="keep only the shapes whose string matches this regex")
     args = ap.parse_args()
     for run in args.runs:
         df, meta = load_run(run)
         print(f"\n{run}: {meta.get('gpu', meta.get('cpu', '?'))}; {meta.get('command', '')}")
+        df = df[df["shape"].str.contains(args.match, regex=True)] if args.match else df
         out = summarize(df[df.status != "skipped"], args.naive)
         print(out.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     return 0
