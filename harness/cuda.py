@@ -77,11 +77,59 @@ def kernel(path: str | Path, func: str, options: tuple[str, ...] = DEFAULT_OPTIO
     return _guarded(path, module(path, options).get_function, func)
 
 
-def attributes(path: str | Path, funcs: list[str], options: tuple[str, ...] = DEFAULT_OPTIONS) -> dict:
-    """A `details` result, {"kernels": {func: {"regs", "smem", "spill"}}}: registers per thread, static shared
-    memory and local (spill) bytes of the compiled kernels, as the report shows them."""
+def attributes(path: str | Path, funcs: list[str], options: tuple[str, ...] = DEFAULT_OPTIONS,
+               launch: dict[str, tuple[int, int]] | None = None) -> dict:
+    """A `details` result, {"kernels": {func: {"regs", "smem", "spill", ...}}}: registers per thread, shared memory
+    per block and local (spill) bytes of the compiled kernels, as the report shows them.
+
+    launch: {func: (threads per block, dynamic shared bytes)} of how the implementation launches each kernel; for
+    those, "smem" is static + dynamic shared memory, "dyn_smem" the dynamic part, and "occupancy" the resident
+    blocks per SM on the current device (`occupancy`)."""
     out = {}
     for f in funcs:
         k = kernel(resolve(path), f, options)
-        out[f] = {"regs": k.num_regs, "smem": k.shared_size_bytes, "spill": k.local_size_bytes}
+        row = {"regs": k.num_regs, "smem": k.shared_size_bytes, "spill": k.local_size_bytes}
+        if launch and f in launch:
+            threads, dyn = launch[f]
+            row.update(smem=k.shared_size_bytes + dyn, dyn_smem=dyn,
+                       occupancy=occupancy(k.num_regs, k.shared_size_bytes + dyn, threads, device_limits()))
+        out[f] = row
     return {"kernels": out}
+
+
+# The per-SM limits `occupancy` reads, with the values of compute capability 8.0-9.0 where a device does not say.
+LIMIT_DEFAULTS = {"regsPerMultiprocessor": 65536, "maxThreadsPerMultiProcessor": 2048,
+                  "maxBlocksPerMultiProcessor": 32, "sharedMemPerMultiprocessor": 233472,
+                  "reservedSharedMemPerBlock": 1024}
+REG_ALLOC_UNIT = 256  # registers are allocated per warp in units of 256 (compute capability 5.0-9.0)
+SMEM_ALLOC_UNIT = 128  # shared memory is allocated per block in units of 128 bytes
+
+
+@functools.cache
+def _device_limits(dev: int) -> dict[str, int]:
+    import cupy
+
+    props = cupy.cuda.runtime.getDeviceProperties(dev)
+    return {k: int(props.get(k, v)) for k, v in LIMIT_DEFAULTS.items()}
+
+
+def device_limits() -> dict[str, int]:
+    """The per-SM resource limits of the current CUDA device (LIMIT_DEFAULTS' keys)."""
+    import cupy
+
+    return _device_limits(cupy.cuda.Device().id)
+
+
+def occupancy(regs: int, smem: int, threads: int, limits: dict[str, int]) -> int:
+    """Resident blocks per SM of a kernel with `regs` registers per thread, `smem` shared bytes per block and
+    `threads` per block: the least of the thread, block, register and shared-memory limits, with the hardware's
+    allocation granularities (as CUDA's occupancy calculator computes it)."""
+    warps = -(-threads // 32)
+    by_threads = limits["maxThreadsPerMultiProcessor"] // (warps * 32)
+    by_regs = by_threads
+    if regs:
+        per_warp = -(-regs * 32 // REG_ALLOC_UNIT) * REG_ALLOC_UNIT
+        by_regs = (limits["regsPerMultiprocessor"] // per_warp) // warps
+    per_block = -(-(smem + limits["reservedSharedMemPerBlock"]) // SMEM_ALLOC_UNIT) * SMEM_ALLOC_UNIT
+    by_smem = limits["sharedMemPerMultiprocessor"] // per_block
+    return max(0, min(by_threads, limits["maxBlocksPerMultiProcessor"], by_regs, by_smem))

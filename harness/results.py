@@ -28,7 +28,7 @@ COLUMNS = [
     "median_ms", "iqr_ms", "min_ms", "reps", "rel_iqr", "host_ms", "timing",
     "flops", "bytes", "gflops", "gbps", "busbw_gbps", "peak_kind", "pct_peak",
     "baseline", "speedup", "flags", "sm_clock_mhz", "clock_reasons",
-    "kernel_regs", "kernel_smem", "kernel_spill", "note",
+    "kernel_regs", "kernel_smem", "kernel_spill", "kernel_occupancy", "note",
 ]
 
 

@@ -213,7 +213,8 @@ class Run:
 
     @staticmethod
     def details(impl: Impl, shape) -> dict:
-        """Kernel resources (first kernel in columns, all in the note) and the implementation's own note."""
+        """Kernel resources (first kernel in columns, all in the note; occupancy in resident blocks per SM where the
+        implementation says how it launches) and the implementation's own note."""
         try:
             details = (impl.details(shape) or {}) if impl.details else {}
         except Exception as exc:  # reporting must never turn a result into an error
@@ -223,7 +224,10 @@ class Run:
         if kernels:
             first = next(iter(kernels.values()))
             out.update(kernel_regs=first["regs"], kernel_smem=first["smem"], kernel_spill=first["spill"])
+            if first.get("occupancy") is not None:
+                out["kernel_occupancy"] = first["occupancy"]
             out["note"] = ", ".join(f"{k}: {v['regs']} regs, {v['smem']} B smem, {v['spill']} B spill"
+                                    + (f", {v['occupancy']} blocks/SM" if v.get("occupancy") is not None else "")
                                     for k, v in kernels.items())
         if details.get("note"):
             out["note"] = "; ".join(filter(None, [out.get("note"), details["note"]]))

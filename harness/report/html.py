@@ -294,6 +294,9 @@ def kernels_section(df: pd.DataFrame) -> str:
     out = ["<h2 id='kernels'>Kernels</h2>"]
     cols = ["kernel_regs", "kernel_smem", "kernel_spill"]
     k = df[df[cols].apply(pd.to_numeric, errors="coerce").notna().any(axis=1)] if set(cols) <= set(df) else df[:0]
+    if "kernel_occupancy" not in k:  # run folders written before the column existed
+        k = k.assign(kernel_occupancy=float("nan"))
+    cols = [*cols, "kernel_occupancy"]
     if k.empty:
         return "\n".join([*out, "<p>No compiled-kernel attributes in this run (CPU implementations, or libraries "
                                 "that do not expose them).</p>"])
@@ -303,12 +306,14 @@ def kernels_section(df: pd.DataFrame) -> str:
     for _, r in groups.iterrows():
         spill = _float(r["kernel_spill"])
         rows.append([r["op"], r["pass"], r["impl"], _num(r["kernel_regs"], ".0f"), _num(r["kernel_smem"], ",.0f"),
-                     (_num(spill, ",.0f"), "spill" if spill > 0 else ""), int(r["n"]), r["note"]])
-    out += ["<p class='note'>Registers per thread, static shared memory per block and local-memory (spill) bytes "
-            "per thread, from the compiled kernel's attributes; the numbers columns describe the first kernel, the "
+                     (_num(spill, ",.0f"), "spill" if spill > 0 else ""), _num(r["kernel_occupancy"], ".0f"),
+                     int(r["n"]), r["note"]])
+    out += ["<p class='note'>Registers per thread, shared memory per block (static, plus dynamic where the "
+            "implementation says how it launches), local-memory (spill) bytes per thread and resident blocks per "
+            "SM, from the compiled kernel's attributes; the numbers columns describe the first kernel, the "
             "note lists all of them. Spills are marked red.</p>",
-            _table(["op", "pass", "impl", "registers", "shared mem (B)", "spill (B)", "shapes", "kernels"], rows,
-                   num_cols={3, 4, 5, 6})]
+            _table(["op", "pass", "impl", "registers", "shared mem (B)", "spill (B)", "blocks/SM", "shapes",
+                    "kernels"], rows, num_cols={3, 4, 5, 6, 7})]
     return "\n".join(out)
 
 

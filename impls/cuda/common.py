@@ -49,9 +49,10 @@ def kernel(name: str, func: str):
     return module(name).get_function(func)
 
 
-def attributes(name: str, funcs: list[str]) -> dict:
-    """A `details` result: registers, static shared bytes and local (spill) bytes of the compiled kernels."""
-    return cuda.attributes(cuda_files()[name], funcs, NVRTC_OPTIONS)
+def attributes(name: str, funcs: list[str], launch: dict[str, tuple[int, int]] | None = None) -> dict:
+    """A `details` result: registers, shared bytes and local (spill) bytes of the compiled kernels; with `launch`
+    ({func: (threads, dynamic shared bytes)}) also dynamic shared memory and occupancy (harness.cuda.attributes)."""
+    return cuda.attributes(cuda_files()[name], funcs, NVRTC_OPTIONS, launch)
 
 
 def blocks(n: int, threads: int) -> int:

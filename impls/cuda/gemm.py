@@ -1,22 +1,36 @@
-"""From-scratch GPU implementations of gemm (the dense layer), fwd and bwd: cupy_naive and cupy_opt.
+"""From-scratch GPU implementations of gemm (the dense layer): the optimisation ladder, naive to the vendor line.
 
-- cupy_naive (gemm_naive.cu): one thread per output element; the backward products reuse the kernel through
-  strides (dX reads Wᵀ, dW reads Xᵀ), db is a one-thread-per-column sum.
-- cupy_opt (gemm_tiled.cu): 128×128×8 shared-memory tiles, 8×8 outputs per thread, float4 loads where alignment
-  allows, double-buffered shared memory, bias and ReLU fused in the epilogue; dX and dW are the same kernel with
-  transpose flags, db a two-stage deterministic column sum.
+Each step that mattered stays runnable as its own implementation, so `run --op gemm --shapes gemm-square` shows the
+climb (forward product; bwd for v1 and v6 only):
+
+- cupy_naive        v1 (gemm_naive.cu): one thread per output element, operands straight from global memory.
+- cupy_v2_smem      (gemm_smem.cu): 32×32 shared-memory tiles, one output per thread.
+- cupy_v3_regblock1d (gemm_regblock1d.cu): 64×64×8 tiles, 8 outputs of one column per thread.
+- cupy_v4_regblock2d (gemm_regblock2d.cu): 128×128×8 tiles, 8×8 outputs per thread, scalar loads.
+- cupy_v5_vec_dbuf  (gemm_tiled.cu): v4 plus float4 loads, register-staged double buffering, conflict-free
+                    fragment reads and grouped block order (cupy_opt before the warp-tiled kernel).
+- cupy_opt          v6 (gemm_warptile.cu): warp tiling, a 3-4 stage cp.async pipeline, a table of tile
+                    configurations (and split-K) autotuned once per shape and device (gemm_tune.py); dX and dW are
+                    the same kernel with transpose flags, db a two-stage deterministic column sum.
+
+Only cupy_naive and cupy_opt have a `fallback` rank: training backends never pick a ladder step.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from harness.ops.gemm import GemmShape
 from harness.registry import register
 from impls.cuda import common as _cuda
+from impls.cuda import gemm_tune as _tune
 
-NAIVE, TILED = "gemm_naive.cu", "gemm_tiled.cu"
+NAIVE, TILED, WARPTILE = "gemm_naive.cu", "gemm_tiled.cu", "gemm_warptile.cu"
+SMEM, REG1D, REG2D = "gemm_smem.cu", "gemm_regblock1d.cu", "gemm_regblock2d.cu"
 TILE = 128  # gemm_tiled.cu's BM = BN
+GRID_Y = 65535  # the ladder kernels put row tiles on grid.y
 
 
 def _i32(v: int) -> np.int32:
@@ -42,21 +56,21 @@ def _naive_gemm(a, b, c, bias, m: int, n: int, k: int, sam: int, sak: int, sbk: 
                                                       _i32(relu)))
 
 
-def _naive_details(funcs):
-    return lambda s: _cuda.attributes(NAIVE, funcs)
+def _naive_details(launch: dict[str, tuple[int, int]]):
+    return lambda s: _cuda.attributes(NAIVE, list(launch), launch=launch)
 
 
 @register("gemm", "fwd", name="cupy_naive", device="gpu", math="fp32", available=_cuda.available,
           family="own", fallback=2,
-          details=_naive_details(["gemm_naive"]))
+          details=_naive_details({"gemm_naive": (256, 0)}))
 def gemm_fwd_naive(s: GemmShape, x, w, b=None, *, y):
-    """Y = X·W (+ b, ReLU), one thread per output element."""
+    """v1: Y = X·W (+ b, ReLU), one thread per output element."""
     _naive_gemm(x, w, y, b if s.bias else None, s.M, s.N, s.K, s.K, 1, s.N, 1, s.relu)
 
 
 @register("gemm", "bwd", name="cupy_naive", device="gpu", math="fp32", available=_cuda.available,
           family="own", fallback=2,
-          details=_naive_details(["gemm_naive", "colsum_naive"]))
+          details=_naive_details({"gemm_naive": (256, 0), "colsum_naive": (256, 0)}))
 def gemm_bwd_naive(s: GemmShape, x, w, dy, *, dx, dw, db):
     """dX = dY·Wᵀ and dW = Xᵀ·dY with the naive kernel through strides; db one thread per column."""
     _naive_gemm(dy, w, dx, None, s.M, s.K, s.N, s.N, 1, 1, s.N, False)  # Wᵀ(l, j) = w[j·N + l]
@@ -64,7 +78,49 @@ def gemm_bwd_naive(s: GemmShape, x, w, dy, *, dx, dw, db):
     _cuda.kernel(NAIVE, "colsum_naive")((_cuda.blocks(s.N, 256),), (256,), (dy, db, _i32(s.M), _i32(s.N)))
 
 
-# ---------------------------------------------------------------- cupy_opt
+# ---------------------------------------------------------------- ladder steps v2-v4 (forward only)
+def _ladder_supports(tile_m: int):
+    """supports= of a ladder kernel whose row tiles of `tile_m` go on grid.y (at most 65535 of them)."""
+    def supports(s: GemmShape) -> str | None:
+        if _cuda.blocks(s.M, tile_m) > GRID_Y:
+            return f"M = {s.M} needs more than {GRID_Y} row tiles of {tile_m} on grid.y"
+        return None
+    return supports
+
+
+def _ladder(file: str, func: str, block: tuple[int, int], tile: tuple[int, int], s: GemmShape, x, w, b, y):
+    """Launch one ladder kernel: Y = X·W (+ b, ReLU), grid (N tiles, M tiles) of tile = (BN, BM)."""
+    grid = (_cuda.blocks(s.N, tile[0]), _cuda.blocks(s.M, tile[1]))
+    bias = b if s.bias else _cuda.NULL
+    _cuda.kernel(file, func)(grid, block, (x, w, y, bias, _i32(s.M), _i32(s.N), _i32(s.K), _i32(s.relu)))
+
+
+def _ladder_details(file: str, func: str, threads: int):
+    return lambda s: _cuda.attributes(file, [func], launch={func: (threads, 0)})
+
+
+@register("gemm", "fwd", name="cupy_v2_smem", device="gpu", math="fp32", available=_cuda.available,
+          family="own", supports=_ladder_supports(32), details=_ladder_details(SMEM, "gemm_smem", 1024))
+def gemm_fwd_v2_smem(s: GemmShape, x, w, b=None, *, y):
+    """v2: 32×32 shared-memory tiles, one output per thread (2 shared loads per FMA)."""
+    _ladder(SMEM, "gemm_smem", (32, 32), (32, 32), s, x, w, b, y)
+
+
+@register("gemm", "fwd", name="cupy_v3_regblock1d", device="gpu", math="fp32", available=_cuda.available,
+          family="own", supports=_ladder_supports(64), details=_ladder_details(REG1D, "gemm_regblock1d", 512))
+def gemm_fwd_v3_regblock1d(s: GemmShape, x, w, b=None, *, y):
+    """v3: 64×64×8 tiles, 8 outputs of one column per thread (1-D register blocking)."""
+    _ladder(REG1D, "gemm_regblock1d", (512,), (64, 64), s, x, w, b, y)
+
+
+@register("gemm", "fwd", name="cupy_v4_regblock2d", device="gpu", math="fp32", available=_cuda.available,
+          family="own", supports=_ladder_supports(128), details=_ladder_details(REG2D, "gemm_regblock2d", 256))
+def gemm_fwd_v4_regblock2d(s: GemmShape, x, w, b=None, *, y):
+    """v4: 128×128×8 tiles, 8×8 outputs per thread (2-D register blocking), scalar loads, one buffer."""
+    _ladder(REG2D, "gemm_regblock2d", (256,), (128, 128), s, x, w, b, y)
+
+
+# ---------------------------------------------------------------- v5: gemm_tiled.cu
 def _tiled_gemm(func: str, a, b, c, bias, m: int, n: int, k: int, lda: int, ldb: int, relu: bool,
                 vec_a: bool, vec_b: bool):
     """Launch sgemm_tiled_{nn,nt,tn}: C (m×n, ldc = n) = A·B, one 256-thread block per 128×128 tile."""
@@ -92,26 +148,158 @@ def column_sums(y, out, m: int, n: int) -> None:
     kern((cols, 1), (32, 8), (part, out, _i32(slices), _i32(n), _i32(slices)))
 
 
-def _tiled_details(funcs):
-    return lambda s: _cuda.attributes(TILED, funcs)
-
-
-@register("gemm", "fwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
-          family="own", fallback=1,
-          details=_tiled_details(["sgemm_tiled_nn"]))
-def gemm_fwd_tiled(s: GemmShape, x, w, b=None, *, y):
-    """Y = X·W (+ b, ReLU fused): 128×128×8 tiles, 8×8 per thread, double-buffered shared memory."""
+@register("gemm", "fwd", name="cupy_v5_vec_dbuf", device="gpu", math="fp32", available=_cuda.available,
+          family="own",
+          details=lambda s: _cuda.attributes(TILED, ["sgemm_tiled_nn"], launch={"sgemm_tiled_nn": (256, 0)}))
+def gemm_fwd_v5_vec_dbuf(s: GemmShape, x, w, b=None, *, y):
+    """v5: v4 + float4 loads, register-staged double buffering, conflict-free reads, grouped block order."""
     _tiled_gemm("sgemm_tiled_nn", x, w, y, b if s.bias else None, s.M, s.N, s.K, s.K, s.N, s.relu,
                 _aligned(x, s.K), _aligned(w, s.N))
 
 
+# ---------------------------------------------------------------- v6: cupy_opt, gemm_warptile.cu
+_CACHE: _tune.TuneCache | None = None
+_CHOSEN: dict[tuple, tuple[_tune.Config, str]] = {}  # (layout, M, N, K, bias, relu) -> (config, how it was chosen)
+_SMEM_SET: set[tuple[int, str]] = set()  # (device, kernel) whose dynamic shared-memory limit was raised
+
+
+def _cache() -> _tune.TuneCache:
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = _tune.TuneCache(_tune.cache_path())
+    return _CACHE
+
+
+def _device() -> tuple[int, str, int, int]:
+    """(device id, name, multiprocessor count, opt-in shared memory per block) of the current device."""
+    import cupy
+
+    dev = cupy.cuda.Device().id
+    return (dev, *_device_props(dev))
+
+
+@functools.cache
+def _device_props(dev: int) -> tuple[str, int, int]:
+    import cupy
+
+    p = cupy.cuda.runtime.getDeviceProperties(dev)
+    name = p["name"].decode() if isinstance(p["name"], bytes) else str(p["name"])
+    return name, int(p["multiProcessorCount"]), int(p.get("sharedMemPerBlockOptin", p["sharedMemPerBlock"]))
+
+
+def _wt_func(cfg: _tune.Config, layout: str) -> str:
+    return f"sgemm_wt_{cfg.tile.name}_{layout}"
+
+
+def _wt_kernel(cfg: _tune.Config, layout: str, dev: int):
+    """The kernel of one configuration and layout, its dynamic shared-memory limit raised once per device."""
+    func = _wt_func(cfg, layout)
+    kern = _cuda.kernel(WARPTILE, func)
+    if (dev, func) not in _SMEM_SET:
+        kern.max_dynamic_shared_size_bytes = cfg.tile.smem
+        _SMEM_SET.add((dev, func))
+    return kern
+
+
+def _wt_launch(cfg: _tune.Config, layout: str, dev: int, a, b, c, bias, m: int, n: int, k: int, lda: int,
+               ldb: int, relu: bool, vec_a: bool, vec_b: bool) -> None:
+    """C (m×n, ldc = n) = A·B (+ bias, ReLU) with one configuration; split-K through a workspace and
+    splitk_reduce."""
+    import cupy
+
+    kern = _wt_kernel(cfg, layout, dev)
+    tiles = _tune.tiles(cfg.tile, m, n)
+    kps = _tune.k_per_split(k, cfg.splits, cfg.tile.bk)
+    splits = _cuda.blocks(k, kps)
+    bias_arg = _cuda.NULL if bias is None else bias
+    if splits == 1:
+        kern((tiles, 1), (cfg.tile.threads,), (a, b, c, bias_arg, _i32(m), _i32(n), _i32(k), _i64(lda), _i64(ldb),
+                                                _i64(n), _i32(relu), _i32(vec_a), _i32(vec_b),
+                                                _i32(_aligned(c, n)), _i32(kps)), shared_mem=cfg.tile.smem)
+        return
+    ws = cupy.empty((splits, m, n), dtype=cupy.float32)
+    kern((tiles, splits), (cfg.tile.threads,), (a, b, ws, _cuda.NULL, _i32(m), _i32(n), _i32(k), _i64(lda),
+                                                 _i64(ldb), _i64(n), _i32(0), _i32(vec_a), _i32(vec_b),
+                                                 _i32(_aligned(ws, n)), _i32(kps)), shared_mem=cfg.tile.smem)
+    mn = m * n
+    _cuda.kernel(WARPTILE, "splitk_reduce")((min(_cuda.blocks(mn, 256), 65535),), (256,),
+                                            (ws, c, bias_arg, _i64(mn), _i32(n), _i32(splits), _i32(relu)))
+
+
+def _plan(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tuple[bool, ...],
+          launch) -> None:
+    """Run C = A·B with the configuration cached for this key, tuning it first when there is none (and tuning
+    is on and the stream is not being captured into a graph); launch(cfg) does the work."""
+    import cupy
+
+    _, name, sms, smem_limit = _device()
+    key = _tune.key(layout, m, n, k, bias, relu, vec)
+    cfg, how, launched = _cache().get(name, key), "cached", False
+    if cfg is None:
+        cands = _tune.candidates(m, n, k, sms, smem_limit)
+        if _tune.enabled() and not cupy.cuda.get_current_stream().is_capturing():
+            cfg, times = _tune.tune(cands, launch)  # its last launch is cfg's: the outputs are written
+            _cache().put(name, key, cfg)
+            how, launched = (f"tuned over {len(cands)}" if times else "only candidate"), True
+        else:
+            cfg, how = _tune.heuristic(m, n, k, sms, smem_limit), "heuristic"
+    _CHOSEN[(layout, m, n, k, bias, relu)] = (cfg, how)
+    if not launched:
+        launch(cfg)
+
+
+def _wt_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, ldb: int, relu: bool,
+             vec_a: bool, vec_b: bool) -> None:
+    """C = A·B (+ bias, ReLU) through the tuned configuration of this product."""
+    dev = _device()[0]
+
+    def launch(cfg: _tune.Config) -> None:
+        _wt_launch(cfg, layout, dev, a, b, c, bias, m, n, k, lda, ldb, relu, vec_a, vec_b)
+
+    _plan(layout, m, n, k, bias is not None, relu, (vec_a, vec_b, _aligned(c, n)), launch)
+
+
+def _wt_details(products):
+    """details(shape) of cupy_opt: the chosen kernel of each product (resources, occupancy) and the choice in
+    the note. `products(shape)` lists (layout, M, N, K, bias, relu) of the call's products."""
+    def details(s: GemmShape) -> dict:
+        kernels, notes = {}, []
+        for prod in products(s):
+            chosen = _CHOSEN.get(prod)
+            if chosen is None:
+                continue
+            cfg, how = chosen
+            func = _wt_func(cfg, prod[0])
+            kernels.update(_cuda.attributes(WARPTILE, [func], launch={func: (cfg.tile.threads, cfg.tile.smem)})
+                           ["kernels"])
+            notes.append(f"{prod[0]}: {cfg.name} ({how})")
+        out = {"kernels": kernels} if kernels else {}
+        if notes:
+            out["note"] = "; ".join(notes)
+        return out
+    return details
+
+
+def _fwd_products(s: GemmShape) -> list[tuple]:
+    return [("nn", s.M, s.N, s.K, s.bias, s.relu)]
+
+
+def _bwd_products(s: GemmShape) -> list[tuple]:
+    return [("nt", s.M, s.K, s.N, False, False), ("tn", s.K, s.N, s.M, False, False)]
+
+
+@register("gemm", "fwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
+          family="own", fallback=1, details=_wt_details(_fwd_products))
+def gemm_fwd_opt(s: GemmShape, x, w, b=None, *, y):
+    """v6: warp tiles, 3-4 stage cp.async pipeline, tile configuration (and split-K) autotuned per shape."""
+    _wt_gemm("nn", x, w, y, b if s.bias else None, s.M, s.N, s.K, s.K, s.N, s.relu,
+             _aligned(x, s.K), _aligned(w, s.N))
+
+
 @register("gemm", "bwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
-          family="own", fallback=1,
-          details=_tiled_details(["sgemm_tiled_nt", "sgemm_tiled_tn", "colsum_tiled"]))
-def gemm_bwd_tiled(s: GemmShape, x, w, dy, *, dx, dw, db):
-    """dX = dY·Wᵀ and dW = Xᵀ·dY with the tiled kernel's transpose flags; db = column sums of dY."""
-    _tiled_gemm("sgemm_tiled_nt", dy, w, dx, None, s.M, s.K, s.N, s.N, s.N, False,
-                _aligned(dy, s.N), _aligned(w, s.N))
-    _tiled_gemm("sgemm_tiled_tn", x, dy, dw, None, s.K, s.N, s.M, s.K, s.N, False,
-                _aligned(x, s.K), _aligned(dy, s.N))
+          family="own", fallback=1, details=_wt_details(_bwd_products))
+def gemm_bwd_opt(s: GemmShape, x, w, dy, *, dx, dw, db):
+    """dX = dY·Wᵀ and dW = Xᵀ·dY with the v6 kernel's transpose layouts (each tuned); db = column sums of dY."""
+    _wt_gemm("nt", dy, w, dx, None, s.M, s.K, s.N, s.N, s.N, False, _aligned(dy, s.N), _aligned(w, s.N))
+    _wt_gemm("tn", x, dy, dw, None, s.K, s.N, s.M, s.K, s.N, False, _aligned(x, s.K), _aligned(dy, s.N))
     column_sums(dy, db, s.M, s.N)

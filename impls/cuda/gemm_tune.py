@@ -1,0 +1,206 @@
+"""cupy_opt's tile configurations (gemm_warptile.cu) and the per-shape autotuner that picks one.
+
+The first call for a key (device name, layout, M, N, K, bias, ReLU, operand alignment) times every configuration
+that applies on the call's own buffers (CUDA events, a few repetitions each, median), keeps the fastest, and writes
+the choice to an in-memory table and to a JSON file (~/.cache/kernel-harness/gemm-tune.json, one section per device
+name), so later calls, and later processes on the same kind of device, launch it directly. The final launch of a
+tuning call is the chosen one, so its outputs are that configuration's. Timed calls never tune: the harness's
+checker makes the first call of every shape.
+
+Environment: KH_GEMM_TUNE=0 turns tuning off (a fixed rule picks the configuration, `heuristic`);
+KH_GEMM_TUNE_CACHE=<path> moves the cache file ("" keeps choices in memory only).
+
+Everything here but `tune` runs without a GPU, so the selection logic is tested on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+PAD = 4  # gemm_warptile.cu's row padding of the shared tiles, in floats
+REPS = 3  # timed launches per configuration while tuning (after one warm-up launch)
+DEFAULT_CACHE = Path("~/.cache/kernel-harness/gemm-tune.json")
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One SGEMM_WT_CONFIG line of gemm_warptile.cu: block tile, K slice, pipeline depth and threads."""
+
+    name: str
+    bm: int
+    bn: int
+    bk: int
+    stages: int
+    threads: int
+
+    @property
+    def smem(self) -> int:
+        """Dynamic shared memory of one block: STAGES × BK × ((BM + PAD) + (BN + PAD)) floats."""
+        return self.stages * self.bk * (self.bm + PAD + self.bn + PAD) * 4
+
+
+TILES = {t.name: t for t in (
+    Tile("b128x128k16s3", 128, 128, 16, 3, 256),
+    Tile("b128x128k8s3", 128, 128, 8, 3, 256),
+    Tile("b128x64k16s4", 128, 64, 16, 4, 128),
+    Tile("b64x64k16s4", 64, 64, 16, 4, 128),
+)}
+SPLITS = (1, 2, 4, 8, 16)  # split-K factors tried when the output has fewer tiles than the device has SMs
+MIN_K_PER_SPLIT = 128  # each K slice keeps at least 8 BK = 16 steps of pipeline
+
+
+@dataclass(frozen=True)
+class Config:
+    """A tile and a split-K factor: what one launch plan of cupy_opt is."""
+
+    tile: Tile
+    splits: int = 1
+
+    @property
+    def name(self) -> str:
+        return self.tile.name if self.splits == 1 else f"{self.tile.name}_split{self.splits}"
+
+
+def parse(name: str) -> Config:
+    """The Config named `name` (as Config.name writes it); KeyError for an unknown one."""
+    tile, _, split = name.partition("_split")
+    return Config(TILES[tile], int(split) if split else 1)
+
+
+def tiles(tile: Tile, m: int, n: int) -> int:
+    """Output tiles of an m×n product."""
+    return -(-m // tile.bm) * -(-n // tile.bn)
+
+
+def k_per_split(k: int, splits: int, bk: int) -> int:
+    """K elements per split, a multiple of BK so that every slice but the last is whole BK steps."""
+    per = -(-k // splits)
+    return -(-per // bk) * bk
+
+
+def candidates(m: int, n: int, k: int, sms: int, smem_limit: int) -> list[Config]:
+    """The configurations worth timing for an m×n×k product on a device with `sms` SMs and `smem_limit` bytes of
+    opt-in shared memory per block.
+
+    A tile applies when it fits the shared memory and is not larger than the problem in both directions (except
+    the smallest tile, which always applies). Split-K applies when the smallest tile leaves SMs idle (fewer output
+    tiles than SMs) and each split keeps at least MIN_K_PER_SPLIT of K; it is only combined with the smallest
+    tile."""
+    fitting = [t for t in TILES.values() if t.smem <= smem_limit]
+    smallest = min(fitting, key=lambda t: t.bm * t.bn)
+    out = [Config(t) for t in fitting if t is smallest or t.bm <= m or t.bn <= n]
+    if tiles(smallest, m, n) < sms:
+        for s in SPLITS[1:]:
+            if k >= s * MIN_K_PER_SPLIT and tiles(smallest, m, n) * s <= 4 * sms:
+                out.append(Config(smallest, s))
+    return out
+
+
+def heuristic(m: int, n: int, k: int, sms: int, smem_limit: int) -> Config:
+    """The configuration used without tuning: the largest tile that still gives every SM a block, else the
+    smallest tile with the split-K factor that brings the block count closest to one wave."""
+    cands = candidates(m, n, k, sms, smem_limit)
+    whole = [c for c in cands if c.splits == 1 and tiles(c.tile, m, n) >= sms]
+    if whole:
+        return max(whole, key=lambda c: c.tile.bm * c.tile.bn)
+    return min(cands, key=lambda c: (abs(tiles(c.tile, m, n) * c.splits - sms), -c.tile.bm * c.tile.bn))
+
+
+def key(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tuple[bool, ...]) -> str:
+    """The cache key of one product: layout (nn, nt, tn), sizes, epilogue and operand alignment flags."""
+    return f"{layout} {m}x{n}x{k} bias={int(bias)} relu={int(relu)} vec={''.join(str(int(v)) for v in vec)}"
+
+
+def enabled() -> bool:
+    """Whether first calls tune (KH_GEMM_TUNE, default on)."""
+    return os.environ.get("KH_GEMM_TUNE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def cache_path() -> Path | None:
+    """The JSON file of tuned choices (KH_GEMM_TUNE_CACHE; empty: none, memory only)."""
+    value = os.environ.get("KH_GEMM_TUNE_CACHE")
+    if value is None:
+        return DEFAULT_CACHE.expanduser()
+    return Path(value).expanduser() if value.strip() else None
+
+
+class TuneCache:
+    """Tuned choices by device name and key, in memory and in the JSON file at `path` (None: memory only).
+
+    The file holds {device name: {key: config name}}; it is read once, and rewritten (merged with what another
+    process may have added meanwhile, through a temporary file and a rename) after every new choice. A file that
+    does not parse, or names a configuration this source does not have, is ignored entry by entry."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.choices: dict[str, dict[str, str]] = self._read()
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {dev: {k: v for k, v in entries.items() if isinstance(v, str)}
+                for dev, entries in data.items() if isinstance(entries, dict)}
+
+    def get(self, device: str, k: str) -> Config | None:
+        name = self.choices.get(device, {}).get(k)
+        if name is None:
+            return None
+        try:
+            return parse(name)
+        except (KeyError, ValueError):
+            return None
+
+    def put(self, device: str, k: str, cfg: Config) -> None:
+        self.choices.setdefault(device, {})[k] = cfg.name
+        if self.path is None:
+            return
+        merged = self._read()
+        for dev, entries in self.choices.items():
+            merged.setdefault(dev, {}).update(entries)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(merged, indent=1, sort_keys=True))
+            tmp.replace(self.path)
+        except OSError:
+            pass  # a read-only home keeps the choice in memory only
+
+
+def fastest(times: dict[Config, list[float]]) -> Config:
+    """The configuration with the smallest median time (ties: the first timed)."""
+    return min(times, key=lambda c: statistics.median(times[c]))
+
+
+def tune(cands: list[Config], launch: Callable[[Config], None]) -> tuple[Config, dict[Config, float]]:
+    """Time launch(c) for every candidate with CUDA events on the current stream (one warm-up, REPS timed, median
+    ms), then launch the fastest once more so that the outputs are its own. Returns (choice, median ms each)."""
+    import cupy
+
+    if len(cands) == 1:
+        launch(cands[0])
+        return cands[0], {}
+    stream = cupy.cuda.get_current_stream()
+    times: dict[Config, list[float]] = {}
+    for c in cands:
+        launch(c)  # warm-up: module load, shared-memory attribute
+        events = [(cupy.cuda.Event(), cupy.cuda.Event()) for _ in range(REPS)]
+        for start, end in events:
+            start.record(stream)
+            launch(c)
+            end.record(stream)
+        end.synchronize()
+        times[c] = [cupy.cuda.get_elapsed_time(s, e) for s, e in events]
+    choice = fastest(times)
+    launch(choice)
+    return choice, {c: statistics.median(t) for c, t in times.items()}

@@ -1,0 +1,306 @@
+// gemm_warptile.cu: warp-tiled SGEMM with a multi-stage cp.async pipeline (cupy_opt, ladder step v6).
+//
+// Formula (seed 003, §2.5.2 and §3.1.2): Y = X·W + b, then ReLU; dX = dY·Wᵀ, dW = Xᵀ·dY (C = A·B, A M×K, B K×N).
+//
+// Strategy (one templated kernel, instantiated per tile configuration and operand layout at the bottom):
+// - A block of NT threads computes a BM×BN tile of C. The block tile is split among the warps: each warp owns a
+//   WM×WN sub-tile, each lane a TM×TN piece of it held in registers, as (TM/4)×(TN/4) fragments of 4×4. The lanes
+//   of a warp form an LM×LN grid (LM = WM/TM, LN = WN/TN); lane (lm, ln) owns rows f·4·LM + lm·4 + 0..3 and columns
+//   g·4·LN + ln·4 + 0..3 of the warp tile. Per k step a lane reads its A fragment column and B fragment row as
+//   float4s: the 32 lanes read LM (resp. LN) distinct consecutive float4s of one shared row, i.e. one wavefront
+//   with broadcasts, no bank conflicts.
+// - K advances BK at a time through a ring of STAGES shared-memory buffers filled by cp.async: while the block
+//   multiplies slice t, slices t+1 .. t+STAGES-1 are in flight. One __syncthreads per slice (the wait for slice t
+//   and the release of the buffer the next copy overwrites are the same barrier).
+// - Both tiles are stored k-major in shared memory (As[k][m], Bs[k][n], rows padded by 4 floats: 16-byte aligned
+//   rows, and the transposing stores below are conflict-free). An operand that is contiguous along m (resp. n)
+//   (W and dY as B, Xᵀ as A) is copied with 16-byte cp.async.cg when it is 16-byte aligned with a leading dimension
+//   and contiguous extent that are multiples of 4 (host flag `vec_*`), else with 4-byte cp.async.ca. An operand
+//   contiguous along k (X and dY as A, Wᵀ as B) is transposed on the way in with 4-byte cp.async.ca: a warp's 32
+//   copies cover 4 rows × 8 consecutive k (four full 32-byte sectors), and land in 32 distinct banks
+//   (k·(BM+4) + m, pitch ≡ 4 mod 32). Out-of-range elements are zero-filled (cp.async src-size 0), so any M, N, K
+//   works, not only tile multiples.
+// - Epilogue: bias and ReLU fused; float4 stores when C's rows allow it, else scalar, bounds-checked.
+// - Blocks are numbered along M in groups of 8 (grouped ordering) so that co-resident blocks share A and B panels
+//   in L2; output tiles go on grid.x (any number), split-K slices on grid.y. All element offsets are 64-bit.
+// - Configurations (the table at the bottom; impls/cuda/gemm_tune.py mirrors it and autotunes among them):
+//   128×128×16, 3 stages, 256 threads (8 warps of 64×32, 8×8 per lane, 2 blocks/SM at <= 128 registers);
+//   128×128×8, 3 stages, the same warps; 128×64×16, 4 stages, 128 threads (4 warps of 64×32); 64×64×16, 4 stages,
+//   128 threads (4 warps of 32×32, 8×4 per lane), for small outputs and as the split-K tile.
+// - Split-K for products with few output tiles and a long K (the thesis's dense layers: M = 32, K up to 3200):
+//   grid.y = S slices of K, each writing its partial tile to a workspace; splitk_reduce then adds the S partials
+//   in slice order (deterministic, no atomics) with the bias and ReLU.
+// Strict IEEE float32: no fast-math; each product-sum is one fused multiply-add, accumulated in k order.
+
+#define PAD 4
+#define GROUP_M 8
+
+__device__ __forceinline__ unsigned smem_addr(const void* p)
+{
+    return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+// 4-byte copy global -> shared; src_bytes 0 writes a zero.
+__device__ __forceinline__ void cp_async4(float* dst, const float* src, int src_bytes)
+{
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
+}
+
+// 16-byte copy global -> shared (L2 only); src_bytes 0 writes four zeros.
+__device__ __forceinline__ void cp_async16(float* dst, const float* src, int src_bytes)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// The copies of one operand's R×BK slices (R = BM for A, BN for B) into k-major shared tiles S[BK][R + PAD].
+// KCONTIG: element (r, k) at P[r·ld + k], transposed on the way in with 4-byte copies; a warp's 32 copies are
+//          4 rows × 8 consecutive k. else: element (r, k) at P[k·ld + r], 16-byte copies when vec, else 4-byte.
+// Every thread keeps one coordinate fixed (its k within the slice for KCONTIG, its r otherwise) and steps the
+// other by a constant, so it holds one base pointer and one 64-bit step instead of a pointer per copy (which the
+// compiler would otherwise keep live across the main loop and spill).
+template <bool KCONTIG, int R, int BK, int NT>
+struct SliceLoader {
+    static constexpr int P_ = R + PAD;
+    static constexpr int VEC_W = 4;  // floats per 16-byte copy
+    // copies per thread and the step between them (in rows r for KCONTIG, in k otherwise)
+    static constexpr int N_K = R * BK / NT;                        // 4-byte paths
+    static constexpr int N_V = R * BK / VEC_W / NT;                // 16-byte path
+    static constexpr int STEP_K = KCONTIG ? (NT / 32) / (BK / 8) * 4 : NT / R;
+    static constexpr int STEP_V = NT / (R / VEC_W);
+    static_assert(R * BK % NT == 0 && R % 32 == 0 && BK % 8 == 0, "slice must split evenly");
+    static_assert(KCONTIG ? (NT / 32) % (BK / 8) == 0 : NT % R == 0, "a thread's copies must share one coordinate");
+    static_assert(KCONTIG || (R * BK / VEC_W) % NT == 0, "16-byte slice must split evenly");
+
+    const float* base;  // this thread's first element of slice 0
+    long long step;     // elements between its copies
+
+    // This thread's (r, k) of its first copy in a slice. threadIdx.x is read through volatile asm so that the
+    // compiler recomputes these few integer operations per slice instead of keeping them live across the loop.
+    static __device__ __forceinline__ void coords(bool vec, int& r, int& k)
+    {
+        int tid;
+        asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid));
+        if (KCONTIG) {
+            k = ((tid >> 5) % (BK / 8)) * 8 + (tid & 7);
+            r = ((tid >> 5) / (BK / 8)) * 4 + ((tid >> 3) & 3);
+        } else {
+            r = vec ? (tid % (R / VEC_W)) * VEC_W : tid % R;
+            k = vec ? tid / (R / VEC_W) : tid / R;
+        }
+    }
+
+    __device__ __forceinline__ SliceLoader(const float* P, long long ld, int r0, bool vec)
+    {
+        int r, k;
+        coords(vec, r, k);
+        step = (KCONTIG ? STEP_K : vec ? STEP_V : STEP_K) * ld;
+        base = KCONTIG ? P + (long long)(r0 + r) * ld + k : P + (long long)k * ld + (r0 + r);
+    }
+
+    // Issue the copies of the slice starting at k0 (a multiple of BK) into S; out-of-range elements are zeros,
+    // copied from `safe` (the operand's own first element) with source size 0, so no copy names an address
+    // outside the operand. rows, K: the operand's extents (K counted from this split's first k); r0: the tile's
+    // first row.
+    __device__ __forceinline__ void issue(float* S, int k0, long long ld, int rows, int K, int r0, bool vec,
+                                          const float* safe)
+    {
+        int r, k;
+        coords(vec, r, k);
+        const int r_left = rows - r0 - r;  // for the 16-byte path rows % 4 == 0: a chunk is all in or all out
+        const int k_left = K - k0 - k;
+        S += k * P_ + r;
+        long long st = step;
+        asm volatile("mov.b64 %0, %0;" : "+l"(st));  // keep the per-copy offsets from being hoisted out of the loop
+        if (KCONTIG) {
+            const float* q = base + k0;
+#pragma unroll
+            for (int i = 0; i < N_K; ++i, q += st)
+            {
+                const bool in = k_left > 0 && i * STEP_K < r_left;
+                cp_async4(S + i * STEP_K, in ? q : safe, in ? 4 : 0);
+            }
+        } else if (vec) {
+            const float* q = base + (long long)k0 * ld;
+#pragma unroll
+            for (int i = 0; i < N_V; ++i, q += st)
+            {
+                const bool in = r_left > 0 && i * STEP_V < k_left;
+                cp_async16(S + i * STEP_V * P_, in ? q : safe, in ? 16 : 0);
+            }
+        } else {
+            const float* q = base + (long long)k0 * ld;
+#pragma unroll
+            for (int i = 0; i < N_K; ++i, q += st)
+            {
+                const bool in = r_left > 0 && i * STEP_K < k_left;
+                cp_async4(S + i * STEP_K * P_, in ? q : safe, in ? 4 : 0);
+            }
+        }
+    }
+};
+
+template <int BM, int BN, int BK, int WM, int WN, int TM, int TN, int STAGES, int NT, bool A_KCONTIG,
+          bool B_KCONTIG>
+__device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, const float* __restrict__ B,
+                                               float* __restrict__ C, const float* __restrict__ bias, int M, int N,
+                                               int K, long long lda, long long ldb, long long ldc, int relu,
+                                               int vec_a, int vec_b, int vec_c, int k_split)
+{
+    constexpr int LM = WM / TM, LN = WN / TN;  // lanes of a warp along m and n
+    constexpr int WARPS_N = BN / WN;
+    constexpr int A_STAGE = BK * (BM + PAD), B_STAGE = BK * (BN + PAD);
+    static_assert(LM * LN == 32, "a warp tile must be 32 lane tiles");
+    static_assert((BM / WM) * (BN / WN) * 32 == NT, "the warp tiles must cover the block tile");
+    static_assert(TM % 4 == 0 && TN % 4 == 0, "lane tiles are made of 4x4 fragments");
+
+    extern __shared__ __align__(16) float smem[];
+    float* As = smem;                     // [STAGES][BK][BM + PAD]
+    float* Bs = smem + STAGES * A_STAGE;  // [STAGES][BK][BN + PAD]
+
+    // Grouped tile order: GROUP_M consecutive m-tiles per n-tile.
+    const int tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN;
+    const long long pid = blockIdx.x;
+    const long long per_group = (long long)GROUP_M * tiles_n;
+    const int first_m = (int)(pid / per_group) * GROUP_M;
+    const int group_size = min(tiles_m - first_m, GROUP_M);
+    const int in_group = (int)(pid % per_group);
+    const int m0 = (first_m + in_group % group_size) * BM;
+    const int n0 = (in_group / group_size) * BN;
+
+    // Split-K (gridDim.y > 1): block row y takes k in [y·k_split, (y+1)·k_split) and writes its raw partial
+    // product to slice y of the workspace C (M×ldc each); splitk_reduce adds the slices, the bias and the ReLU.
+    // (The parameters themselves are left unchanged so that they stay in the constant bank, not in registers.)
+    const bool split = gridDim.y > 1;
+    const int k_begin = split ? blockIdx.y * k_split : 0;
+    const int k_len = split ? min(K - k_begin, k_split) : K;
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
+    const int lm = lane / LN, ln = lane % LN;
+
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0.f;
+
+    SliceLoader<A_KCONTIG, BM, BK, NT> load_a(A + (A_KCONTIG ? (long long)k_begin : (long long)k_begin * lda), lda,
+                                              m0, vec_a);
+    SliceLoader<B_KCONTIG, BN, BK, NT> load_b(B + (B_KCONTIG ? (long long)k_begin : (long long)k_begin * ldb), ldb,
+                                              n0, vec_b);
+    const int ktiles = (k_len + BK - 1) / BK;
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < ktiles) {
+            load_a.issue(As + s * A_STAGE, s * BK, lda, M, k_len, m0, vec_a, A);
+            load_b.issue(Bs + s * B_STAGE, s * BK, ldb, N, k_len, n0, vec_b, B);
+        }
+        cp_async_commit();
+    }
+
+    for (int t = 0; t < ktiles; ++t) {
+        cp_async_wait<STAGES - 2>();  // slice t has landed (this thread's copies) ...
+        __syncthreads();              // ... everyone's, and slice t-1's buffer is free
+        const int next = t + STAGES - 1;
+        if (next < ktiles) {
+            const int slot = next % STAGES;
+            load_a.issue(As + slot * A_STAGE, next * BK, lda, M, k_len, m0, vec_a, A);
+            load_b.issue(Bs + slot * B_STAGE, next * BK, ldb, N, k_len, n0, vec_b, B);
+        }
+        cp_async_commit();  // an empty group past the end keeps the wait count uniform
+
+        const float* as = As + (t % STAGES) * A_STAGE + wm0 + lm * 4;
+        const float* bs = Bs + (t % STAGES) * B_STAGE + wn0 + ln * 4;
+#pragma unroll
+        for (int kk = 0; kk < BK; ++kk) {
+            float a[TM], b[TN];
+#pragma unroll
+            for (int f = 0; f < TM / 4; ++f) {
+                const float4 v = *reinterpret_cast<const float4*>(as + kk * (BM + PAD) + f * 4 * LM);
+                a[f * 4 + 0] = v.x; a[f * 4 + 1] = v.y; a[f * 4 + 2] = v.z; a[f * 4 + 3] = v.w;
+            }
+#pragma unroll
+            for (int g = 0; g < TN / 4; ++g) {
+                const float4 v = *reinterpret_cast<const float4*>(bs + kk * (BN + PAD) + g * 4 * LN);
+                b[g * 4 + 0] = v.x; b[g * 4 + 1] = v.y; b[g * 4 + 2] = v.z; b[g * 4 + 3] = v.w;
+            }
+#pragma unroll
+            for (int i = 0; i < TM; ++i)
+#pragma unroll
+                for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+    }
+    cp_async_wait<0>();
+
+    // Epilogue: + bias, ReLU, store (float4 where the row allows it); a split-K partial goes raw to its slice.
+    float* const Cs = split ? C + (long long)blockIdx.y * M * ldc : C;
+    const float* const bias_e = split ? nullptr : bias;
+    const int relu_e = split ? 0 : relu;
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        const int m = m0 + wm0 + (i / 4) * 4 * LM + lm * 4 + (i % 4);
+        if (m >= M) continue;
+        float* crow = Cs + (long long)m * ldc;
+#pragma unroll
+        for (int g = 0; g < TN / 4; ++g) {
+            const int n = n0 + wn0 + g * 4 * LN + ln * 4;
+            float v[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                float x = acc[i][g * 4 + j];
+                if (bias_e && n + j < N) x += bias_e[n + j];
+                v[j] = relu_e ? fmaxf(x, 0.f) : x;
+            }
+            if (vec_c && n + 3 < N) {
+                *reinterpret_cast<float4*>(crow + n) = make_float4(v[0], v[1], v[2], v[3]);
+            } else {
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+                    if (n + j < N) crow[n + j] = v[j];
+            }
+        }
+    }
+}
+
+// One extern "C" kernel per (configuration, layout): sgemm_wt_<config>_<nn|nt|tn>.
+//   nn: Y = X·W      A = X (k-contiguous, lda = K),   B = W (n-contiguous, ldb = N)
+//   nt: dX = dY·Wᵀ   A = dY (k-contiguous, lda = N),  B = Wᵀ, element (k', n') = W[n'·ldb + k'] (k-contiguous)
+//   tn: dW = Xᵀ·dY   A = Xᵀ, element (m', k') = X[k'·lda + m'] (m-contiguous), B = dY (n-contiguous)
+// The configuration names, sizes and shared-memory bytes are mirrored in impls/cuda/gemm.py (CONFIGS).
+#define SGEMM_WT_LAYOUT(NAME, LAYOUT, AK, BKC, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                          \
+    extern "C" __global__ void __launch_bounds__(NT, MINB) sgemm_wt_##NAME##_##LAYOUT(                          \
+        const float* A, const float* B, float* C, const float* bias, int M, int N, int K, long long lda,          \
+        long long ldb, long long ldc, int relu, int vec_a, int vec_b, int vec_c, int k_split)                     \
+    {                                                                                                             \
+        sgemm_warptile<BM, BN, BK, WM, WN, TM, TN, ST, NT, AK, BKC>(A, B, C, bias, M, N, K, lda, ldb, ldc, relu,  \
+                                                                     vec_a, vec_b, vec_c, k_split);               \
+    }
+
+#define SGEMM_WT_CONFIG(NAME, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                                          \
+    SGEMM_WT_LAYOUT(NAME, nn, true, false, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                              \
+    SGEMM_WT_LAYOUT(NAME, nt, true, true, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                               \
+    SGEMM_WT_LAYOUT(NAME, tn, false, false, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)
+
+//              name            BM   BN  BK  WM  WN  TM TN  stages threads min-blocks/SM
+SGEMM_WT_CONFIG(b128x128k16s3, 128, 128, 16, 64, 32, 8, 8, 3, 256, 2)
+SGEMM_WT_CONFIG(b128x128k8s3,  128, 128, 8,  64, 32, 8, 8, 3, 256, 2)
+SGEMM_WT_CONFIG(b128x64k16s4,  128, 64,  16, 64, 32, 8, 8, 4, 128, 4)
+SGEMM_WT_CONFIG(b64x64k16s4,   64,  64,  16, 32, 32, 8, 4, 4, 128, 4)
+
+// Y[m, n] = relu(Σ_s P[s, m, n] + bias[n]): the split-K partials added in slice order, one thread per element.
+extern "C" __global__ void splitk_reduce(const float* __restrict__ P, float* __restrict__ Y,
+                                         const float* __restrict__ bias, long long MN, int N, int splits, int relu)
+{
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < MN;
+         e += (long long)gridDim.x * blockDim.x) {
+        float x = 0.f;
+        for (int s = 0; s < splits; ++s) x += P[s * MN + e];
+        if (bias) x += bias[e % N];
+        Y[e] = relu ? fmaxf(x, 0.f) : x;
+    }
+}

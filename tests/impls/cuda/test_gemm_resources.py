@@ -1,0 +1,67 @@
+"""cupy_opt's kernels (gemm_warptile.cu) compile under NVRTC for sm_80 and sm_90 with no register spills (ptxas's
+resource report, -v), so the best version keeps its accumulators and copy state in registers; the ladder steps'
+reports are printed (v5, gemm_tiled.cu, spills 20 bytes in sgemm_tiled_nn on sm_90: one reason v6 exists).
+No GPU needed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from harness.cuda import DEFAULT_OPTIONS
+from impls.cuda.common import cuda_files
+
+nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
+from nvrtc_check import ARCHS  # noqa: E402
+
+BEST = "gemm_warptile.cu"
+LADDER = ("gemm_tiled.cu", "gemm_regblock2d.cu", "gemm_regblock1d.cu", "gemm_smem.cu")
+
+
+def ptxas_report(name: str, arch: str) -> dict[str, tuple[int, int]]:
+    """{kernel: (registers, spill store + load bytes)} from ptxas -v for one file and architecture."""
+    path = cuda_files()[name]
+    err, prog = nvrtc.nvrtcCreateProgram(path.read_bytes(), path.name.encode(), 0, [], [])
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS
+    try:
+        opts = [o.encode() for o in (*DEFAULT_OPTIONS, f"--gpu-architecture={arch}", "-Xptxas", "-v")]
+        (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+        _, size = nvrtc.nvrtcGetProgramLogSize(prog)
+        log = b" " * size
+        nvrtc.nvrtcGetProgramLog(prog, log)
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)
+    text = log.rstrip(b"\0").decode(errors="replace")
+    assert result == nvrtc.nvrtcResult.NVRTC_SUCCESS, text
+    out: dict[str, tuple[int, int]] = {}
+    for block in re.split(r"Compiling entry function '", text)[1:]:
+        func = block.split("'", 1)[0]
+        regs = re.search(r"Used (\d+) registers", block)
+        spills = [int(v) for v in re.findall(r"(\d+) bytes spill (?:stores|loads)", block)]
+        out[func] = (int(regs.group(1)) if regs else 0, sum(spills))
+    return out
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_best_version_does_not_spill(arch: str):
+    report = ptxas_report(BEST, arch)
+    print(BEST, arch, report)
+    spilled = {f: v for f, v in report.items() if v[1]}
+    assert not spilled, f"{BEST} spills for {arch}: {spilled}"
+    assert all(regs <= 128 for f, (regs, _) in report.items() if f.startswith("sgemm_wt_")), report
+
+
+@pytest.mark.parametrize("name", LADDER)
+def test_ladder_steps_report_their_resources(name: str):
+    report = ptxas_report(name, "sm_90")
+    print(name, report)  # registers and spill bytes of each step, for the NOTES
+    assert report and all(regs > 0 for regs, _ in report.values()), report
+
+
+def test_every_configuration_and_layout_is_a_kernel():
+    from impls.cuda import gemm_tune
+
+    report = ptxas_report("gemm_warptile.cu", "sm_90")
+    want = {f"sgemm_wt_{t}_{layout}" for t in gemm_tune.TILES for layout in ("nn", "nt", "tn")} | {"splitk_reduce"}
+    assert set(report) == want

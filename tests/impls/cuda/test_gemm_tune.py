@@ -1,0 +1,158 @@
+"""cupy_opt's configuration table and autotune cache (impls/cuda/gemm_tune.py), without a GPU: the table matches
+gemm_warptile.cu, candidates and the fallback rule fit the shape, keys separate what must be tuned apart, and the
+cache file survives a round trip (and a damaged file)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from impls.cuda import gemm_tune as tune
+from impls.cuda.common import cuda_files
+
+H200 = {"sms": 132, "smem_limit": 232448}  # multiprocessors and opt-in shared memory per block of an H200
+
+
+def _cu_configs() -> dict[str, tuple[int, ...]]:
+    """name -> (BM, BN, BK, WM, WN, TM, TN, stages, threads, min blocks) of each SGEMM_WT_CONFIG line."""
+    text = cuda_files()["gemm_warptile.cu"].read_text()
+    rows = re.findall(r"^SGEMM_WT_CONFIG\((\w+),([\d,\s]+)\)", text, flags=re.M)
+    return {name: tuple(int(v) for v in vals.split(",")) for name, vals in rows}
+
+
+def test_table_matches_the_kernel_source():
+    cu = _cu_configs()
+    assert set(cu) == set(tune.TILES)
+    for name, (bm, bn, bk, wm, wn, tm, tn, stages, threads, _) in cu.items():
+        t = tune.TILES[name]
+        assert (t.bm, t.bn, t.bk, t.stages, t.threads) == (bm, bn, bk, stages, threads)
+        assert (bm // wm) * (bn // wn) * 32 == threads  # warp tiles cover the block tile
+        assert (wm // tm) * (wn // tn) == 32  # lane tiles cover the warp tile
+        assert t.smem == stages * bk * (bm + 4 + bn + 4) * 4
+
+
+def test_config_names_round_trip():
+    for t in tune.TILES.values():
+        for s in tune.SPLITS:
+            c = tune.Config(t, s)
+            assert tune.parse(c.name) == c
+    with pytest.raises(KeyError):
+        tune.parse("b1x1k1s1")
+
+
+@pytest.mark.parametrize("k,splits,bk", [(3200, 8, 16), (1, 4, 16), (129, 2, 8), (2048, 16, 16), (333, 3, 16)])
+def test_k_per_split_covers_k_in_whole_steps(k, splits, bk):
+    per = tune.k_per_split(k, splits, bk)
+    assert per % bk == 0 and per > 0
+    used = -(-k // per)
+    assert used <= splits and (used - 1) * per < k <= used * per  # every split is non-empty
+
+
+def test_large_square_products_try_every_tile_and_no_split():
+    cands = tune.candidates(4096, 4096, 4096, **H200)
+    assert {c.tile.name for c in cands} == set(tune.TILES)
+    assert all(c.splits == 1 for c in cands)
+    assert tune.heuristic(4096, 4096, 4096, **H200).tile.name == "b128x128k16s3"
+
+
+def test_tiny_products_use_the_smallest_tile_only():
+    cands = tune.candidates(1, 1, 1, **H200)
+    assert [c.name for c in cands] == ["b64x64k16s4"]
+    assert tune.heuristic(7, 5, 3, **H200).name == "b64x64k16s4"
+
+
+def test_thesis_dense_layer_gets_split_k_candidates():
+    # M = 32, N = 100, K = 3200: 2 output tiles of 64x64 for 132 SMs, so K is split
+    cands = tune.candidates(32, 100, 3200, **H200)
+    splits = sorted(c.splits for c in cands)
+    assert splits[0] == 1 and 16 in splits
+    assert all(c.tile.name == "b64x64k16s4" for c in cands if c.splits > 1)
+    assert all(c.splits * tune.MIN_K_PER_SPLIT <= 3200 for c in cands)
+    assert tune.heuristic(32, 100, 3200, **H200).splits == 16
+    # a short K is not split
+    assert all(c.splits == 1 for c in tune.candidates(32, 10, 100, **H200))
+
+
+def test_a_small_shared_memory_limit_drops_the_large_configs():
+    cands = tune.candidates(4096, 4096, 4096, sms=108, smem_limit=48 * 1024)
+    assert cands and all(c.tile.smem <= 48 * 1024 for c in cands)
+
+
+def test_keys_separate_layout_shape_epilogue_and_alignment():
+    base = ("nn", 129, 333, 7, True, False, (True, False, True))
+    k0 = tune.key(*base)
+    variants = [("nt", *base[1:]), ("nn", 129, 333, 8, True, False, base[6]), ("nn", 129, 333, 7, False, False,
+                base[6]), ("nn", 129, 333, 7, True, True, base[6]), (*base[:6], (True, True, True))]
+    assert len({k0, *(tune.key(*v) for v in variants)}) == 6
+
+
+def test_cache_round_trip_by_device(tmp_path: Path):
+    path = tmp_path / "sub" / "gemm-tune.json"
+    c = tune.TuneCache(path)
+    cfg = tune.Config(tune.TILES["b128x64k16s4"], 4)
+    c.put("NVIDIA H200", "nn 1x2x3", cfg)
+    c.put("NVIDIA A100", "nn 1x2x3", tune.Config(tune.TILES["b64x64k16s4"]))
+    again = tune.TuneCache(path)
+    assert again.get("NVIDIA H200", "nn 1x2x3") == cfg
+    assert again.get("NVIDIA A100", "nn 1x2x3").name == "b64x64k16s4"
+    assert again.get("NVIDIA H200", "nn 9x9x9") is None
+    assert json.loads(path.read_text())["NVIDIA H200"]["nn 1x2x3"] == "b128x64k16s4_split4"
+
+
+def test_cache_merges_with_another_process(tmp_path: Path):
+    path = tmp_path / "gemm-tune.json"
+    a, b = tune.TuneCache(path), tune.TuneCache(path)
+    a.put("dev", "k1", tune.Config(tune.TILES["b64x64k16s4"]))
+    b.put("dev", "k2", tune.Config(tune.TILES["b128x128k8s3"]))
+    merged = tune.TuneCache(path)
+    assert merged.get("dev", "k1") is not None and merged.get("dev", "k2") is not None
+
+
+def test_damaged_or_stale_cache_entries_are_ignored(tmp_path: Path):
+    path = tmp_path / "gemm-tune.json"
+    path.write_text("{not json")
+    assert tune.TuneCache(path).choices == {}
+    path.write_text(json.dumps({"dev": {"k": "b999x1k1s1", "k2": 5, "k3": "b64x64k16s4"}, "bad": []}))
+    c = tune.TuneCache(path)
+    assert c.get("dev", "k") is None and c.get("dev", "k2") is None and c.get("dev", "k3").name == "b64x64k16s4"
+
+
+def test_memory_only_cache_writes_nothing(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("KH_GEMM_TUNE_CACHE", "")
+    assert tune.cache_path() is None
+    c = tune.TuneCache(None)
+    c.put("dev", "k", tune.Config(tune.TILES["b64x64k16s4"]))
+    assert c.get("dev", "k").name == "b64x64k16s4" and not list(tmp_path.iterdir())
+
+
+def test_env_switches(monkeypatch, tmp_path: Path):
+    monkeypatch.delenv("KH_GEMM_TUNE", raising=False)
+    monkeypatch.delenv("KH_GEMM_TUNE_CACHE", raising=False)
+    assert tune.enabled() and tune.cache_path() == tune.DEFAULT_CACHE.expanduser()
+    monkeypatch.setenv("KH_GEMM_TUNE", "0")
+    monkeypatch.setenv("KH_GEMM_TUNE_CACHE", str(tmp_path / "t.json"))
+    assert not tune.enabled() and tune.cache_path() == tmp_path / "t.json"
+
+
+def test_fastest_takes_the_smallest_median():
+    a, b = tune.Config(tune.TILES["b64x64k16s4"]), tune.Config(tune.TILES["b128x128k16s3"])
+    assert tune.fastest({a: [1.0, 9.0, 1.1], b: [1.2, 1.2, 1.2]}) == a
+    assert tune.fastest({a: [2.0, 2.0, 2.0], b: [1.0, 5.0, 1.5]}) == b
+
+
+def test_ladder_steps_are_never_picked_for_training():
+    """The ladder (cupy_v2 .. cupy_v5) is for the report only: no fallback rank and no backend of that name, so
+    nets/backend.py never picks one; cupy_naive and cupy_opt keep theirs."""
+    from harness.registry import impls_for
+    from nets.backend import BACKENDS
+
+    impls = {(i.pass_, i.name): i for i in impls_for("gemm")}
+    ladder = [i for i in impls.values() if i.name.startswith("cupy_v")]
+    assert {i.name for i in ladder} == {"cupy_v2_smem", "cupy_v3_regblock1d", "cupy_v4_regblock2d",
+                                        "cupy_v5_vec_dbuf"}
+    assert all(i.fallback is None and i.name not in BACKENDS and i.family == "own" and i.pass_ == "fwd"
+               for i in ladder)
+    assert impls[("fwd", "cupy_opt")].fallback == 1 and impls[("bwd", "cupy_opt")].fallback == 1
+    assert impls[("fwd", "cupy_naive")].fallback == 2
+    assert all(i.doc for i in ladder)  # the one-line description the report shows
