@@ -53,6 +53,9 @@ class Impl:
     family: str = "user"
     group: str = ""  # implementations of one library in several math modes share it (cudnn, cudnn_tf32: "cudnn")
     fallback: int | None = None  # training: where a backend lacks an op, lower numbers are used first
+    # The numerical algorithm, when it is not a direct sum (the checker's bound depends on it): a string such as
+    # "winograd-f2x2-3x3", or a callable(shape) returning one (or None), read after the call ran.
+    algorithm: str | Callable[[object], str | None] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         if not self.group:
@@ -68,6 +71,10 @@ class Impl:
             return self.available()
         except Exception as exc:  # an availability probe must never crash a run
             return f"availability check failed: {exc}"
+
+    def algorithm_for(self, shape) -> str | None:
+        """The algorithm this implementation used for `shape` (None: a direct sum)."""
+        return self.algorithm(shape) if callable(self.algorithm) else self.algorithm
 
     def unsupported_reason(self, shape) -> str | None:
         """Why this implementation cannot run this shape (e.g. a library limit), or None."""
@@ -106,6 +113,7 @@ def register(
     family: str = "user",
     group: str = "",
     fallback: int | None = None,
+    algorithm: str | Callable[[object], str | None] | None = None,
 ):
     """Decorator that adds `fn` as implementation `name` of (op, pass_).
 
@@ -119,6 +127,9 @@ def register(
     group:     the name shared by one library's implementations in several math modes (default: `name`): a
                baseline is a group, and a TF32 row is compared with the TF32 member of the baseline's group.
     fallback:  for training backends that lack this op: the lowest number on the backend's device is used.
+    algorithm: what the implementation computes when it is not a direct sum ("winograd-f2x2-3x3"), or
+               algorithm(shape) after the call ran; the checker widens the bound by the algorithm's growth factor
+               (harness.measure.check.algorithm_growth).
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, not {device!r}")
@@ -132,7 +143,7 @@ def register(
         if key in _REGISTRY and _REGISTRY[key].fn is not fn:
             raise ValueError(f"implementation {key} registered twice")
         _REGISTRY[key] = Impl(op, pass_, name, fn, device, math, available, supports, details,
-                              (fn.__doc__ or "").strip().split("\n")[0], family, group, fallback)
+                              (fn.__doc__ or "").strip().split("\n")[0], family, group, fallback, algorithm)
         return fn
 
     return wrap

@@ -1,0 +1,112 @@
+"""cupy_winograd: Winograd F(2x2, 3x3) convolution for 3x3 stride-1 layers, fprop and dgrad (conv2d_winograd.cu).
+
+One fused kernel per call: the filter transform U = G g Gᵀ (recomputed from w by every block on every call: the
+weights change between calls) and the input transform in the loader, the 16 transformed positions' products over
+the input channels accumulated in registers, output transform and bias in the epilogue. dgrad is the same
+convolution of dy padded by 2 − pad with the filter rotated by 180° and C and K swapped, which the filter
+transform reads that way.
+
+The checker judges it with the F(2x2, 3x3) bound (`algorithm=`, harness.measure.check.algorithm_growth).
+`emulate` is the kernels' host model in float32 (same tiles, same transforms), which the CPU tests check against
+the float64 oracle to catch index errors without a GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.measure.check import winograd_matrices
+from harness.ops.conv2d import Conv2dShape
+from harness.registry import register
+from impls.cuda import common as _cuda
+
+WINO = "conv2d_winograd.cu"
+ALGORITHM = "winograd-f2x2-3x3"
+BT, BKO = 32, 32  # wino_conv_f2's tiles and output channels per block
+INT_LIMIT = 2**31 - 2**16
+
+
+def supports(s: Conv2dShape) -> str | None:
+    """3x3, stride 1, dilation 1, one group, pad ≤ 2 (dgrad pads dy by 2 − pad); tile counts inside int32."""
+    if (s.R, s.S) != (3, 3):
+        return f"Winograd F(2x2, 3x3) needs a 3x3 filter, not {s.R}x{s.S}"
+    if (s.stride_h, s.stride_w) != (1, 1) or (s.dilation_h, s.dilation_w) != (1, 1):
+        return "Winograd here is stride 1 and dilation 1 only"
+    if s.groups != 1:
+        return f"Winograd here is one group only, not {s.groups}"
+    if max(s.pad_h, s.pad_w) > 2:
+        return f"pad {s.pad_h}x{s.pad_w} > 2: dgrad's padding 2 − pad would be negative"
+    tiles = s.N * max(_ceil2(s.P) * _ceil2(s.Q), _ceil2(s.H) * _ceil2(s.W))
+    if tiles >= INT_LIMIT or max(s.C, s.K) * 16 >= INT_LIMIT:
+        return f"{tiles} 2x2 tiles ≥ 2^31: past the kernel's int32 tile index"
+    if _cuda.blocks(max(s.C, s.K), BKO) > 65535:
+        return "channels past grid.y"
+    return None
+
+
+def _ceil2(n: int) -> int:
+    return (n + 1) // 2
+
+
+def _launch(inp, w, bias, out, n: int, cin: int, h: int, wd: int, kout: int, p: int, q: int, pad_h: int,
+            pad_w: int, flip: bool) -> None:
+    """The fused kernel: inp (n × cin × h × wd) convolved with w's transformed filters into out (n × kout × p × q);
+    with `flip`, w is the layer's K × C filter read rotated and transposed (dgrad)."""
+    tp, tq = _ceil2(p), _ceil2(q)
+    grid = (_cuda.blocks(n * tp * tq, BT), _cuda.blocks(kout, BKO))
+    args = (inp, w, _cuda.NULL if bias is None else bias, out,
+            *(np.int32(v) for v in (n, cin, h, wd, kout, p, q, pad_h, pad_w, tp, tq, flip)))
+    _cuda.kernel(WINO, "wino_conv_f2")(grid, (256,), args)
+
+
+def _details(s: Conv2dShape) -> dict:
+    return {**_cuda.attributes(WINO, ["wino_conv_f2"]), "note": "F(2x2,3x3) fused, 32 tiles x 32 channels a block"}
+
+
+def _reg(pass_: str):
+    return register("conv2d", pass_, name="cupy_winograd", device="gpu", math="fp32", available=_cuda.available,
+                    family="own", supports=supports, details=_details, algorithm=ALGORITHM)
+
+
+@_reg("fprop")
+def conv2d_fprop_winograd(s: Conv2dShape, x, w, b, *, y):
+    """Winograd F(2x2, 3x3): y = b + Aᵀ[Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)]A, every transform fused in one kernel."""
+    _launch(x, w, b, y, s.N, s.C, s.H, s.W, s.K, s.P, s.Q, s.pad_h, s.pad_w, flip=False)
+
+
+@_reg("dgrad")
+def conv2d_dgrad_winograd(s: Conv2dShape, dy, w, *, dx):
+    """Winograd F(2x2, 3x3) of dy padded by 2 − pad with w rotated 180° and C, K swapped."""
+    _launch(dy, w, None, dx, s.N, s.K, s.P, s.Q, s.C, s.H, s.W, 2 - s.pad_h, 2 - s.pad_w, flip=True)
+
+
+# ---------------------------------------------------------------- host model (float32), for the CPU tests
+def emulate(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pad_h: int, pad_w: int,
+            algorithm: str = ALGORITHM) -> np.ndarray:
+    """y = b + Winograd F(m x m, 3x3) convolution of x (N × C × H × W) with w (K × C × 3 × 3), in float32
+    arithmetic: the kernels' tiling (tile (tp, tq) reads rows m·tp − pad_h .. + m + 1, zero outside; partial tiles
+    at the borders are cut), transforms in float32, the products summed over C in float32."""
+    f32 = np.float32
+    at, g, bt = (a.astype(f32) for a in winograd_matrices(algorithm))
+    m, a = at.shape
+    n, c, h, wd = x.shape
+    k = w.shape[0]
+    p, q = h + 2 * pad_h - 2, wd + 2 * pad_w - 2
+    tp, tq = -(-p // m), -(-q // m)
+    xp = np.zeros((n, c, tp * m + 2, tq * m + 2), dtype=f32)  # padded so that every tile's patch exists
+    xp[:, :, pad_h:pad_h + h, pad_w:pad_w + wd] = x
+    u = np.einsum("ar,kcrs,bs->kcab", g, w.astype(f32), g, dtype=f32)  # G g Gᵀ
+    idx_h = (np.arange(tp) * m)[:, None] + np.arange(a)  # (tp, a): the patch rows of each tile row
+    idx_w = (np.arange(tq) * m)[:, None] + np.arange(a)
+    d = xp[:, :, idx_h[:, :, None, None], idx_w[None, None, :, :]]  # n, c, tp, a, tq, b
+    v = np.einsum("ia,nctaub,jb->nctuij", bt, d, bt, dtype=f32)  # Bᵀ d B
+    mm = np.zeros((n, k, tp, tq, a, a), dtype=f32)
+    for ci in range(c):  # the kernel's order: one input channel after the other, in float32
+        mm += u[None, :, ci, None, None] * v[:, ci, None]
+    yt = np.einsum("ia,nktuab,jb->nktiuj", at, mm, at, dtype=f32).reshape(n, k, tp * m, tq * m)[:, :, :p, :q]
+    return yt + (f32(0) if b is None else b.astype(f32)[None, :, None, None])
+
+
+def emulate_dgrad(dy: np.ndarray, w: np.ndarray, pad_h: int, pad_w: int) -> np.ndarray:
+    """dgrad as the kernels compute it: emulate() of dy padded by 2 − pad with w rotated 180°, C and K swapped."""
+    return emulate(dy, np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), None, 2 - pad_h, 2 - pad_w)
