@@ -5,7 +5,9 @@
   fprop (N·P·Q)×K/G×(C/G·R·S), dgrad (N·H·W)×C/G×(K/G·R·S) one GEMM per stride phase, wgrad
   K/G×(C/G·R·S)×(N·P·Q). `_launch_config` picks the tile configuration from the GEMM's column count and splits the
   reduction (split-K, deterministic) when the tiles alone cannot fill the GPU; the host precomputes the reduction
-  index tables (dilation and stride phases included) that spare the kernel its integer divisions. Depthwise
+  index tables (dilation and stride phases included) that spare the kernel its integer divisions. Small fprop/dgrad
+  layers (≤ 32 GEMM columns, ≤ TAB_MAX table entries: the thesis layers) may take 128×32 tiles with BK = 32 and the
+  table in shared memory (conv_*_128x32_s), when a latency model (small_seconds) says so. Depthwise
   layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad).
 - cupy_im2col_cublas (im2col.cu + cupy.matmul, strict FP32), batched over images n and groups g (W_g: K/G ×
   C/G·R·S): fprop = W_g·col_n,g, dgrad = W_gᵀ·dy_n,g then col2im, wgrad = dW_gᵀ = col_g · dY_g (one strided-batched
@@ -26,6 +28,15 @@ from impls.nvidia.cublas import cublas_math
 
 NAIVE, IGEMM, IM2COL = "conv2d_naive.cu", "conv2d_implicit_gemm.cu", "im2col.cu"
 BK = 8  # conv2d_implicit_gemm.cu's reduction slice
+SMALL_TILES = {"fprop": (128, 32), "dgrad": (128, 32), "wgrad": (32, 128)}  # the small-layer kernels' BM × BN
+SMALL_BK = 32  # their reduction slice
+TAB_MAX = 352  # their shared-memory reduction table's entries (TAB_MAX in the .cu)
+SLICE_S = 2.2e-6  # a BK = 8 slice on a small layer: table entry, then x / dy, from a cold L2 (thesis rows, H200)
+SLICE_STAB_S = 1.1e-6  # a slice of the _s kernels: the x / dy gather only (the table is in shared memory)
+SPLITK_S = 4e-6  # the splitk_reduce launch behind the GEMM, reading the partials back
+REDUCE_LOAD_S = 0.15e-6  # each further partial one reducing thread adds (L2 latency over the loads it keeps in flight)
+WARP_REDUCE_SPLITS = 32  # from this many splits on, splitk_reduce_warp (a warp per output) sums them
+SM_FLOPS = 250e9  # FP32 FLOP/s one SM sustains on a tile (about 2/3 of its 2·128 FMA/clock at 1.98 GHz)
 KCH = 32  # conv_dgrad_narrow's output channels per shared-memory stage
 DW_TP, DW_TQ = 8, 32  # conv_dw_fprop's output tile
 NARROW_C = 4  # dgrad with at most this many input channels runs conv_dgrad_narrow
@@ -84,8 +95,9 @@ class Launch:
     bn: int
     tiles: int
     splits: int
-    kt_per: int  # reduction slices (of BK) per split
+    kt_per: int  # reduction slices (of bk) per split
     phases: int  # grid.z: the groups (times dgrad's stride_h·stride_w phases)
+    bk: int = BK  # the reduction slice
 
 
 @functools.cache
@@ -95,7 +107,13 @@ def _sm_count() -> int:
     return cupy.cuda.Device().attributes["MultiProcessorCount"]
 
 
-def _launch_config(s: Conv2dShape, pass_: str) -> Launch:
+def _launch_config(s: Conv2dShape, pass_: str, small: bool = True) -> Launch:
+    """The launch for one pass: _plan on this GPU's SM count (cached: the plan is computed once per shape)."""
+    return _plan(s, pass_, small, _sm_count())
+
+
+@functools.cache
+def _plan(s: Conv2dShape, pass_: str, small: bool, sms: int) -> Launch:
     """Tile configuration and split-K for one pass (of one group: grid.z runs the groups, and dgrad's phases).
 
     The GEMM's column count picks the tile (dgrad with C ≤ 4, one group, no dilation: the narrow kernel; ≤ 16
@@ -103,27 +121,27 @@ def _launch_config(s: Conv2dShape, pass_: str) -> Launch:
     padding; dgrad runs one GEMM per stride phase, planned for the largest. When the tiles fill the GPU badly, the
     reduction is cut into splits: the count with the least modelled time (whole waves of blocks, two per SM, plus
     the traffic of the partial sums), each split at least 8 slices (64 reduction terms) long.
+    Small layers (_small_eligible: fprop/dgrad with ≤ 32 columns, wgrad with ≤ 32 rows, and a short table) also get
+    the BK = 32 kernels with the table in shared memory (128×32, wgrad 32×128) at a ladder of split-K counts: the
+    latency model small_seconds picks among those and the choice above (their blocks are bound by the chain of
+    slices, not by FMAs). small=False: the choice above only (benchmarks/conv_probe.py and the tests compare both).
     """
-    phases = 1
+    rows, cols, red, zdim = gemm_dims(s, pass_)
     if pass_ == "wgrad":
-        rows, cols, red = s.Kg, s.Cg * s.R * s.S, s.N * s.P * s.Q
         name, (bm, bn) = ("64x128", (64, 128)) if s.Kg <= 64 else ("128x128", (128, 128))
     else:
-        if pass_ == "fprop":
-            rows, cols, red = s.N * s.P * s.Q, s.Kg, s.Cg * s.R * s.S
-        else:  # the largest stride phase (see _dgrad_tables): every phase gets the grid of the largest
-            geo = _dgrad_phases(s)
-            phases = len(geo)
-            rows, cols, red = max(g[5] for g in geo), s.Cg, max(g[4] for g in geo)
-            if _narrow(s):
-                return Launch("conv_dgrad_narrow", 256, NARROW_C, _cuda.blocks(rows, 256), 1, 0, phases)
+        if pass_ == "dgrad" and _narrow(s):  # one group: grid.z = the phases
+            narrow = Launch("conv_dgrad_narrow", 256, NARROW_C, _cuda.blocks(rows, 256), 1, 0, zdim)
+            if not (small and _small_eligible(pass_, rows, cols, red)):
+                return narrow
+            candidates = [narrow, *small_launches(pass_, rows, cols, red, zdim)]
+            return min(candidates, key=lambda c: small_seconds(c, s, rows, cols, zdim, sms))
         name, (bm, bn) = (("256x16", (256, 16)) if cols <= 16 else ("128x64", (128, 64)) if cols <= 64
                           else ("128x128", (128, 128)))
     func = f"conv_{pass_}_{name}"
     tiles = _cuda.blocks(rows, bm) * _cuda.blocks(cols, bn)
     ktiles = _cuda.blocks(red, BK)
-    slots = 2 * _sm_count()  # two 256-thread blocks of ≤ 128 registers fit on an SM
-    zdim = phases * s.groups
+    slots = 2 * sms  # two 256-thread blocks of ≤ 128 registers fit on an SM
 
     def seconds(splits: int) -> float:
         """Modelled time: full waves of blocks at ~35 TFLOP/s per GPU, plus the partial sums' traffic."""
@@ -133,7 +151,71 @@ def _launch_config(s: Conv2dShape, pass_: str) -> Launch:
 
     splits = min(range(1, max(1, min(ktiles // 8, 512)) + 1), key=seconds)
     kt_per = _cuda.blocks(ktiles, splits)
-    return Launch(func, bm, bn, tiles, _cuda.blocks(ktiles, kt_per), kt_per, zdim)
+    launch = Launch(func, bm, bn, tiles, _cuda.blocks(ktiles, kt_per), kt_per, zdim)
+    if small and _small_eligible(pass_, rows, cols, red):
+        candidates = [launch, *small_launches(pass_, rows, cols, red, zdim)]
+        return min(candidates, key=lambda c: small_seconds(c, s, rows, cols, zdim, sms))
+    return launch
+
+
+def gemm_dims(s: Conv2dShape, pass_: str) -> tuple[int, int, int, int]:
+    """(rows, columns, reduction, grid.z) of one pass's GEMM per group: dgrad's for its largest stride phase (see
+    _dgrad_tables: every phase gets the grid of the largest); grid.z = the groups (times dgrad's phases)."""
+    if pass_ == "wgrad":
+        return s.Kg, s.Cg * s.R * s.S, s.N * s.P * s.Q, s.groups
+    if pass_ == "fprop":
+        return s.N * s.P * s.Q, s.Kg, s.Cg * s.R * s.S, s.groups
+    geo = _dgrad_phases(s)
+    return max(g[5] for g in geo), s.Cg, max(g[4] for g in geo), len(geo) * s.groups
+
+
+def _small_eligible(pass_: str, rows: int, cols: int, red: int) -> bool:
+    """The layers whose blocks are bound by the latency of their chain of slices (the thesis layers), where the
+    small kernel's tile is not mostly padding and its table fits: fprop/dgrad with ≤ 32 GEMM columns and a
+    reduction table (per dgrad phase) of ≤ TAB_MAX entries; wgrad with ≤ 32 rows and ≤ TAB_MAX columns."""
+    if pass_ == "wgrad":
+        return rows <= SMALL_TILES[pass_][0] and cols <= TAB_MAX
+    return cols <= SMALL_TILES[pass_][1] and red <= TAB_MAX
+
+
+SPLIT_LADDER = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+
+
+def small_launches(pass_: str, rows: int, cols: int, red: int, zdim: int) -> list[Launch]:
+    """The small-layer kernel conv_<pass>_<BM>x<BN>_s at each split-K count of SPLIT_LADDER that leaves every split
+    at least 2 slices of 32 (splits as the kernels realise them: ceil(slices / ceil(slices / count)))."""
+    bm, bn = SMALL_TILES[pass_]
+    tiles = _cuda.blocks(rows, bm) * _cuda.blocks(cols, bn)
+    ktiles = _cuda.blocks(red, SMALL_BK)
+    out = {}
+    for want in SPLIT_LADDER:
+        if want > 1 and want * 2 > ktiles:
+            break
+        kt_per = _cuda.blocks(ktiles, want)
+        splits = _cuda.blocks(ktiles, kt_per)
+        out[splits] = Launch(f"conv_{pass_}_{bm}x{bn}_s", bm, bn, tiles, splits, kt_per, zdim, SMALL_BK)
+    return list(out.values())
+
+
+def small_seconds(launch: Launch, s: Conv2dShape, rows: int, cols: int, zdim: int, sms: int) -> float:
+    """Latency model for small layers: blocks run in waves of two per SM; a block runs its kt_per slices one
+    after the other, each costing the larger of its gather latency (SLICE_S, or SLICE_STAB_S with the table in
+    shared memory, plus one table load up front) and its FMAs at SM_FLOPS shared by the blocks on the SM;
+    split-K adds the reduction kernel, the chain of partials each of its threads (or, from WARP_REDUCE_SPLITS on,
+    lanes) adds, and the partial sums' traffic. conv_dgrad_narrow: its loop over the K output channels is a chain
+    of dependent cold gathers, K·SLICE_S / 1.3 per block (27 µs measured at K = 16)."""
+    blocks = launch.tiles * launch.phases * launch.splits
+    if launch.func == "conv_dgrad_narrow":
+        return -(-blocks // (8 * sms)) * s.K * SLICE_S / 1.3
+    per_sm = min(2, -(-blocks // sms))
+    waves = -(-blocks // (2 * sms))
+    stab = launch.func.endswith("_s")
+    slice_s = max(SLICE_STAB_S if stab else SLICE_S, 2 * launch.bm * launch.bn * launch.bk * per_sm / SM_FLOPS)
+    t = waves * ((SLICE_STAB_S if stab else 0.0) + launch.kt_per * slice_s)
+    if launch.splits > 1:
+        chain = launch.splits if launch.splits < WARP_REDUCE_SPLITS else -(-launch.splits // 32)
+        t += SPLITK_S + chain * REDUCE_LOAD_S + (launch.splits + 1) * rows * zdim * cols * 4 / 2.5e12
+    return t
 
 
 def _narrow(s: Conv2dShape) -> bool:
@@ -250,14 +332,17 @@ def _run_depthwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None) 
         _cuda.kernel(IGEMM, "conv_dw_wgrad")((s.C * s.R * s.S,), (256,), (*operands, out, *geo))
 
 
-def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None) -> None:
-    """Launch the configured kernel; with split-K, into a workspace that splitk_reduce sums (+ bias) into out."""
+def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, launch: Launch | None = None,
+               between=None) -> None:
+    """Launch the configured kernel (or `launch`); with split-K, into a workspace that splitk_reduce sums (+ bias)
+    into out. benchmarks/conv_probe.py forces `launch` and calls `between()` (an event record) between the GEMM
+    and the reduction to time each kernel."""
     import cupy
 
     if _depthwise(s):
         _run_depthwise(s, pass_, operands, out, bias)
         return
-    launch = _launch_config(s, pass_)
+    launch = launch or _launch_config(s, pass_)
     total = out.size
     if launch.func == "conv_dgrad_narrow":
         _cuda.kernel(IGEMM, launch.func)((launch.tiles, 1, launch.phases), (256,), (*operands, out, _dgrad_tables(s)[1],
@@ -270,12 +355,15 @@ def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None) -> N
         lead, tables = operands, (_dgrad_tables(s) if pass_ == "dgrad" else (_table(s),))
     args = (*lead, target, *tables, *_args(s), np.int32(launch.kt_per), np.int64(total))
     _cuda.kernel(IGEMM, launch.func)((launch.tiles, launch.splits, launch.phases), (256,), args)
+    if between is not None:
+        between()
     if launch.splits > 1:
         plane, nbias = (s.P * s.Q, s.K) if bias is not None else (1, 1)
-        blocks = min(_cuda.blocks(total, 256), 8 * _sm_count())
-        _cuda.kernel(IGEMM, "splitk_reduce")((blocks,), (256,), (target, out, np.int64(total), np.int32(launch.splits),
-                                                                 _cuda.NULL if bias is None else bias, np.int64(plane),
-                                                                 np.int32(nbias)))
+        func, lanes = ("splitk_reduce_warp", 32) if launch.splits >= WARP_REDUCE_SPLITS else ("splitk_reduce", 1)
+        blocks = min(_cuda.blocks(total * lanes, 256), 8 * _sm_count())
+        _cuda.kernel(IGEMM, func)((blocks,), (256,), (target, out, np.int64(total), np.int32(launch.splits),
+                                                      _cuda.NULL if bias is None else bias, np.int64(plane),
+                                                      np.int32(nbias)))
 
 
 def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
@@ -283,10 +371,12 @@ def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
         if _depthwise(s):
             return {**_cuda.attributes(IGEMM, [f"conv_dw_{pass_}", *extra]), "note": "depthwise: direct kernel"}
         launch = _launch_config(s, pass_)
-        funcs = [launch.func, *extra, *(["splitk_reduce"] if launch.splits > 1 else [])]
+        reduce = "splitk_reduce_warp" if launch.splits >= WARP_REDUCE_SPLITS else "splitk_reduce"
+        funcs = [launch.func, *extra, *([reduce] if launch.splits > 1 else [])]
         split = f", split-K {launch.splits}" if launch.splits > 1 else ""
         groups = f", {s.groups} groups" if s.groups > 1 else ""
-        note = f"tile {launch.bm}x{launch.bn}, {launch.tiles} tiles{groups}{split}"
+        small = f", BK {launch.bk}, table in shared memory" if launch.bk != BK else ""
+        note = f"tile {launch.bm}x{launch.bn}{small}, {launch.tiles} tiles{groups}{split}"
         return {**_cuda.attributes(IGEMM, funcs), "note": note}
     return details
 

@@ -16,8 +16,14 @@
 //   4×4, read from shared memory as float4 fragments. Configurations: 128×128 (8×8 per thread), 128×64 (8×4),
 //   64×128 (4×8) and 256×16 (4×4, for ≤ 16 GEMM columns); and for dgrad with C ≤ 4 a "narrow" kernel (one pixel
 //   × all C columns per thread, weights in shared memory, see conv_dgrad_narrow).
-// - The reduction advances BK = 8 at a time; slices are stored k-major in double-buffered shared memory (rows
-//   padded by 4 floats: conflict-free stores, 16-byte aligned rows); while slice t is multiplied, the thread holds
+// - Small layers (fprop/dgrad with ≤ 32 GEMM columns, wgrad with ≤ 32 rows, and a table of ≤ TAB_MAX entries:
+//   the thesis layers): 128×32 (wgrad 32×128) tiles, 4×4 per thread, with BK = 32 and the whole table staged in
+//   shared memory once (`_s` kernels). On such layers a block's time is the chain of its slices, each a dependent
+//   pair of gathers (table entry, then x or dy) from a cold L2, about 2 µs (the ~25 µs floor of the BK = 8
+//   kernels with split-K): four times fewer slices, and no table load inside the chain, cut that chain about
+//   eightfold.
+// - The reduction advances BK = 8 (small layers: 32) at a time; slices are stored k-major in double-buffered
+//   shared memory (rows padded by 4 floats: conflict-free stores, 16-byte aligned rows); while slice t is multiplied, the thread holds
 //   slice t+1 in registers (its global gathers overlap the arithmetic); one __syncthreads per slice.
 // - The reduction index → (c, r, s) or (k, i, j) decomposition, dilation included, is precomputed by the host
 //   into a small int4 table (`tab`, L1-resident, the same entry for many threads: broadcast), so the inner
@@ -30,8 +36,9 @@
 // - Threads that gather along a contiguous dimension are adjacent in the warp: fprop/dgrad A (output pixels, so
 //   consecutive q/w), wgrad A and B (consecutive q along the reduction).
 // - Split-K: when the output tiles alone cannot fill the GPU (late ResNet layers, every wgrad), grid.y splits the
-//   reduction; each split writes its partial tile to a workspace and `splitk_reduce` sums the splits in a fixed
-//   order (+ bias for fprop): deterministic, no atomics.
+//   reduction; each split writes its partial tile to a workspace and `splitk_reduce` (≥ 32 splits:
+//   `splitk_reduce_warp`, a warp per output) sums the splits in a fixed order (+ bias for fprop): deterministic,
+//   no atomics.
 // - Offsets are 64-bit (long long) wherever a tensor index can pass 2^31.
 // - Depthwise convolution (G = C = K: one input and one output channel per group) is no GEMM worth tiling (one
 //   column, R·S reduction): it runs the direct kernels at the end of this file.
@@ -45,6 +52,7 @@
 // setup), row_offset(m) and col_offset(col) (output element = out[row_offset + col_offset]).
 // A_KFAST: A's loader walks the reduction index fastest across threads (wgrad), else the row index (fprop, dgrad).
 
+template <bool STAB>  // STAB: tab points at shared memory (the small-layer kernels), else at global memory
 struct Fprop {  // rows m = (n, p, q), columns k < Kpg, reduction kg = (c, r, s); tab[kg] = {c·H·W + r·dh·W + s·dw,
                 // r·dh, s·dw, 0}. x, w point at the group's first channel and filter.
     static constexpr bool A_KFAST = false;
@@ -67,10 +75,11 @@ struct Fprop {  // rows m = (n, p, q), columns k < Kpg, reduction kg = (c, r, s)
         xbase = (long long)n * C * H * W + (long long)h0 * W + w0;
     }
     __device__ __forceinline__ void begin_slice(int) {}
+    __device__ __forceinline__ int4 entry(int kg) const { return STAB ? tab[kg] : __ldg(&tab[kg]); }
     __device__ __forceinline__ float a(int kg, int) const
     {
         if (!mvalid || kg >= Kg) return 0.f;
-        const int4 t = __ldg(&tab[kg]);
+        const int4 t = entry(kg);
         const int ih = h0 + t.y, iw = w0 + t.z;
         return ((unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W) ? __ldg(&x[xbase + t.x]) : 0.f;
     }
@@ -92,6 +101,7 @@ struct Fprop {  // rows m = (n, p, q), columns k < Kpg, reduction kg = (c, r, s)
 // zero terms and no division: rows N·Hph·Wph, columns c < Cpg, reduction kg = (k, r, s) over the group's Kpg
 // output channels and the phase's taps; tab[kg] = {k·P·Q, (r·dh − a)/uh, (s·dw − b)/uw, k·Cpg·R·S + r·S + s}.
 // geo = {hq0, Hph, wq0, Wph}: the phase's first hq, wq and its extent. dy, w and the output point at the group.
+template <bool STAB>  // STAB: tab points at shared memory (this phase's entries), else at global memory
 struct Dgrad {
     static constexpr bool A_KFAST = false;
     const float* __restrict__ dy;
@@ -117,17 +127,18 @@ struct Dgrad {
         dybase = (long long)n * K * P * Q;
     }
     __device__ __forceinline__ void begin_slice(int) {}
+    __device__ __forceinline__ int4 entry(int kg) const { return STAB ? tab[kg] : __ldg(&tab[kg]); }
     __device__ __forceinline__ float a(int kg, int) const
     {
         if (!mvalid || kg >= Kg) return 0.f;
-        const int4 t = __ldg(&tab[kg]);
+        const int4 t = entry(kg);
         const int p = hq - t.y, q = wq - t.z;
         if ((unsigned)p >= (unsigned)P || (unsigned)q >= (unsigned)Q) return 0.f;
         return __ldg(&dy[dybase + t.x + (long long)p * Q + q]);
     }
     __device__ __forceinline__ float b(int kg, int c) const
     {
-        return (kg < Kg && c < Cpg) ? __ldg(&w[(long long)__ldg(&tab[kg].w) + (long long)c * RS]) : 0.f;
+        return (kg < Kg && c < Cpg) ? __ldg(&w[(long long)entry(kg).w + (long long)c * RS]) : 0.f;
     }
     __device__ __forceinline__ long long row_offset(int m) const
     {
@@ -140,7 +151,9 @@ struct Dgrad {
 };
 
 // rows k < Kpg, columns col = (c, r, s) over the group's Cpg·R·S, reduction j = (n, p, q);
-// tab[col] = {c·H·W + r·dh·W + s·dw, r·dh, s·dw, 0}. x, dy and the output point at the group.
+// tab[col] = {c·H·W + r·dh·W + s·dw, r·dh, s·dw, 0}. x, dy and the output point at the group. BKT: the slice
+// (each thread's reduction index is k0 + tid % BKT); STAB: tab points at shared memory.
+template <int BKT, bool STAB>
 struct Wgrad {
     static constexpr bool A_KFAST = true;
     const float* __restrict__ x;
@@ -148,7 +161,7 @@ struct Wgrad {
     const int4* __restrict__ tab;
     int H, W, K, Q, PQ, CRS, uh, uw, ph, pw, Kg;  // K: this GEMM's rows (Kpg)
     long long chw, kpq;  // image strides of x and dy (all channels)
-    // this thread's reduction index for the current slice (one per thread: the loaders put j = k0 + tid % BK)
+    // this thread's reduction index for the current slice (one per thread: the loaders put j = k0 + tid % BKT)
     bool jvalid;
     long long dyoff, xoff;
     int h0, w0;
@@ -163,7 +176,7 @@ struct Wgrad {
     }
     __device__ __forceinline__ void begin_slice(int k0)
     {
-        const int j = k0 + (threadIdx.x % BK);
+        const int j = k0 + (threadIdx.x % BKT);
         jvalid = j < Kg;
         const int n = j / PQ, pq = j - n * PQ, p = pq / Q, q = pq - p * Q;
         dyoff = n * kpq + pq;
@@ -178,7 +191,7 @@ struct Wgrad {
     __device__ __forceinline__ float b(int, int col) const
     {
         if (!jvalid || col >= CRS) return 0.f;
-        const int4 t = __ldg(&tab[col]);
+        const int4 t = STAB ? tab[col] : __ldg(&tab[col]);
         const int ih = h0 + t.y, iw = w0 + t.z;
         return ((unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W) ? __ldg(&x[xoff + t.x]) : 0.f;
     }
@@ -188,8 +201,8 @@ struct Wgrad {
 
 // ------------------------------------------------------------------ the shared main loop
 // Mg × Ng output tile (m0, n0) of one split (reduction slices [kt_begin, kt_end)); out already points at the
-// split's buffer. bias (may be null) is added per column.
-template <int BM, int BN, int TM, int TN, bool ROWS_FAST, class Op>
+// split's buffer. bias (may be null) is added per column. BKT: the reduction slice (BK = 8, or 32 for small layers).
+template <int BM, int BN, int TM, int TN, int BKT, bool ROWS_FAST, class Op>
 __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const float* __restrict__ bias, int Mg, int Ng,
                                       int m0, int n0, int kt_begin, int kt_end)
 {
@@ -197,11 +210,12 @@ __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const flo
     static_assert(THR_M * THR_N == NT, "one output sub-tile per thread");
     static_assert(TM % 4 == 0 && TN % 4 == 0, "fragments are float4 groups");
     static_assert(NT % BM == 0 || Op::A_KFAST, "row-fast A loads need BM | 256");
-    constexpr int A_PER = (BM * BK + NT - 1) / NT, B_PER = (BN * BK + NT - 1) / NT;
+    static_assert(NT % BKT == 0, "k-fast loads keep each thread on one reduction index (tid % BKT)");
+    constexpr int A_PER = (BM * BKT + NT - 1) / NT, B_PER = (BN * BKT + NT - 1) / NT;
     constexpr int PA = BM + 4, PB = BN + 4;
 
-    __shared__ __align__(16) float As[2][BK][PA];
-    __shared__ __align__(16) float Bs[2][BK][PB];
+    __shared__ __align__(16) float As[2][BKT][PA];
+    __shared__ __align__(16) float Bs[2][BKT][PB];
 
     const int tid = threadIdx.x;
     const int tr = ROWS_FAST ? tid % THR_M : tid / THR_N;
@@ -219,40 +233,40 @@ __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const flo
 #pragma unroll
         for (int i = 0; i < A_PER; ++i) {
             const int e = tid + i * NT;
-            const int kk = Op::A_KFAST ? e % BK : e / BM, mm = Op::A_KFAST ? e / BK : e % BM;
-            ra[i] = (e < BM * BK) ? op.a(k0 + kk, m0 + mm) : 0.f;
+            const int kk = Op::A_KFAST ? e % BKT : e / BM, mm = Op::A_KFAST ? e / BKT : e % BM;
+            ra[i] = (e < BM * BKT) ? op.a(k0 + kk, m0 + mm) : 0.f;
         }
 #pragma unroll
         for (int i = 0; i < B_PER; ++i) {
             const int e = tid + i * NT;
-            rb[i] = (e < BN * BK) ? op.b(k0 + e % BK, n0 + e / BK) : 0.f;
+            rb[i] = (e < BN * BKT) ? op.b(k0 + e % BKT, n0 + e / BKT) : 0.f;
         }
     };
     auto store = [&](int buf) {
 #pragma unroll
         for (int i = 0; i < A_PER; ++i) {
             const int e = tid + i * NT;
-            if (e < BM * BK) {
-                if (Op::A_KFAST) As[buf][e % BK][e / BK] = ra[i];
+            if (e < BM * BKT) {
+                if (Op::A_KFAST) As[buf][e % BKT][e / BKT] = ra[i];
                 else As[buf][e / BM][e % BM] = ra[i];
             }
         }
 #pragma unroll
         for (int i = 0; i < B_PER; ++i) {
             const int e = tid + i * NT;
-            if (e < BN * BK) Bs[buf][e % BK][e / BK] = rb[i];
+            if (e < BN * BKT) Bs[buf][e % BKT][e / BKT] = rb[i];
         }
     };
 
-    load(kt_begin * BK);
+    load(kt_begin * BKT);
     store(0);
     __syncthreads();
     for (int t = kt_begin; t < kt_end; ++t) {
         const int cur = (t - kt_begin) & 1;
         const bool more = t + 1 < kt_end;
-        if (more) load((t + 1) * BK);
+        if (more) load((t + 1) * BKT);
 #pragma unroll
-        for (int kk = 0; kk < BK; ++kk) {
+        for (int kk = 0; kk < BKT; ++kk) {
             float a[TM], b[TN];
 #pragma unroll
             for (int g = 0; g < TM / 4; ++g) {
@@ -289,12 +303,12 @@ __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const flo
 // Tile (m0, n0) of blockIdx.x (columns fastest: blocks that share A rows run together) and this split's slices.
 struct TileCoords {
     int m0, n0, kt_begin, kt_end;
-    __device__ TileCoords(int BM_, int BN_, int Ng, int Kg, int kt_per)
+    __device__ TileCoords(int BM_, int BN_, int BK_, int Ng, int Kg, int kt_per)
     {
         const int tiles_n = (Ng + BN_ - 1) / BN_;
         m0 = (int)(blockIdx.x / tiles_n) * BM_;
         n0 = (int)(blockIdx.x % tiles_n) * BN_;
-        const int ktiles = (Kg + BK - 1) / BK;
+        const int ktiles = (Kg + BK_ - 1) / BK_;
         kt_begin = blockIdx.y * kt_per;
         kt_end = min(ktiles, kt_begin + kt_per);
     }
@@ -304,81 +318,101 @@ struct TileCoords {
 #define CONV_GEOMETRY int N, int C, int H, int W, int K, int R, int S, int P, int Q, int uh, int uw, int ph, int pw, \
                       int dh, int dw, int G
 
+// The small-layer kernels' index table in shared memory: at most TAB_MAX int4 entries (fprop, wgrad Cpg·R·S, dgrad
+// a phase's Kpg·taps; impls/cuda/conv2d.py checks). 352 entries (5.5 KiB) fit beside the 128×32×32 tiles' 42 KiB.
+#define TAB_MAX 352
+
+// Copy n ≤ TAB_MAX table entries to shared memory (one round trip for the whole reduction) and wait for them.
+__device__ __forceinline__ void stage_table(int4* dst, const int4* __restrict__ src, int n)
+{
+    for (int e = threadIdx.x; e < n; e += NT) dst[e] = __ldg(&src[e]);
+    __syncthreads();
+}
+
 // fprop: grid (tiles, splits, G); group g = blockIdx.z reads channels [g·Cpg, (g+1)·Cpg) and writes [g·Kpg, ...).
-template <int BM, int BN, int TM, int TN>
+template <int BM, int BN, int TM, int TN, int BKT, bool STAB>
 __device__ __forceinline__ void fprop(const float* x, const float* w, const float* bias, float* out, const int4* tab,
                                       CONV_GEOMETRY, int kt_per, long long split_stride)
 {
     const int Cpg = C / G, Kpg = K / G, g = blockIdx.z;
     const int Mg = N * P * Q, Kg = Cpg * R * S;
-    const TileCoords tc(BM, BN, Kpg, Kg, kt_per);
-    Fprop op(x + (long long)g * Cpg * H * W, w + (long long)g * Kpg * Kg, tab, C, Cpg, H, W, K, Kpg, R, S, P, Q,
-             uh, uw, ph, pw, tc.m0 + threadIdx.x % BM, Mg);
-    igemm<BM, BN, TM, TN, true>(op, out + blockIdx.y * split_stride + (long long)g * Kpg * P * Q,
-                                bias ? bias + g * Kpg : nullptr, Mg, Kpg, tc.m0, tc.n0, tc.kt_begin, tc.kt_end);
+    const TileCoords tc(BM, BN, BKT, Kpg, Kg, kt_per);
+    __shared__ int4 stab[STAB ? TAB_MAX : 1];
+    if (STAB) stage_table(stab, tab, Kg);
+    Fprop<STAB> op(x + (long long)g * Cpg * H * W, w + (long long)g * Kpg * Kg, STAB ? stab : tab, C, Cpg, H, W, K,
+                   Kpg, R, S, P, Q, uh, uw, ph, pw, tc.m0 + threadIdx.x % BM, Mg);
+    igemm<BM, BN, TM, TN, BKT, true>(op, out + blockIdx.y * split_stride + (long long)g * Kpg * P * Q,
+                                     bias ? bias + g * Kpg : nullptr, Mg, Kpg, tc.m0, tc.n0, tc.kt_begin, tc.kt_end);
 }
 
 // dgrad: grid (tiles, splits, G·uh·uw), blockIdx.z = g·uh·uw + phase; phases[2·z] = {hq0, Hph, wq0, Wph},
 // phases[2·z + 1] = {table offset, reduction length, rows, row taps} of phase z (the same for every group).
-template <int BM, int BN, int TM, int TN>
+template <int BM, int BN, int TM, int TN, int BKT, bool STAB>
 __device__ __forceinline__ void dgrad(const float* dy, const float* w, float* out, const int4* tab,
                                       const int4* phases, CONV_GEOMETRY, int kt_per, long long split_stride)
 {
     const int nph = uh * uw, g = blockIdx.z / nph, z = blockIdx.z % nph, Cpg = C / G, Kpg = K / G;
     const int4 geo = phases[2 * z], info = phases[2 * z + 1];
     const int Mg = info.z, Kg = info.y;
-    const TileCoords tc(BM, BN, Cpg, Kg, kt_per);
+    const TileCoords tc(BM, BN, BKT, Cpg, Kg, kt_per);
     if (tc.m0 >= Mg) return;  // the grid covers the largest phase
-    Dgrad op(dy + (long long)g * Kpg * P * Q, w + (long long)g * Kpg * Cpg * R * S, tab + info.x, geo, z, C, Cpg,
-             H, W, K, R, S, P, Q, uh, uw, ph, pw, tc.m0 + threadIdx.x % BM, Mg, Kg);
-    igemm<BM, BN, TM, TN, true>(op, out + blockIdx.y * split_stride + (long long)g * Cpg * H * W, nullptr, Mg, Cpg,
-                                tc.m0, tc.n0, tc.kt_begin, tc.kt_end);
+    __shared__ int4 stab[STAB ? TAB_MAX : 1];
+    if (STAB) stage_table(stab, tab + info.x, Kg);
+    Dgrad<STAB> op(dy + (long long)g * Kpg * P * Q, w + (long long)g * Kpg * Cpg * R * S, STAB ? stab : tab + info.x,
+                   geo, z, C, Cpg, H, W, K, R, S, P, Q, uh, uw, ph, pw, tc.m0 + threadIdx.x % BM, Mg, Kg);
+    igemm<BM, BN, TM, TN, BKT, true>(op, out + blockIdx.y * split_stride + (long long)g * Cpg * H * W, nullptr, Mg,
+                                     Cpg, tc.m0, tc.n0, tc.kt_begin, tc.kt_end);
 }
 
 // wgrad: grid (tiles, splits, G); group g writes dw rows [g·Kpg, (g+1)·Kpg).
-template <int BM, int BN, int TM, int TN>
+template <int BM, int BN, int TM, int TN, int BKT, bool STAB>
 __device__ __forceinline__ void wgrad(const float* x, const float* dy, float* out, const int4* tab, CONV_GEOMETRY,
                                       int kt_per, long long split_stride)
 {
     const int Cpg = C / G, Kpg = K / G, g = blockIdx.z;
     const int CRS = Cpg * R * S, Kg = N * P * Q;
-    const TileCoords tc(BM, BN, CRS, Kg, kt_per);
-    Wgrad op(x + (long long)g * Cpg * H * W, dy + (long long)g * Kpg * P * Q, tab, N, C, Cpg, H, W, K, Kpg, R, S,
-             P, Q, uh, uw, ph, pw);
-    igemm<BM, BN, TM, TN, false>(op, out + blockIdx.y * split_stride + (long long)g * Kpg * CRS, nullptr, Kpg, CRS,
-                                 tc.m0, tc.n0, tc.kt_begin, tc.kt_end);
+    const TileCoords tc(BM, BN, BKT, CRS, Kg, kt_per);
+    __shared__ int4 stab[STAB ? TAB_MAX : 1];
+    if (STAB) stage_table(stab, tab, CRS);
+    Wgrad<BKT, STAB> op(x + (long long)g * Cpg * H * W, dy + (long long)g * Kpg * P * Q, STAB ? stab : tab, N, C,
+                        Cpg, H, W, K, Kpg, R, S, P, Q, uh, uw, ph, pw);
+    igemm<BM, BN, TM, TN, BKT, false>(op, out + blockIdx.y * split_stride + (long long)g * Kpg * CRS, nullptr, Kpg,
+                                      CRS, tc.m0, tc.n0, tc.kt_begin, tc.kt_end);
 }
 
 #define CONV_ARGS CONV_GEOMETRY, int kt_per, long long split_stride
 #define CONV_PASS N, C, H, W, K, R, S, P, Q, uh, uw, ph, pw, dh, dw, G, kt_per, split_stride
 
-#define FPROP(name, BM_, BN_, TM_, TN_)                                                                          \
-    extern "C" __global__ void __launch_bounds__(NT, 2)                                                          \
+#define FPROP(name, BM_, BN_, TM_, TN_, BK_, STAB_, MINB_)                                                       \
+    extern "C" __global__ void __launch_bounds__(NT, MINB_)                                                      \
     name(const float* x, const float* w, const float* b, float* out, const int4* tab, CONV_ARGS)                 \
     {                                                                                                            \
-        fprop<BM_, BN_, TM_, TN_>(x, w, b, out, tab, CONV_PASS);                                                 \
+        fprop<BM_, BN_, TM_, TN_, BK_, STAB_>(x, w, b, out, tab, CONV_PASS);                                     \
     }
-#define DGRAD(name, BM_, BN_, TM_, TN_)                                                                          \
-    extern "C" __global__ void __launch_bounds__(NT, 2)                                                          \
+#define DGRAD(name, BM_, BN_, TM_, TN_, BK_, STAB_, MINB_)                                                       \
+    extern "C" __global__ void __launch_bounds__(NT, MINB_)                                                      \
     name(const float* dy, const float* w, float* out, const int4* tab, const int4* phases, CONV_ARGS)            \
     {                                                                                                            \
-        dgrad<BM_, BN_, TM_, TN_>(dy, w, out, tab, phases, CONV_PASS);                                           \
+        dgrad<BM_, BN_, TM_, TN_, BK_, STAB_>(dy, w, out, tab, phases, CONV_PASS);                               \
     }
-#define WGRAD(name, BM_, BN_, TM_, TN_)                                                                          \
-    extern "C" __global__ void __launch_bounds__(NT, 2)                                                          \
+#define WGRAD(name, BM_, BN_, TM_, TN_, BK_, STAB_, MINB_)                                                       \
+    extern "C" __global__ void __launch_bounds__(NT, MINB_)                                                      \
     name(const float* x, const float* dy, float* out, const int4* tab, CONV_ARGS)                                \
     {                                                                                                            \
-        wgrad<BM_, BN_, TM_, TN_>(x, dy, out, tab, CONV_PASS);                                                   \
+        wgrad<BM_, BN_, TM_, TN_, BK_, STAB_>(x, dy, out, tab, CONV_PASS);                                       \
     }
 
-FPROP(conv_fprop_128x128, 128, 128, 8, 8)
-FPROP(conv_fprop_128x64, 128, 64, 8, 4)
-FPROP(conv_fprop_256x16, 256, 16, 4, 4)
-DGRAD(conv_dgrad_128x128, 128, 128, 8, 8)
-DGRAD(conv_dgrad_128x64, 128, 64, 8, 4)
-DGRAD(conv_dgrad_256x16, 256, 16, 4, 4)
-WGRAD(conv_wgrad_128x128, 128, 128, 8, 8)
-WGRAD(conv_wgrad_64x128, 64, 128, 4, 8)
+FPROP(conv_fprop_128x128, 128, 128, 8, 8, BK, false, 2)
+FPROP(conv_fprop_128x64, 128, 64, 8, 4, BK, false, 2)
+FPROP(conv_fprop_256x16, 256, 16, 4, 4, BK, false, 2)
+FPROP(conv_fprop_128x32_s, 128, 32, 4, 4, 32, true, 2)
+DGRAD(conv_dgrad_128x128, 128, 128, 8, 8, BK, false, 2)
+DGRAD(conv_dgrad_128x64, 128, 64, 8, 4, BK, false, 2)
+DGRAD(conv_dgrad_256x16, 256, 16, 4, 4, BK, false, 2)
+DGRAD(conv_dgrad_128x32_s, 128, 32, 4, 4, 32, true, 2)
+WGRAD(conv_wgrad_128x128, 128, 128, 8, 8, BK, false, 2)
+WGRAD(conv_wgrad_64x128, 64, 128, 4, 8, BK, false, 2)
+WGRAD(conv_wgrad_32x128_s, 32, 128, 4, 4, 32, true, 2)
 
 // dgrad for C ≤ 4, the "narrow" configuration of the same GEMM, one stride phase per grid.z (as Dgrad): a tile
 // of ≤ 4 columns would leave most of a 16-wide shared-memory tile idle (the 7×7 stride-2 C = 3 layer ran at 5% of
@@ -458,6 +492,24 @@ extern "C" __global__ void splitk_reduce(const float* __restrict__ ws, float* __
         for (int k = 0; k < splits; ++k) s += ws[k * total + i];
         if (bias) s += bias[(i / plane) % nbias];
         out[i] = s;
+    }
+}
+
+// The same sum with one warp per output, for many splits (≥ 32, impls/cuda/conv2d.py: WARP_REDUCE_SPLITS): lane l
+// adds the splits l, l + 32, ... in order, then a fixed shuffle tree adds the lanes (deterministic, no atomics).
+// With few outputs (wgrad of a small layer: K·C·R·S ≈ 10^3 partial tiles of 100+ splits) the one-thread-per-output
+// sum is a chain of `splits` loads on a few hundred threads; here each lane issues splits / 32 of them.
+extern "C" __global__ void splitk_reduce_warp(const float* __restrict__ ws, float* __restrict__ out, long long total,
+                                              int splits, const float* __restrict__ bias, long long plane, int nbias)
+{
+    const int lane = threadIdx.x & 31;
+    const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+    for (long long i = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; i < total; i += warps) {
+        float s = 0.f;
+        for (int k = lane; k < splits; k += 32) s += ws[k * total + i];
+#pragma unroll
+        for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
+        if (lane == 0) out[i] = s + (bias ? bias[(i / plane) % nbias] : 0.f);
     }
 }
 

@@ -16,7 +16,10 @@
 //   equal to y[p, q] and adds dy[p, q] if that element is (h, w). Every dx element is written exactly once (zero
 //   when no window picks it, e.g. rows and columns no window covers).
 // maxpool_*_generic: the same per-element bodies in a grid-stride loop over a persistent grid: the vec
-//   implementation's path for any geometry other than 2×2 / stride 2 / no padding, and for odd widths.
+//   implementation's path for any geometry other than 2×2 / stride 2 / no padding.
+// maxpool_{fwd,bwd}_2x2_cell: 2×2 / stride 2 / no padding where the vector path cannot go (odd width, unaligned
+//   tensors): one thread per window (forward) or per 2×2 cell of dx (backward), scalar loads, no clipping or
+//   per-element window search (see the kernels, at the end of this file).
 // maxpool_fwd_2x2_v{4,2} and maxpool_bwd_2x2_v{4,2}: the bandwidth path for 2×2 windows, stride 2 on both axes, no
 //   padding, W a multiple of V (V = 4 or 2) and aligned tensors (the wrapper, maxpool2d.py: vector_width, sends
 //   nothing else here). One item is V consecutive columns of one row pair (2p, 2p+1), i.e. V/2
@@ -310,4 +313,63 @@ extern "C" __global__ void maxpool_bwd_2x2_v2(const float* __restrict__ x, const
                                               unsigned long long items) {
   const Pool d{POOL_FIELDS};
   bwd_2x2<2, 4>(x, y, dy, dx, d, items);
+}
+
+// maxpool_bwd_2x2_cell: the 2×2 / stride 2 / unpadded backward pass for any width (odd W, or tensors the vector
+// path cannot align to). The generic body gathers per dx element: each of the 4 elements of a window re-reads its
+// window's 4 x values, y and dy (6 loads per element, 24 per window) and divides its index twice. Here one thread
+// owns one cell (2 rows × 2 columns of dx, the cell (ph, pw) of plane nc, ph < ceil(H/2), pw < ceil(W/2)): it
+// reads its window's x once (2 × 2 scalars, adjacent threads 8 bytes apart: coalesced), y and dy once, and writes
+// the cell's (up to) 4 dx values: dy at the window's first maximum in row-major order, zeros elsewhere. Cells with
+// ph = P or pw = Q exist only for odd H or W: the row or column no window covers, written as zeros. Windows do
+// not overlap, so every dx element is written by exactly one thread.
+extern "C" __global__ void maxpool_bwd_2x2_cell(const float* __restrict__ x, const float* __restrict__ y,
+                                                const float* __restrict__ dy, float* __restrict__ dx, POOL_ARGS,
+                                                unsigned long long cells) {
+  const Pool d{POOL_FIELDS};
+  const unsigned CH = (d.H + 1) / 2, CW = (d.W + 1) / 2;
+  for (unsigned long long i = global_index(); i < cells; i += grid_stride()) {
+    unsigned long long t, nc;
+    unsigned cw, ch;
+    divmod(i, CW, t, cw);
+    divmod(t, CH, nc, ch);
+    const unsigned h = 2 * ch, w = 2 * cw;
+    const bool two_rows = h + 1 < d.H, two_cols = w + 1 < d.W;
+    const unsigned long long o0 = (nc * d.H + h) * d.W + w;
+    float g0 = 0.f, g1 = 0.f, g2 = 0.f, g3 = 0.f;  // (h, w), (h, w+1), (h+1, w), (h+1, w+1)
+    if (ch < d.P && cw < d.Q) {  // a full window: h + 1 < H and w + 1 < W
+      const unsigned long long o = (nc * d.P + ch) * d.Q + cw;
+      const float m = y[o], gy = dy[o];
+      if (x[o0] == m) g0 = gy;  // the first maximum in row-major order (the generic body's scan, unrolled)
+      else if (x[o0 + 1] == m) g1 = gy;
+      else if (x[o0 + d.W] == m) g2 = gy;
+      else if (x[o0 + d.W + 1] == m) g3 = gy;
+    }
+    dx[o0] = g0;
+    if (two_cols) dx[o0 + 1] = g1;
+    if (two_rows) {
+      dx[o0 + d.W] = g2;
+      if (two_cols) dx[o0 + d.W + 1] = g3;
+    }
+  }
+}
+
+// maxpool_fwd_2x2_cell: the 2×2 / stride 2 / unpadded forward pass for any width (odd W, or tensors the vector
+// path cannot align to): one thread per output, its window's 4 elements read directly (no clipping: an unpadded
+// 2×2/2 window always lies inside the image), compared in the generic body's row-major order.
+extern "C" __global__ void maxpool_fwd_2x2_cell(const float* __restrict__ x, float* __restrict__ y, POOL_ARGS,
+                                                unsigned long long total) {
+  const Pool d{POOL_FIELDS};
+  for (unsigned long long i = global_index(); i < total; i += grid_stride()) {
+    unsigned long long t, nc;
+    unsigned q, p;
+    divmod(i, d.Q, t, q);
+    divmod(t, d.P, nc, p);
+    const float* xr = x + (nc * d.H + 2 * p) * d.W + 2 * q;
+    const float v1 = xr[1], v2 = xr[d.W], v3 = xr[d.W + 1];
+    float m = xr[0];
+    m = v1 > m ? v1 : m;
+    m = v2 > m ? v2 : m;
+    y[i] = v3 > m ? v3 : m;
+  }
 }

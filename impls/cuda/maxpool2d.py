@@ -3,10 +3,11 @@
 cupy_naive: one thread per output element (forward) or per input element gathering from the windows that contain
 it (backward: no atomics, even with overlapping windows). cupy_opt: for 2×2 windows with stride 2 on both axes, no
 padding and an even width, vector loads of V = 4 (or 2) consecutive columns of a row pair on a persistent
-grid-stride loop; any other window, per-axis stride, padding or an odd width takes the same per-element bodies as
-the naive kernels in a grid-stride loop. Every kernel clips its windows to the image (padding is −inf: never read,
-never the max, never given a gradient). The backward passes give each window's gradient to its first maximum in
-row-major order among its real elements (the spec's tie rule).
+grid-stride loop; 2×2/2 unpadded with an odd width (or unaligned tensors): one thread per output window
+(maxpool_fwd_2x2_cell) or per 2×2 cell of dx (maxpool_bwd_2x2_cell); any other window, per-axis stride or
+padding takes the same per-element bodies as the naive kernels in a grid-stride loop. Every kernel clips its windows
+to the image (padding is −inf: never read, never the max, never given a gradient). The backward passes give each
+window's gradient to its first maximum in row-major order among its real elements (the spec's tie rule).
 """
 
 from __future__ import annotations
@@ -38,12 +39,28 @@ def vector_width(s: Pool2dShape, full: tuple = (), half: tuple = ()) -> int:
     return 0
 
 
-def _fwd_kernel(v: int) -> str:
-    return f"maxpool_fwd_2x2_v{v}" if v else "maxpool_fwd_generic"
+def _is_2x2(s: Pool2dShape) -> bool:
+    """2×2 windows, stride 2 on both axes, no padding: non-overlapping windows, whatever the width."""
+    return (s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w) == (2, 2, 2, 2, 0, 0)
 
 
-def _bwd_kernel(v: int) -> str:
-    return f"maxpool_bwd_2x2_v{v}" if v else "maxpool_bwd_generic"
+def _fwd_kernel(v: int, s: Pool2dShape) -> str:
+    """The vector path, else the cell kernel for 2×2/2 (odd width), else the generic window loop."""
+    return f"maxpool_fwd_2x2_v{v}" if v else "maxpool_fwd_2x2_cell" if _is_2x2(s) else "maxpool_fwd_generic"
+
+
+def _bwd_kernel(v: int, s: Pool2dShape) -> str:
+    """The vector path, else the cell kernel for 2×2/2 (odd width), else the generic gather."""
+    return f"maxpool_bwd_2x2_v{v}" if v else "maxpool_bwd_2x2_cell" if _is_2x2(s) else "maxpool_bwd_generic"
+
+
+def bwd_items(s: Pool2dShape, v: int) -> int:
+    """Work items of the backward kernel: V-column row-pair pieces, 2×2 cells, or dx elements."""
+    if v:
+        return s.N * s.C * ((s.H + 1) // 2) * (s.W // v)
+    if _is_2x2(s):
+        return s.N * s.C * ((s.H + 1) // 2) * ((s.W + 1) // 2)
+    return s.N * s.C * s.H * s.W
 
 
 def _details(kernel_for):
@@ -74,20 +91,20 @@ def maxpool_bwd_naive(s: Pool2dShape, x, y, dy, *, dx):
     _launch("maxpool_bwd_naive", _cuda.blocks(dx.size, THREADS), (x, y, dy, dx), s, dx.size)
 
 
-@_reg("fwd", "vec", lambda s: _fwd_kernel(vector_width(s)))
+@_reg("fwd", "vec", lambda s: _fwd_kernel(vector_width(s), s))
 def maxpool_fwd_vec(s: Pool2dShape, x, *, y):
     """2×2/2 unpadded: V-wide loads of a row pair per item; otherwise one output per grid-stride step."""
     v = vector_width(s, (x,), (y,))
     items = s.N * s.C * s.P * (s.W // v) if v else y.size
-    func = _fwd_kernel(v)
+    func = _fwd_kernel(v, s)
     _launch(func, persistent_blocks(FILE, func, items), (x, y), s, items)
 
 
-@_reg("bwd", "vec", lambda s: _bwd_kernel(vector_width(s)))
+@_reg("bwd", "vec", lambda s: _bwd_kernel(vector_width(s), s))
 def maxpool_bwd_vec(s: Pool2dShape, x, y, dy, *, dx):
-    """2×2/2 unpadded: V-wide loads and stores of a row pair per item; otherwise one input element per grid-stride
-    step."""
+    """2×2/2 unpadded: V-wide loads and stores of a row pair per item, or (odd width) one 2×2 cell per item;
+    otherwise one input element per grid-stride step."""
     v = vector_width(s, (x, dx), (y, dy))
-    items = s.N * s.C * ((s.H + 1) // 2) * (s.W // v) if v else dx.size
-    func = _bwd_kernel(v)
+    items = bwd_items(s, v)
+    func = _bwd_kernel(v, s)
     _launch(func, persistent_blocks(FILE, func, items), (x, y, dy, dx), s, items)

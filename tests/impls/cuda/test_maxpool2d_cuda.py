@@ -7,14 +7,15 @@ import pytest
 from harness.ops.maxpool2d import SPEC, Pool2dShape, pool_forward_reference
 from harness.registry import get
 from harness.testing import assert_matches_oracle
-from impls.cuda.maxpool2d import vector_width
+from impls.cuda.maxpool2d import _bwd_kernel, _fwd_kernel, vector_width
 
 gpu = pytest.mark.gpu
 
 IMPLS = ("cupy_naive", "cupy_opt")
-# one shape per kernel of cupy_opt: 16-byte path (W % 4 == 0), 8-byte path (W % 4 == 2), generic (odd W,
-# other windows and strides, overlapping windows), each with an odd H (a last row no window covers)
-PATHS = [Pool2dShape(2, 3, 9, 12), Pool2dShape(2, 3, 9, 10), Pool2dShape(2, 3, 9, 11),
+# one shape per kernel of cupy_opt: 16-byte path (W % 4 == 0), 8-byte path (W % 4 == 2), odd W (the 2×2 cell
+# kernels, with an odd and an even H), generic (other windows and strides, overlapping
+# windows), each with an odd H (a last row no window covers) unless said
+PATHS = [Pool2dShape(2, 3, 9, 12), Pool2dShape(2, 3, 9, 10), Pool2dShape(2, 3, 9, 11), Pool2dShape(2, 3, 10, 11),
          Pool2dShape(2, 2, 11, 11, 3, 3, 2), Pool2dShape(1, 2, 8, 9, 3, 2, 1), Pool2dShape(1, 1, 10, 10, 2, 2, 3)]
 # per-axis strides and padding (all on the generic path): 2×2 windows that would be the vector path's but for the
 # padding or one stride, padding on one axis or both, ResNet's 3×3/2 pad 1, pad > window/2, one row or column,
@@ -39,6 +40,16 @@ def test_only_unpadded_2x2_stride_2_takes_the_vector_path(shape):
 @pytest.mark.parametrize("shape", PADDED, ids=str)
 def test_per_axis_strides_and_padding_match_the_oracle(shape, pass_, impl):
     assert_matches_oracle("maxpool2d", pass_, impl, [shape])
+
+
+def test_odd_width_2x2_takes_the_cell_kernels():
+    """2×2/2 unpadded with an odd width (the thesis's 25×25 layer) runs one thread per window / 2×2 cell, not the
+    generic per-element window loops; other geometry keeps the generic kernels."""
+    odd = Pool2dShape(32, 32, 25, 25)
+    assert vector_width(odd) == 0
+    assert _bwd_kernel(0, odd) == "maxpool_bwd_2x2_cell" and _fwd_kernel(0, odd) == "maxpool_fwd_2x2_cell"
+    for other in (Pool2dShape(2, 2, 11, 11, 3, 3, 2), Pool2dShape(2, 3, 9, 12, 2, 2, 2, 1)):
+        assert _bwd_kernel(0, other) == "maxpool_bwd_generic" and _fwd_kernel(0, other) == "maxpool_fwd_generic"
 
 
 @gpu
@@ -69,7 +80,7 @@ def _bwd(impl: str, s: Pool2dShape, x: np.ndarray, dy: np.ndarray, offset: int =
 
 @gpu
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("W", [4, 6, 5], ids=["v4", "v2", "generic"])
+@pytest.mark.parametrize("W", [4, 6, 5], ids=["v4", "v2", "odd-width"])
 def test_ties_go_to_the_first_maximum_in_row_major_order(impl, W):
     """Constructed 2×2 windows with ties: the gradient lands on the first maximal element (r, then s)."""
     s = Pool2dShape(1, 1, 2, W)
