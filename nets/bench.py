@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from harness.device import gpu_unavailable_reason, synchronize
@@ -33,11 +33,14 @@ from nets.data import fit, synthetic
 from nets.models import THESIS_MODELS, ModelSpec, get_model
 from nets.network import SGD, Network, ops_of
 from nets.peer import peer_step, strict_fp32, torch_unavailable_reason
-from nets.train import TrainConfig, Trainer, train
+from nets.train import TrainConfig, train
 
 PEER = peer.NAME
-MIN_STEPS = 3
-COLUMNS = ["device", "model", "backend", "status", "reason", "batch", "steps", "ms_per_step", "iqr_ms",
+PEER_GRAPH = peer.GRAPH_NAME
+MIN_STEPS = 10  # timed steps before the spread may stop timing (harness.measure.timing's min_reps)
+TARGET_REL_IQR = 0.05  # stop once IQR / median is this small (harness.measure.timing's stopping rule)
+COLUMNS = ["device", "model", "backend", "graph", "run", "status", "reason", "batch", "steps", "ms_per_step",
+           "iqr_ms", "rel_iqr", "repeat_ratio",
            "images_per_s", "speedup_vs_oracle", "speedup_vs_vendor", "test_acc", "implementations", "family"]
 
 
@@ -48,7 +51,10 @@ class BenchConfig:
     impl: dict[str, str] = field(default_factory=dict)
     steps: int = 20
     warmup: int = 3
-    batch: int = 32
+    batch: int = 32  # the batch of the rows being timed (run_bench sets it from `batches`)
+    batches: list[int] = field(default_factory=lambda: [32])
+    graphs: list[str] = field(default_factory=lambda: ["on"])
+    repeat: int = 1
     max_s: float = 30.0
     seed: int = 0
     peer: bool = True
@@ -69,7 +75,8 @@ def _device_name(device: str, cpu_name: str) -> str:
 
 
 def _time_steps(step, device: str, cfg: BenchConfig) -> list[float]:
-    """Warm up, then per-step milliseconds until cfg.steps are done or cfg.max_s is spent (>= MIN_STEPS)."""
+    """Warm up, then per-step milliseconds until the relative IQR is <= TARGET_REL_IQR, cfg.steps are done or
+    cfg.max_s is spent, with at least MIN_STEPS (or cfg.steps, if fewer) timed."""
     for i in range(cfg.warmup):
         step(i)
     synchronize(device)
@@ -80,14 +87,20 @@ def _time_steps(step, device: str, cfg: BenchConfig) -> list[float]:
         step(len(times))
         synchronize(device)
         times.append((time.perf_counter() - t0) * 1e3)
-        if len(times) >= MIN_STEPS and time.perf_counter() - start > cfg.max_s:
+        if len(times) >= min(MIN_STEPS, cfg.steps) and (time.perf_counter() - start > cfg.max_s
+                                                         or stats(times).rel_iqr <= TARGET_REL_IQR):
             break
     return times
 
 
-def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig) -> tuple[dict, list[float] | None]:
-    """One (model, backend) row and its step times; the row says why when the backend cannot run."""
-    row = {"model": spec.name, "backend": backend_name, "batch": cfg.batch}
+def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig, graph: str = "off",
+                  capturer=None) -> tuple[dict, list[float] | None]:
+    """One (model, backend, graph mode) row and its step times; the row says why when the backend cannot run.
+    With graph "on", a GPU backend's steps replay a CUDA graph (nets.graph); one that cannot capture gets the
+    reason in the `graph` column and is timed eagerly; CPU backends are timed once, eagerly, under "off"."""
+    from nets.graph import GraphTrainer, make_trainer
+
+    row = {"model": spec.name, "backend": backend_name, "batch": cfg.batch, "graph": graph}
     layers, loss = spec.layers(10), spec.loss_layer()
     try:
         backend = resolve(backend_name, ops_of(layers, loss), cfg.impl)
@@ -100,7 +113,8 @@ def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig) -> tuple
         net = Network(layers, loss, backend, input_shape(spec))
         net.init(cfg.seed)
         ds = fit(synthetic(4 * cfg.batch, input_shape(spec), seed=cfg.seed), None)
-        trainer = Trainer(net, SGD(net, spec.lr), ds, cfg.batch, cfg.seed)
+        make, row["graph"] = make_trainer(graph, backend, capturer=capturer)
+        trainer = make(net, SGD(net, spec.lr), ds, cfg.batch, cfg.seed)
         batches = [backend.xp.arange(i * cfg.batch, (i + 1) * cfg.batch) for i in range(4)]
         last = {}
 
@@ -108,6 +122,8 @@ def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig) -> tuple
             last["loss"] = trainer.step(batches[i % 4])[0]
 
         times = _time_steps(step, backend.device, cfg)
+        if isinstance(trainer, GraphTrainer):
+            row["graph"] = trainer.status()
         if not math.isfinite(float(last["loss"])):
             return {**row, "status": "error", "reason": f"loss became {float(last['loss'])}"}, None
     except Exception as exc:  # a failing kernel must not stop the other backends
@@ -115,9 +131,11 @@ def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig) -> tuple
     return {**row, "status": "ok"}, times
 
 
-def bench_peer(spec: ModelSpec, cfg: BenchConfig) -> tuple[dict, list[float] | None]:
-    """PyTorch eager training of the same model, from the same initial weights, in strict FP32 (nets.peer)."""
-    row = {"model": spec.name, "backend": PEER, "batch": cfg.batch, "family": "peer"}
+def bench_peer(spec: ModelSpec, cfg: BenchConfig, graph: bool = False) -> tuple[dict, list[float] | None]:
+    """PyTorch training of the same model, from the same initial weights, in strict FP32 (nets.peer): eager, or
+    with the whole step captured in a CUDA graph (pytorch-graph)."""
+    row = {"model": spec.name, "backend": PEER_GRAPH if graph else PEER, "batch": cfg.batch, "family": "peer",
+           "graph": "on" if graph else "off"}
     reason = torch_unavailable_reason()
     if reason:
         return {**row, "status": "skipped", "reason": reason}, None
@@ -125,7 +143,11 @@ def bench_peer(spec: ModelSpec, cfg: BenchConfig) -> tuple[dict, list[float] | N
     ref = Network(layers, loss, resolve("numpy_ref", ops_of(layers, loss)), input_shape(spec))
     ref.init(cfg.seed)
     with strict_fp32():
-        step, device, row["implementations"] = peer_step(ref, spec, cfg.batch, cfg.seed)
+        try:
+            make = peer.peer_graph_step if graph else peer_step
+            step, device, row["implementations"] = make(ref, spec, cfg.batch, cfg.seed)
+        except Exception as exc:
+            return {**row, "status": "skipped", "reason": one_line(exc)}, None
         row["device_kind"] = "gpu" if device == "cuda" else "cpu"
         try:
             times = _time_steps(step, "cpu", cfg)  # each step ends with its own device synchronisation
@@ -138,7 +160,7 @@ def _finish(row: dict, times: list[float] | None, device_names: dict[str, str]) 
     row["device"] = device_names.get(row.pop("device_kind", ""), "")
     if times:
         st = stats(times)
-        row.update(steps=st.reps, ms_per_step=st.median_ms, iqr_ms=st.iqr_ms,
+        row.update(steps=st.reps, ms_per_step=st.median_ms, iqr_ms=st.iqr_ms, rel_iqr=st.rel_iqr,
                    images_per_s=row["batch"] * 1e3 / st.median_ms)
     return row
 
@@ -146,11 +168,20 @@ def _finish(row: dict, times: list[float] | None, device_names: dict[str, str]) 
 def add_speedups(rows: list[dict]) -> None:
     """speedup_vs_F = ms of the backend of family F (oracle: the float64 NumPy baseline of the thesis; vendor:
     cuDNN) / ms of this row, for the same model (empty when no such backend ran)."""
+    first = {}
+    for r in rows:
+        if r.get("ms_per_step"):
+            key = (r["model"], r["backend"], r["graph"], r["batch"])
+            first.setdefault(key, r["ms_per_step"])
+            r["repeat_ratio"] = r["ms_per_step"] / first[key]
     for family in ("oracle", "vendor"):
-        ms = {r["model"]: r["ms_per_step"] for r in rows if r.get("family") == family and r.get("ms_per_step")}
+        ms: dict = {}
         for r in rows:
-            if r.get("ms_per_step") and r["model"] in ms:
-                r[f"speedup_vs_{family}"] = ms[r["model"]] / r["ms_per_step"]
+            if r.get("family") == family and r.get("ms_per_step") and r.get("run", 1) == 1:
+                ms.setdefault((r["model"], r["batch"]), r["ms_per_step"])  # the first (eager) row of the family
+        for r in rows:
+            if r.get("ms_per_step") and (r["model"], r["batch"]) in ms:
+                r[f"speedup_vs_{family}"] = ms[(r["model"], r["batch"])] / r["ms_per_step"]
 
 
 def accuracy(spec: ModelSpec, backend: str, cfg: BenchConfig, run_dir: Path) -> float | str:
@@ -174,22 +205,31 @@ def run_bench(cfg: BenchConfig, run_dir: Path, printer=print) -> list[dict]:
     device_names = {"cpu": meta["cpu"], "gpu": gpu or ""}
     run_dir.mkdir(parents=True, exist_ok=True)
     rows, described = [], set()
-    for spec in specs:
-        for name in cfg.backends:
-            row, times = bench_backend(spec, name, cfg)
-            rows.append(_finish(row, times, device_names))
-            if row.get("implementations") and name not in described:
-                described.add(name)
-                printer(f"{name}: {row['implementations']}")
-            printer(_line(rows[-1]))
-        if cfg.peer:
-            row, times = bench_peer(spec, cfg)
-            rows.append(_finish(row, times, device_names))
-            printer(_line(rows[-1]))
+
+    def add(row: dict, times, run: int) -> None:
+        row["run"] = run
+        rows.append(_finish(row, times, device_names))
+        printer(_line(rows[-1]))
+
+    for batch in cfg.batches:
+        bcfg = replace(cfg, batch=batch)
+        for spec in specs:
+            for run in range(1, cfg.repeat + 1):
+                for name in cfg.backends:
+                    for graph in _graph_modes(name, cfg.graphs):
+                        row, times = bench_backend(spec, name, bcfg, graph)
+                        if row.get("implementations") and name not in described:
+                            described.add(name)
+                            printer(f"{name}: {row['implementations']}")
+                        add(row, times, run)
+                if cfg.peer:
+                    add(*bench_peer(spec, bcfg), run)
+                    if "on" in cfg.graphs:
+                        add(*bench_peer(spec, bcfg, graph=True), run)
     add_speedups(rows)
     if cfg.accuracy_epochs > 0:
         for r in rows:
-            if r["status"] == "ok" and r["backend"] != PEER:
+            if r["status"] == "ok" and r.get("family") != "peer" and r.get("run") == 1 and r["graph"] != "on":
                 r["test_acc"] = accuracy(get_model(r["model"]), r["backend"], cfg, run_dir)
                 printer(f"{r['model']:<9} {r['backend']:<14} digits test accuracy after {cfg.accuracy_epochs} "
                         f"epochs: {r['test_acc']}")
@@ -204,23 +244,41 @@ def run_bench(cfg: BenchConfig, run_dir: Path, printer=print) -> list[dict]:
     return rows
 
 
+def _graph_modes(backend: str, graphs: list[str]) -> list[str]:
+    """The graph modes to time `backend` under: CPU backends once (graphs do not apply to them)."""
+    from nets.backend import _registered
+
+    impls = _registered(backend)
+    if impls and impls[0].device == "cpu":
+        return ["off"]
+    return list(dict.fromkeys(graphs))
+
+
 def _line(r: dict) -> str:
     if r["status"] != "ok":
-        return f"{r['model']:<9} {r['backend']:<14} {r['status']}: {r['reason']}"
-    return (f"{r['model']:<9} {r['backend']:<14} {r['ms_per_step']:10.3f} ms/step  {r['images_per_s']:12,.0f} img/s  "
-            f"({r['steps']} steps)")
+        return f"{r['model']:<9} {r['backend']:<14} b{r['batch']} {r['status']}: {r['reason']}"
+    note = "" if r.get("graph") in ("on", "off") else f"  graph {r.get('graph')}"
+    return (f"{r['model']:<9} {_label(r):<20} b{r['batch']:<4} {r['ms_per_step']:10.3f} ms/step  "
+            f"IQR {r['rel_iqr']:5.1%}  {r['images_per_s']:12,.0f} img/s  ({r['steps']} steps, run {r['run']}){note}")
+
+
+def _label(r: dict) -> str:
+    """backend+graph for a GPU backend's graph-replayed row."""
+    return f"{r['backend']}+graph" if r.get("graph") == "on" and r.get("family") != "peer" else r["backend"]
 
 
 def format_table(rows: list[dict]) -> str:
     """A plain-text table of the rows that ran."""
-    head = f"{'model':<9} {'backend':<14} {'ms/step':>10} {'img/s':>12} {'vs oracle':>13} {'vs vendor':>9} {'acc':>7}"
+    head = (f"{'model':<9} {'backend':<20} {'batch':>5} {'run':>3} {'ms/step':>9} {'IQR':>6} {'vs run1':>7} "
+            f"{'img/s':>11} {'vs oracle':>9} {'vs vendor':>9} {'acc':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         if r["status"] != "ok":
             continue
         acc = r.get("test_acc", "")
-        lines.append(f"{r['model']:<9} {r['backend']:<14} {r['ms_per_step']:10.3f} {r['images_per_s']:12,.0f} "
-                     f"{_x(r.get('speedup_vs_oracle')):>13} {_x(r.get('speedup_vs_vendor')):>9} "
+        lines.append(f"{r['model']:<9} {_label(r):<20} {r['batch']:>5} {r['run']:>3} {r['ms_per_step']:9.3f} "
+                     f"{r['rel_iqr']:6.1%} {_x(r.get('repeat_ratio')):>7} {r['images_per_s']:11,.0f} "
+                     f"{_x(r.get('speedup_vs_oracle')):>9} {_x(r.get('speedup_vs_vendor')):>9} "
                      f"{f'{acc:.2%}' if isinstance(acc, float) else '':>7}")
     return "\n".join(lines)
 
@@ -238,11 +296,12 @@ def plot_bench(rows: list[dict], path: Path) -> None:
 
     ok = [r for r in rows if r["status"] == "ok"]
     models = list(dict.fromkeys(r["model"] for r in rows))
-    backends = list(dict.fromkeys(r["backend"] for r in ok))
+    ok = [r for r in ok if r.get("run", 1) == 1 and r["batch"] == ok[0]["batch"]] if ok else ok
+    backends = list(dict.fromkeys(_label(r) for r in ok))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(models) * max(1, len(backends)) / 3), 3.6))
     width = 0.8 / max(1, len(backends))
     for j, b in enumerate(backends):
-        vals = {r["model"]: r["images_per_s"] for r in ok if r["backend"] == b}
+        vals = {r["model"]: r["images_per_s"] for r in ok if _label(r) == b}
         xs = [i + j * width for i, m in enumerate(models) if m in vals]
         ax.bar(xs, [vals[m] for m in models if m in vals], width, label=b)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(models))], models)

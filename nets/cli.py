@@ -63,7 +63,7 @@ def cmd_train(args) -> int:
         hidden=_ints(args.hidden, "--hidden") if args.hidden else None, data_dir=args.data_dir, resize=args.resize,
         train_size=args.train_size, test_size=args.test_size, synthetic_shape=shape,
         synthetic_count=args.synthetic_count, out=args.out, save=args.save, resume=args.resume,
-        progress=not args.no_progress,
+        progress=not args.no_progress, graph=args.graph,
     )
     if args.gpus is None and args.launcher != "mpi":
         train(cfg)
@@ -94,8 +94,10 @@ def cmd_train_bench(args) -> int:
     models = _names(args.models) or list(THESIS_MODELS)
     for m in models:
         get_model(m)
-    if args.steps < 1 or args.batch < 1:
-        raise UsageError("--steps and --batch must be >= 1")
+    batches = list(_ints(str(args.batch), "--batch"))
+    for g in args.graph.split(","):
+        if g.strip() not in ("on", "off"):
+            raise choices_error("--graph value", g.strip(), ["on", "off"])
     backends = _names(args.backends) or list(BACKENDS)
     if backends == ["all"]:
         backends = backend_names()
@@ -103,7 +105,8 @@ def cmd_train_bench(args) -> int:
         if canonical(name) not in backend_names():
             raise choices_error("backend", name, backend_names())
     cfg = BenchConfig(models=models, backends=backends,
-                      impl=parse_overrides(args.use), steps=args.steps, warmup=args.warmup, batch=args.batch,
+                      impl=parse_overrides(args.use), steps=args.steps, warmup=args.warmup, batches=batches,
+                      graphs=[g.strip() for g in args.graph.split(",")], repeat=args.repeat,
                       max_s=args.max_seconds, seed=args.seed, peer=not args.no_peer,
                       accuracy_epochs=args.accuracy_epochs)
     run_dir = new_run_dir(args.out, "train-bench")
@@ -177,6 +180,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--save", help="write a checkpoint to this file after every epoch")
     p.add_argument("--resume", help="continue from this checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--graph", choices=("on", "off"), default="on",
+                   help="capture each training step into a CUDA graph and replay it (default on; CPU backends and "
+                        "GPU backends that cannot be captured train eagerly, the latter with the reason)")
     p.add_argument("--gpus", type=at_least(1), help="data-parallel training on this many GPUs of this machine, one "
                                            "process each, gradients summed with NCCL")
     p.add_argument("--overlap", choices=("on", "off"), default="on",
@@ -195,13 +201,19 @@ def add_commands(subparsers) -> None:
                                       "numpy_ref, numpy_opt, cupy_naive, cupy_opt, cudnn, torch); those that "
                                       "cannot run get a row saying why")
     _use_option(p, "per-op override for every backend, e.g. conv2d=cudnn (repeatable)")
-    p.add_argument("--steps", type=at_least(1), default=20, help="timed steps per backend (default 20)")
+    p.add_argument("--steps", type=at_least(1), default=20, help="at most this many timed steps per row; "
+                   "timing stops earlier once the relative IQR is <= 5%% after 10 steps (default 20)")
     p.add_argument("--warmup", type=at_least(0), default=3, help="untimed steps first (default 3)")
-    p.add_argument("--batch", type=int, default=32, help="mini-batch size (default 32, the thesis's)")
+    p.add_argument("--batch", default="32", help="mini-batch sizes, comma separated (default 32, the thesis's)")
     p.add_argument("--max-seconds", type=positive, default=30.0,
-                   help="stop timing a backend after this long, once 3 steps are timed (default 30)")
+                   help="stop timing a row after this long, once the minimum steps are timed (default 30)")
+    p.add_argument("--graph", default="on", help="on, off or on,off: GPU backends with and/or without CUDA-graph "
+                                                 "capture (default on; a backend that cannot capture says why)")
+    p.add_argument("--repeat", type=at_least(1), default=1,
+                   help="time every row this many times (repeatability: the table shows each median's ratio to "
+                        "the first)")
     p.add_argument("--seed", type=at_least(0), default=0)
-    p.add_argument("--no-peer", action="store_true", help="skip the PyTorch eager peer")
+    p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peers (eager and graph)")
     p.add_argument("--accuracy-epochs", type=at_least(0), default=0,
                    help="also train each backend on digits for this many epochs and report test accuracy")
     p.add_argument("--gpus", help="comma list of GPU counts, e.g. 1,2,4: time data-parallel scaling instead "

@@ -13,6 +13,7 @@ from nets.models import ModelSpec
 from nets.network import Network
 
 NAME = "pytorch-eager"
+GRAPH_NAME = "pytorch-graph"
 
 
 def torch_unavailable_reason() -> str | None:
@@ -97,3 +98,41 @@ def to_torch(net: Network):
             raise TypeError(f"no torch equivalent for {layer!r}")
         mods.append(m)
     return torch.nn.Sequential(*mods)
+
+
+def peer_graph_step(ref: Network, spec: ModelSpec, batch: int, seed: int) -> tuple[Callable[[int], None], str, str]:
+    """As peer_step, with the whole step (forward, loss, backward, optimizer.step) captured into one CUDA graph:
+    PyTorch's documented whole-network capture (warm-up on a side stream, static inputs, torch.cuda.graph), and
+    each step copies batch i % 4 into the static input and replays. CUDA only; call inside strict_fp32()."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("torch has no CUDA device: CUDA graphs need one")
+    model = to_torch(ref).float().cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr)
+    ds = fit(synthetic(4 * batch, ref.in_shape, seed=seed), None)
+    xs = torch.from_numpy(ds.x_train).cuda().split(batch)
+    ys = torch.from_numpy(ds.y_train.astype(np.int64)).cuda().split(batch)
+    loss_fn = torch.nn.functional.cross_entropy if spec.loss == "softmax" else bce_onehot
+    static_x, static_y = xs[0].clone(), ys[0].clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(static_x), static_y).backward()
+            opt.step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        loss_fn(model(static_x), static_y).backward()
+        opt.step()
+
+    def step(i: int) -> None:
+        static_x.copy_(xs[i % 4])
+        static_y.copy_(ys[i % 4])
+        graph.replay()
+        torch.cuda.synchronize()
+
+    return step, "cuda", f"torch {torch.__version__} nn + optim.SGD captured in one CUDA graph, TF32 off"

@@ -60,6 +60,7 @@ class TrainConfig:
     save: str | None = None
     resume: str | None = None
     progress: bool = True
+    graph: str = "on"  # capture each step into a CUDA graph where the backend can (nets.graph)
 
 
 DEFAULTS = {"model": "mlp1", "dataset": "digits", "backend": "numpy_opt", "seed": 0, "resize": "bilinear",
@@ -203,6 +204,11 @@ def train(cfg: TrainConfig, printer=print, make_trainer=Trainer, main: bool = Tr
     spec = get_model(cfg.model)
     ds = prepare_data(cfg, spec)
     net, opt = build(cfg, spec, ds.classes, ds.image_shape)
+    graph_note = "off"
+    if make_trainer is Trainer:
+        from nets.graph import make_trainer as graph_trainer
+
+        make_trainer, graph_note = graph_trainer(cfg.graph, net.backend)
     trainer = make_trainer(net, opt, ds, cfg.batch, cfg.seed)
     history: list[dict] = []
     if ck:
@@ -221,6 +227,8 @@ def train(cfg: TrainConfig, printer=print, make_trainer=Trainer, main: bool = Tr
             f"{len(net.params)} tensors, {sum(p.value.size for p in net.params):,} parameters")
     for line in b.describe():
         printer(f"  {line}")
+    if graph_note not in ("off", "off (CPU)"):
+        printer(f"  CUDA graph: {graph_note}")
     if first:
         printer(f"resumed from {cfg.resume} after epoch {first} (step {opt.steps})")
     if first >= cfg.epochs:
@@ -233,6 +241,9 @@ def train(cfg: TrainConfig, printer=print, make_trainer=Trainer, main: bool = Tr
             loss, train_acc = trainer.epoch(bar)
             synchronize(b.device)
             epoch_s = time.perf_counter() - t0
+        if getattr(trainer, "declined", None) and graph_note == "on":
+            graph_note = trainer.status()
+            printer(f"  CUDA graph: {graph_note}; trained eagerly")
         t0 = time.perf_counter()
         test_acc = trainer.evaluate()
         eval_s = time.perf_counter() - t0
@@ -254,7 +265,7 @@ def train(cfg: TrainConfig, printer=print, make_trainer=Trainer, main: bool = Tr
         write_csv(run_dir / "history.csv", history)
         if history:
             plot_history(history, run_dir / "history.png", f"{cfg.model} on {cfg.dataset}, backend {b.name}")
-        write_meta(run_dir, train_meta(cfg, b, history))
+        write_meta(run_dir, {**train_meta(cfg, b, history), "graph": graph_note})
     printer(f"run folder: {run_dir}" + (f"; checkpoint: {cfg.save}" if cfg.save else ""))
     return TrainResult(run_dir, history, net, b, cfg)
 

@@ -63,7 +63,8 @@ def test_train_bench_table(tmp_path, capsys):
                  "--warmup", "1", "--out", str(out), "--accuracy-epochs", "1"])
     assert code == 0
     rows = {r["backend"]: r for r in _rows(out / "train_bench.csv")}
-    assert set(rows) == {"numpy_ref", "numpy_opt", "cudnn", "pytorch-eager"}
+    assert set(rows) == {"numpy_ref", "numpy_opt", "cudnn", "pytorch-eager", "pytorch-graph"}
+    assert rows["pytorch-graph"]["status"] == "ok" or rows["pytorch-graph"]["reason"]  # no CUDA: skipped, why
     assert rows["numpy_ref"]["status"] == "ok" and float(rows["numpy_ref"]["speedup_vs_oracle"]) == 1.0
     ok = rows["numpy_opt"]
     assert ok["status"] == "ok" and int(ok["steps"]) == 3

@@ -1,0 +1,61 @@
+"""On the GPU: a CUDA-graph-captured training run (nets.graph) follows the eager run's loss curve within the
+bound the equivalence tests use (S steps x tolerance("fp32", L_max) relative, per epoch), for every GPU backend
+that can capture; the torch backend declines with its reason; the pytorch-graph peer trains (loss finite, falls)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nets.train import TrainConfig, train
+
+pytestmark = pytest.mark.gpu
+
+SETTINGS = {"epochs": 3, "train_size": 330, "test_size": 100, "progress": False}  # 330 = 10 x 32 + 10
+
+
+def _run(model, backend, graph, tmp_path):
+    out = tmp_path / f"{model}-{backend}-{graph}"
+    res = train(TrainConfig(model=model, backend=backend, graph=graph, out=str(out), **SETTINGS),
+                printer=lambda *a: None)
+    return res, json.loads((out / "meta.json").read_text())["graph"]
+
+
+@pytest.mark.parametrize("backend", ["cupy_naive", "cupy_opt", "cudnn"])
+@pytest.mark.parametrize("model", ["mlp1", "thesis-1", "thesis-3"])
+def test_graph_run_follows_the_eager_curve(model, backend, tmp_path, curve_tolerance):
+    eager, note_e = _run(model, backend, "off", tmp_path)
+    graphed, note_g = _run(model, backend, "on", tmp_path)
+    assert note_e == "off" and note_g == "on", note_g  # a decline is a failure here: it says which op and why
+    le = np.array([h["loss"] for h in eager.history])
+    lg = np.array([h["loss"] for h in graphed.history])
+    bound = np.array([h["steps"] for h in eager.history]) * curve_tolerance(eager)
+    assert [h["steps"] for h in eager.history] == [h["steps"] for h in graphed.history]
+    assert np.all(np.abs(lg - le) / le <= bound), (le, lg, bound)
+    for a, b in zip(eager.history, graphed.history, strict=True):
+        assert abs(a["test_acc"] - b["test_acc"]) * SETTINGS["test_size"] <= 2
+
+
+def test_torch_backend_declines_with_a_reason(tmp_path):
+    from harness.registry import all_impls
+
+    if not any(i.name == "torch" and i.unavailable_reason() is None for i in all_impls()):
+        pytest.skip("torch backend unavailable")
+    _, note = _run("mlp1", "torch", "on", tmp_path)
+    assert note.startswith("declined:") and "caching allocator" in note
+
+
+def test_pytorch_graph_peer_is_timed_and_faster_than_eager():
+    pytest.importorskip("torch")
+    from nets.bench import BenchConfig, bench_peer
+    from nets.models import get_model
+
+    cfg = BenchConfig(steps=30, warmup=3, max_s=5.0)
+    spec = get_model("thesis-1")
+    _, t_eager = bench_peer(spec, cfg)
+    graphed, t_graph = bench_peer(spec, cfg, graph=True)
+    assert graphed["status"] == "ok" and graphed["backend"] == "pytorch-graph", graphed
+    assert "CUDA graph" in graphed["implementations"] and len(t_graph) >= 10
+    assert np.median(t_graph) < np.median(t_eager)  # one replay instead of dozens of launches
