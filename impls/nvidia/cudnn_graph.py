@@ -15,6 +15,10 @@ Precision.
   shapes, nothing at all (`supports=` then gives cuDNN's reason).
 - cudnn_tf32: nothing is deselected, cuDNN may use TF32 tensor cores. With NVIDIA_TF32_OVERRIDE=0 set it cannot,
   and the note says so.
+- Winograd: a conv plan's WINOGRAD numerical notes are read once, when it is built (cudnn_plans.declare_algorithm:
+  a second graph that deselects them refuses that plan), and declared as the entry's `algorithm=` (a 4x4 tile is
+  F(2x2, 3x3), 6x6 is F(4x4, 3x3)), so that the checker applies that algorithm's bound; the note says what was
+  found.
 
 Fused where cuDNN fuses: conv2d fprop is conv_fprop → bias in one graph, gemm fwd is matmul (→ bias) (→ relu).
 When cuDNN builds no plan for the fused graph, the unfused node runs on cuDNN and the epilogue on CuPy (a
@@ -37,6 +41,7 @@ from harness.ops.gemm import GemmShape
 from harness.registry import register
 from impls.nvidia.cudnn_plans import (
     NOTES,
+    algorithm_for,
     available,
     bound_handle,
     build,
@@ -301,7 +306,8 @@ def _register_all() -> None:
         for pass_, make in (("fprop", _conv2d_fprop), ("dgrad", _conv2d_dgrad), ("wgrad", _conv2d_wgrad)):
             register("conv2d", pass_, name=name, device="gpu", math=math, available=available, family="vendor",
                      group="cudnn", supports=_conv_support(pass_, name),
-                     details=details_for("conv2d", pass_, name))(make(name))
+                     details=details_for("conv2d", pass_, name),
+                     algorithm=algorithm_for("conv2d", pass_, name))(make(name))
         strict = name == "cudnn"
         for pass_, make in (("fwd", _gemm_fwd), ("bwd", _gemm_bwd)):
             register("gemm", pass_, name=name, device="gpu", math=math, family="vendor", group="cudnn",

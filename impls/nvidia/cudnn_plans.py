@@ -32,6 +32,11 @@ _handles: dict[int, Any] = {}  # device id -> cudnn handle
 _plans: dict[tuple, Built] = {}  # (op, pass, name, shape, autotune, role) -> built plan
 FAILED: dict[tuple, str] = {}  # same key -> why cuDNN built no plan (the caller falls back)
 NOTES: dict[tuple, str] = {}  # same key -> what the report shows for that role
+ALGORITHMS: dict[tuple, str | None] = {}  # same key -> the Winograd algorithm its plan declares (declare_algorithm)
+# Numerical notes of Winograd engines, the tile ones first: a 4x4 input tile is F(2x2, 3x3), 6x6 is F(4x4, 3x3);
+# the 13x13 tile and a note without a tile have no transform known to the checker (None).
+WINOGRAD_NOTES = (("WINOGRAD_TILE_4x4", "winograd-f2x2-3x3"), ("WINOGRAD_TILE_6x6", "winograd-f4x4-3x3"),
+                  ("WINOGRAD_TILE_13x13", None), ("WINOGRAD", None))
 
 
 class NoPlan(RuntimeError):
@@ -101,20 +106,28 @@ def _time_plan(b: Built, handle, ptrs: dict[str, int]) -> float:
     return statistics.median(event_times_ms(lambda: b.run(handle, ptrs), TUNE_REPS))
 
 
-def build(recipe: Callable, strict: bool, handle, ptrs: dict[str, int], autotune: bool) -> Built:
-    """Build the graph `recipe(graph, cudnn)` describes and choose its plan (see the module docstring)."""
+def _listed_plans(recipe: Callable, deselected: tuple[str, ...], handle):
+    """(graph, tensors): the graph `recipe(graph, cudnn)` describes with the heuristics' plans listed (modes A,
+    then FALLBACK), those with any of the numerical notes `deselected` barred from building."""
     import cudnn
-    import cupy
 
-    t0 = time.perf_counter()
     f32 = cudnn.data_type.FLOAT
     g = cudnn.pygraph(io_data_type=f32, intermediate_data_type=f32, compute_data_type=f32, handle=handle)
     tensors = recipe(g, cudnn)
     g.validate()
     g.build_operation_graph()
     g.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
-    if strict:
-        g.deselect_numeric_notes([getattr(cudnn.numerical_note, n) for n in STRICT_NOTES])
+    if deselected:
+        g.deselect_numeric_notes([getattr(cudnn.numerical_note, n) for n in deselected])
+    return g, tensors
+
+
+def build(recipe: Callable, strict: bool, handle, ptrs: dict[str, int], autotune: bool) -> Built:
+    """Build the graph `recipe(graph, cudnn)` describes and choose its plan (see the module docstring)."""
+    import cupy
+
+    t0 = time.perf_counter()
+    g, tensors = _listed_plans(recipe, STRICT_NOTES if strict else (), handle)
     listed = g.get_execution_plan_count()
     built, first_error = [], None
     for i in range(listed):
@@ -157,6 +170,59 @@ def build(recipe: Callable, strict: bool, handle, ptrs: dict[str, int], autotune
     return b
 
 
+def _carries_note(recipe: Callable, strict: bool, b: Built, notes: tuple[str, ...]) -> bool:
+    """Whether b's plan carries any of the numerical `notes`: in a second graph of the same recipe that also
+    deselects them, building b's index is refused as deselected (the frontend's "Deselecting execution plan").
+    The heuristics list the same plans both times (a built second plan must have b's name); another failure is
+    raised (the caller reports the notes as unknown). Costs one graph and, where the plan carries none of them,
+    one plan build."""
+    g, _ = _listed_plans(recipe, (*(STRICT_NOTES if strict else ()), *notes), bound_handle())
+    index = b.index
+    if index >= g.get_execution_plan_count():
+        raise NoPlan(f"the heuristics listed fewer plans the second time ({g.get_execution_plan_count()})")
+    try:
+        g.build_plan_at_index(index)
+    except Exception as exc:
+        if "deselect" in str(exc).lower():
+            return True
+        raise
+    if g.get_plan_name_at_index(index) != b.name:  # asked once built: older frontends name built plans only
+        raise NoPlan(f"the heuristics listed other plans the second time (plan {index + 1}: "
+                     f"{g.get_plan_name_at_index(index)}, not {b.name})")
+    return False
+
+
+def declare_algorithm(key: tuple, recipe: Callable, strict: bool) -> None:
+    """ALGORITHMS[key]: the Winograd algorithm of key's built plan, from its numerical notes, for the checker's
+    bound (harness.measure.check.algorithm_growth): first all WINOGRAD_NOTES at once (the usual answer, no), then
+    the tiles one by one; None for a direct sum, a tile without a transform known here, or notes that cannot be
+    read (the report's note says which). Once per key, after the plan is built (the first call, untimed)."""
+    if key in ALGORITHMS or key not in _plans:
+        return
+    ALGORITHMS[key] = None
+    b = _plans[key]
+    try:
+        if not _carries_note(recipe, strict, b, tuple(n for n, _ in WINOGRAD_NOTES)):
+            NOTES[key] += "; no Winograd numerical note"
+            return
+        for note, algorithm in WINOGRAD_NOTES:
+            if note == "WINOGRAD" or _carries_note(recipe, strict, b, (note,)):
+                ALGORITHMS[key] = algorithm
+                NOTES[key] += f"; numerical note {note}" + (f": checked as {algorithm}" if algorithm else
+                                                            ": no transform known here, checked as a direct sum")
+                return
+    except Exception as exc:  # reading the notes must never turn a result into an error
+        NOTES[key] += f"; numerical notes unknown ({one_line(exc, 120)})"
+
+
+def algorithm_for(op: str, pass_: str, name: str) -> Callable[[object], str | None]:
+    """algorithm= of a registered entry: what declare_algorithm found for the shape's plans (the first declared)."""
+    def algorithm(shape) -> str | None:
+        prefix = (op, pass_, name, shape, current().autotune)
+        return next((a for k, a in ALGORITHMS.items() if k[:-1] == prefix and a), None)
+    return algorithm
+
+
 def plan_key(op: str, pass_: str, name: str, shape, role: str) -> tuple:
     return (op, pass_, name, shape, current().autotune, role)
 
@@ -174,6 +240,8 @@ def try_plan(key: tuple, recipe: Callable, strict: bool, handle, ptrs: dict[str,
         return None
     _plans[key] = b
     NOTES[key] = b.describe()
+    if key[0] == "conv2d":
+        declare_algorithm(key, recipe, strict)
     return b
 
 
