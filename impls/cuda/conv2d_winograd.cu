@@ -4,7 +4,10 @@
 // Winograd (Lavin & Gray 2016): each 2x2 output tile Y = Aᵀ [ Σ_c U_kc ⊙ V_c ] A with U = G g Gᵀ (4x4, the filter)
 // and V = Bᵀ d B (4x4, the 4x4 input patch d at rows 2·tp - pad_h, cols 2·tq - pad_w, zero outside the image).
 //
-// One kernel per call, wino_conv_f2, fused: filter transform, input transform, batched products, output transform.
+// One fused kernel per call (filter transform, input transform, batched products, output transform), in two
+// versions that share the block shape, the loader and the grid; conv2d_winograd.py's kernel_for chooses per shape:
+// v1 (wino_conv_f2) for few input channels, v2 (wino_conv_f2_outer, below) from 16 on.
+// v1, wino_conv_f2:
 //   A block of 256 threads owns 32 tiles × 32 output channels. Per slice of CC = 8 input channels each thread
 //   transforms one 4x4 input patch (channel tid / 32, tile tid % 32) into shared memory Vs[8][16][32] and one
 //   filter (channel tid / 32, output channel tid % 32) into Us[8][16][32]: U is recomputed from w on every call
@@ -23,14 +26,16 @@
 #define BT 32
 #define BKO 32
 
-// U = G g Gᵀ of one 3x3 filter into dst[e · stride], e = 4·ξ + ν (the 16 transformed positions). g is read from
-// src[r·3 + s], or rotated by 180° (src[(2-r)·3 + (2-s)]) when `flip` is set.
-__device__ __forceinline__ void filter_transform(const float* __restrict__ src, bool flip, float* dst, int stride) {
-    float g[3][3];
+// The 3x3 filter g from src[r·3 + s], or rotated by 180° (src[(2-r)·3 + (2-s)]) when `flip` is set.
+__device__ __forceinline__ void load_filter(const float* __restrict__ src, bool flip, float g[3][3]) {
 #pragma unroll
     for (int r = 0; r < 3; ++r)
 #pragma unroll
         for (int q = 0; q < 3; ++q) g[r][q] = flip ? src[(2 - r) * 3 + (2 - q)] : src[r * 3 + q];
+}
+
+// U = G g Gᵀ of one 3x3 filter g into dst[e · stride], e = 4·ξ + ν (the 16 transformed positions).
+__device__ __forceinline__ void transform_filter(const float g[3][3], float* dst, int stride) {
     float t[4][3];  // G g
 #pragma unroll
     for (int q = 0; q < 3; ++q) {
@@ -45,6 +50,54 @@ __device__ __forceinline__ void filter_transform(const float* __restrict__ src, 
         dst[(a * 4 + 1) * stride] = 0.5f * (t[a][0] + t[a][1] + t[a][2]);
         dst[(a * 4 + 2) * stride] = 0.5f * (t[a][0] - t[a][1] + t[a][2]);
         dst[(a * 4 + 3) * stride] = t[a][2];
+    }
+}
+
+// U = G g Gᵀ of the 3x3 filter at src (see load_filter) into dst[e · stride].
+__device__ __forceinline__ void filter_transform(const float* __restrict__ src, bool flip, float* dst, int stride) {
+    float g[3][3];
+    load_filter(src, flip, g);
+    transform_filter(g, dst, stride);
+}
+
+// V = Bᵀ d B of one 4x4 input patch d into dst[e · stride], e = 4·a + b.
+__device__ __forceinline__ void transform_input(const float d[4][4], float* dst, int stride) {
+    float t[4][4];  // Bᵀ d
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+        t[0][b] = d[0][b] - d[2][b];
+        t[1][b] = d[1][b] + d[2][b];
+        t[2][b] = d[2][b] - d[1][b];
+        t[3][b] = d[1][b] - d[3][b];
+    }
+#pragma unroll
+    for (int a = 0; a < 4; ++a) {  // (Bᵀ d) B
+        dst[(a * 4 + 0) * stride] = t[a][0] - t[a][2];
+        dst[(a * 4 + 1) * stride] = t[a][1] + t[a][2];
+        dst[(a * 4 + 2) * stride] = t[a][2] - t[a][1];
+        dst[(a * 4 + 3) * stride] = t[a][1] - t[a][3];
+    }
+}
+
+// Y = Aᵀ M A + bk of one tile's 16 transformed sums m[e] (e = 4·ξ + ν), written to dst (row stride Q) where the
+// output exists: rows p0, p0 + 1 < P, columns q0, q0 + 1 < Q (partial tiles at the borders).
+__device__ __forceinline__ void store_output(const float m16[16], float bk, float* dst, int p0, int q0, int P,
+                                             int Q) {
+    float m[2][4];  // Aᵀ M
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+        m[0][b] = m16[0 * 4 + b] + m16[1 * 4 + b] + m16[2 * 4 + b];
+        m[1][b] = m16[1 * 4 + b] - m16[2 * 4 + b] - m16[3 * 4 + b];
+    }
+#pragma unroll
+    for (int a = 0; a < 2; ++a) {
+        const float o0 = m[a][0] + m[a][1] + m[a][2] + bk;
+        const float o1 = m[a][1] - m[a][2] - m[a][3] + bk;
+        const int p = p0 + a;
+        if (p < P) {
+            dst[(long long)p * Q + q0] = o0;
+            if (q0 + 1 < Q) dst[(long long)p * Q + q0 + 1] = o1;
+        }
     }
 }
 
@@ -158,6 +211,137 @@ extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2(
                     if (q0 + 1 < Q) dst[(long long)p * Q + q0 + 1] = o1;
                 }
             }
+        }
+    }
+}
+
+// v2, wino_conv_f2_outer: the same block (32 tiles × 32 output channels, slices of CC = 8 input channels, the same
+// loader: one input patch and one filter per thread and slice), with
+//   - outer products per transformed position, as an SGEMM: thread (e, tg, kg) = (tid / 16, tid % 4, tid / 4 % 4)
+//     accumulates position e of tiles {4·tg, 16 + 4·tg} + 0..3 × output channels {4·kg, 16 + 4·kg} + 0..3
+//     (64 registers): per input channel four LDS.128 (a warp reads 8 distinct float4 of V and 8 of U) for 64 FMA,
+//     against v1's two LDS.64 per 4 FMA;
+//   - the next slice's raw input patch (16 floats) loaded into registers before the products of the current one,
+//     so that the global loads of x are in flight during the math (one shared buffer, two barriers); the filter
+//     (9 floats, cache-resident) is read when it is transformed, which keeps the kernel within 128 registers;
+//   - the output transform through shared memory: the 16 positions of a (tile, channel) pair live in 16 threads
+//     of 8 warps, so the block writes its sums M[e][channel][tile] into the (then free) 32 KiB buffer, one half of
+//     the output channels at a time, and each thread reads back two (tile, channel) pairs, applies Aᵀ·M·A + bias.
+extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2_outer(
+    const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+    int N, int Cin, int H, int W, int Kout, int P, int Q, int pad_h, int pad_w, int TP, int TQ, int flip) {
+    __shared__ __align__(16) float sm[2 * CC * 16 * BT];  // Vs[CC][16][BT] then Us[CC][16][BKO]; M in the epilogue
+    float* Vs = sm;
+    float* Us = sm + CC * 16 * BT;
+    const int tid = threadIdx.x, pe = tid / 16, tg = tid % 4, kg = tid / 4 % 4;
+    const int tiles = N * TP * TQ;
+    const int tile0 = blockIdx.x * BT, k0 = blockIdx.y * BKO;
+
+    // Loader: the patch of channel lc of the slice, tile lt of the block; the filter (channel lc, output kk).
+    const int lc = tid / BT, lt = tid % BT, my_tile = tile0 + lt, kk = tid % BKO, uk = k0 + kk;
+    int pn = 0, h0 = 0, w0 = 0;
+    if (my_tile < tiles) {
+        pn = my_tile / (TP * TQ);
+        const int rem = my_tile % (TP * TQ);
+        h0 = 2 * (rem / TQ) - pad_h;
+        w0 = 2 * (rem % TQ) - pad_w;
+    }
+    const long long plane = (long long)H * W;
+    float d[4][4];
+    // The raw patch of slice c0: zero outside the image, the tile range and Cin.
+    auto load_slice = [&](int c0) {
+        const int c = c0 + lc;
+        const bool live = my_tile < tiles && c < Cin;
+        const float* src = x + ((long long)pn * Cin + (live ? c : 0)) * plane;
+#pragma unroll
+        for (int a = 0; a < 4; ++a)
+#pragma unroll
+            for (int b = 0; b < 4; ++b) {
+                const int h = h0 + a, ww = w0 + b;
+                d[a][b] = (live && h >= 0 && h < H && ww >= 0 && ww < W) ? src[(long long)h * W + ww] : 0.0f;
+            }
+    };
+    // U of this thread's filter of slice c0 into Us (zero past Cin and Kout): read when it is transformed, since
+    // the filters are few and cache-resident, which keeps the prefetch to the 16 patch values (registers).
+    auto transform_filter_slice = [&](int c0) {
+        const int c = c0 + lc;
+        float* dst = &Us[lc * 16 * BKO + kk];
+        if (c < Cin && uk < Kout) {
+            // fprop: w is Kout × Cin × 3 × 3; dgrad (flip): w is the layer's K × C × 3 × 3 = Cin × Kout × 3 × 3.
+            const long long f = flip ? (long long)c * Kout + uk : (long long)uk * Cin + c;
+            filter_transform(w + f * 9, flip, dst, BKO);
+        } else {
+#pragma unroll
+            for (int e = 0; e < 16; ++e) dst[e * BKO] = 0.0f;
+        }
+    };
+
+    // acc[th][i][kh][j]: position pe of tile 16·th + 4·tg + i and output channel 16·kh + 4·kg + j.
+    float acc[2][4][2][4];
+#pragma unroll
+    for (int th = 0; th < 2; ++th)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int kh = 0; kh < 2; ++kh)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[th][i][kh][j] = 0.0f;
+
+    load_slice(0);
+#pragma unroll 1
+    for (int c0 = 0; c0 < Cin; c0 += CC) {
+        __syncthreads();  // the previous slice's products are done with the buffer
+        transform_input(d, &Vs[lc * 16 * BT + lt], BT);
+        transform_filter_slice(c0);
+        __syncthreads();
+        if (c0 + CC < Cin) load_slice(c0 + CC);  // in flight during the products below
+        const int slice = min(CC, Cin - c0);     // the thesis's C = 3: no products of zero channels
+#pragma unroll 1
+        for (int cc = 0; cc < slice; ++cc) {
+            const float* vrow = &Vs[(cc * 16 + pe) * BT + 4 * tg];
+            const float* urow = &Us[(cc * 16 + pe) * BKO + 4 * kg];
+            float vv[2][4], uu[2][4];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const float4 v = *reinterpret_cast<const float4*>(vrow + 16 * h);
+                const float4 u = *reinterpret_cast<const float4*>(urow + 16 * h);
+                vv[h][0] = v.x, vv[h][1] = v.y, vv[h][2] = v.z, vv[h][3] = v.w;
+                uu[h][0] = u.x, uu[h][1] = u.y, uu[h][2] = u.z, uu[h][3] = u.w;
+            }
+#pragma unroll
+            for (int th = 0; th < 2; ++th)
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+#pragma unroll
+                    for (int kh = 0; kh < 2; ++kh)
+#pragma unroll
+                        for (int j = 0; j < 4; ++j)
+                            acc[th][i][kh][j] = fmaf(vv[th][i], uu[kh][j], acc[th][i][kh][j]);
+        }
+    }
+
+    // Epilogue, one half (16 output channels) of the block at a time: M[e][kl][t] in sm (16 · 16 · 32 floats).
+#pragma unroll  // acc is indexed by half: unrolled, it stays in registers
+    for (int half = 0; half < 2; ++half) {
+        __syncthreads();  // the products (or the previous half's reads) are done with the buffer
+#pragma unroll
+        for (int th = 0; th < 2; ++th)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                *reinterpret_cast<float4*>(&sm[(pe * 16 + 4 * kg + j) * BT + 16 * th + 4 * tg]) =
+                    make_float4(acc[th][0][half][j], acc[th][1][half][j], acc[th][2][half][j], acc[th][3][half][j]);
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const int pair = tid + 256 * r, kl = pair / BT, t = pair % BT;
+            const int tile = tile0 + t, k = k0 + 16 * half + kl;
+            if (tile >= tiles || k >= Kout) continue;
+            float m16[16];
+#pragma unroll
+            for (int e = 0; e < 16; ++e) m16[e] = sm[(e * 16 + kl) * BT + t];
+            const int n = tile / (TP * TQ), rem = tile % (TP * TQ);
+            store_output(m16, bias ? bias[k] : 0.0f, y + ((long long)n * Kout + k) * P * (long long)Q,
+                         2 * (rem / TQ), 2 * (rem % TQ), P, Q);
         }
     }
 }

@@ -1,8 +1,9 @@
 """cupy_winograd: Winograd F(2x2, 3x3) convolution for 3x3 stride-1 layers, fprop and dgrad (conv2d_winograd.cu).
 
-One fused kernel per call: the filter transform U = G g Gᵀ (recomputed from w by every block on every call: the
-weights change between calls) and the input transform in the loader, the 16 transformed positions' products over
-the input channels accumulated in registers, output transform and bias in the epilogue. dgrad is the same
+One fused kernel per call, in two versions chosen per shape by `kernel_for`: the filter transform U = G g Gᵀ
+(recomputed from w by every block on every call: the weights change between calls) and the input transform in
+the loader, the 16 transformed positions' products over the input channels accumulated in registers, output
+transform and bias in the epilogue (v2: through shared memory). dgrad is the same
 convolution of dy padded by 2 − pad with the filter rotated by 180° and C and K swapped, which the filter
 transform reads that way.
 
@@ -48,36 +49,78 @@ def _ceil2(n: int) -> int:
     return (n + 1) // 2
 
 
+V1, V2 = "wino_conv_f2", "wino_conv_f2_outer"
+OUTER_MIN_CIN = 16  # the kernel's input channels from which v2's outer products pay for its epilogue (a choice)
+
+
+def kernel_for(cin: int) -> str:
+    """The kernel for `cin` convolved input channels (C for fprop, K for dgrad): v1 (products and output transform
+    in registers, 4 FMA per 2 LDS.64) for the few-channel thesis layers, where one or two slices make the
+    epilogue count; v2 (one position's 8 tiles x 8 channels outer product per thread, 64 FMA per 4 LDS.128, the
+    next slice prefetched, output transform through shared memory) from OUTER_MIN_CIN channels on, where the
+    products dominate."""
+    return V2 if cin >= OUTER_MIN_CIN else V1
+
+
 def _launch(inp, w, bias, out, n: int, cin: int, h: int, wd: int, kout: int, p: int, q: int, pad_h: int,
-            pad_w: int, flip: bool) -> None:
-    """The fused kernel: inp (n × cin × h × wd) convolved with w's transformed filters into out (n × kout × p × q);
-    with `flip`, w is the layer's K × C filter read rotated and transposed (dgrad)."""
+            pad_w: int, flip: bool, func: str) -> None:
+    """Kernel `func`: inp (n × cin × h × wd) convolved with w's transformed filters into out (n × kout × p × q);
+    with `flip`, w is the layer's K × C filter read rotated and transposed (dgrad). Both kernels share the grid:
+    one block per 32 tiles × 32 output channels."""
     tp, tq = _ceil2(p), _ceil2(q)
     grid = (_cuda.blocks(n * tp * tq, BT), _cuda.blocks(kout, BKO))
     args = (inp, w, _cuda.NULL if bias is None else bias, out,
             *(np.int32(v) for v in (n, cin, h, wd, kout, p, q, pad_h, pad_w, tp, tq, flip)))
-    _cuda.kernel(WINO, "wino_conv_f2")(grid, (256,), args)
+    _cuda.kernel(WINO, func)(grid, (256,), args)
 
 
 def _details(s: Conv2dShape) -> dict:
-    return {**_cuda.attributes(WINO, ["wino_conv_f2"]), "note": "F(2x2,3x3) fused, 32 tiles x 32 channels a block"}
+    """Registers and spills of both kernels, fprop's first (the row's columns); the note names the kernel each pass
+    runs (the choice rule)."""
+    first = kernel_for(s.C)
+    return {**_cuda.attributes(WINO, [first, V1 if first == V2 else V2]),
+            "note": f"F(2x2,3x3) 32 tiles x 32 channels a block; fprop {kernel_for(s.C)}, dgrad {kernel_for(s.K)}"}
 
 
-def _reg(pass_: str):
-    return register("conv2d", pass_, name="cupy_winograd", device="gpu", math="fp32", available=_cuda.available,
-                    family="own", supports=supports, details=_details, algorithm=ALGORITHM)
+def _details_v1(s: Conv2dShape) -> dict:
+    return {**_cuda.attributes(WINO, [V1]), "note": f"F(2x2,3x3) {V1} forced (round-1 kernel)"}
+
+
+def _reg(pass_: str, name: str = "cupy_winograd", details=_details):
+    return register("conv2d", pass_, name=name, device="gpu", math="fp32", available=_cuda.available,
+                    family="own", supports=supports, details=details, algorithm=ALGORITHM)
 
 
 @_reg("fprop")
 def conv2d_fprop_winograd(s: Conv2dShape, x, w, b, *, y):
     """Winograd F(2x2, 3x3): y = b + Aᵀ[Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)]A, every transform fused in one kernel."""
-    _launch(x, w, b, y, s.N, s.C, s.H, s.W, s.K, s.P, s.Q, s.pad_h, s.pad_w, flip=False)
+    _fprop(s, x, w, b, y, kernel_for(s.C))
 
 
 @_reg("dgrad")
 def conv2d_dgrad_winograd(s: Conv2dShape, dy, w, *, dx):
     """Winograd F(2x2, 3x3) of dy padded by 2 − pad with w rotated 180° and C, K swapped."""
-    _launch(dy, w, None, dx, s.N, s.K, s.P, s.Q, s.C, s.H, s.W, 2 - s.pad_h, 2 - s.pad_w, flip=True)
+    _dgrad(s, dy, w, dx, kernel_for(s.K))
+
+
+@_reg("fprop", "cupy_winograd_v1", _details_v1)
+def conv2d_fprop_winograd_v1(s: Conv2dShape, x, w, b, *, y):
+    """cupy_winograd's fprop with the round-1 kernel on every shape: the comparison for the choice rule."""
+    _fprop(s, x, w, b, y, V1)
+
+
+@_reg("dgrad", "cupy_winograd_v1", _details_v1)
+def conv2d_dgrad_winograd_v1(s: Conv2dShape, dy, w, *, dx):
+    """cupy_winograd's dgrad with the round-1 kernel on every shape."""
+    _dgrad(s, dy, w, dx, V1)
+
+
+def _fprop(s: Conv2dShape, x, w, b, y, func: str) -> None:
+    _launch(x, w, b, y, s.N, s.C, s.H, s.W, s.K, s.P, s.Q, s.pad_h, s.pad_w, False, func)
+
+
+def _dgrad(s: Conv2dShape, dy, w, dx, func: str) -> None:
+    _launch(dy, w, None, dx, s.N, s.K, s.P, s.Q, s.C, s.H, s.W, 2 - s.pad_h, 2 - s.pad_w, True, func)
 
 
 # ---------------------------------------------------------------- host model (float32), for the CPU tests

@@ -9,7 +9,7 @@ from harness.ops import get_op
 from harness.ops.conv2d import Conv2dShape
 from harness.registry import Impl, get
 from harness.testing import assert_matches_oracle
-from impls.cuda.conv2d_winograd import ALGORITHM, emulate, emulate_dgrad, supports
+from impls.cuda.conv2d_winograd import ALGORITHM, OUTER_MIN_CIN, V1, V2, emulate, emulate_dgrad, kernel_for, supports
 
 # Partial tiles (odd P, Q), every valid pad, one pixel, C and K past one 8-channel slice / 32-channel block,
 # non-square, a single image; the thesis and ResNet-50 kinds (C 3, K 16-32; C 64-512 at 7-56 pixels).
@@ -22,7 +22,9 @@ CASES = {
     "channels-past-blocks": Conv2dShape(N=1, C=37, H=9, W=7, K=70, pad=1),
     "thesis-like": Conv2dShape(N=4, C=3, H=50, W=50, K=32, pad=1),
     "resnet-like": Conv2dShape(N=1, C=96, H=14, W=14, K=40, pad=1),
+    "partial-slice-pad-2": Conv2dShape(N=3, C=20, H=7, W=5, K=19, pad=2),  # v2 both passes, 20 = 8 + 8 + 4
 }
+NAMES = ("cupy_winograd", "cupy_winograd_v1")  # the choice rule (v1 or v2 per shape), and v1 forced
 PASSES = ("fprop", "dgrad")
 
 
@@ -36,11 +38,20 @@ def test_declines_other_geometry_with_one_line():
     assert all(supports(s) is None for s in CASES.values())
 
 
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("pass_", PASSES)
-def test_registered_with_its_algorithm(pass_):
-    impl = get("conv2d", pass_, "cupy_winograd")
+def test_registered_with_its_algorithm(pass_, name):
+    impl = get("conv2d", pass_, name)
     assert impl.algorithm_for(CASES["pad-0"]) == ALGORITHM == "winograd-f2x2-3x3"
     assert impl.math == "fp32" and impl.family == "own"
+
+
+def test_choice_rule_and_the_gpu_cases_cover_both_kernels():
+    assert kernel_for(3) == kernel_for(OUTER_MIN_CIN - 1) == V1
+    assert kernel_for(OUTER_MIN_CIN) == kernel_for(512) == V2
+    # the GPU tests below run each kernel on some of CASES: fprop convolves C channels, dgrad K
+    chosen = {kernel_for(n) for s in CASES.values() for n in (s.C, s.K)}
+    assert chosen == {V1, V2}
 
 
 def _model(pass_: str):
@@ -73,24 +84,28 @@ def test_checker_widens_only_for_the_declared_algorithm():
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("pass_", PASSES)
-def test_kernels_match_the_oracle(pass_):
-    assert_matches_oracle("conv2d", pass_, "cupy_winograd", list(CASES.values()))
+def test_kernels_match_the_oracle(pass_, name):
+    assert_matches_oracle("conv2d", pass_, name, list(CASES.values()))
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("pass_", PASSES)
-def test_kernels_match_the_oracle_on_smoke_and_edge(pass_):
+def test_kernels_match_the_oracle_on_smoke_and_edge(pass_, name):
     """The registered sets' 3x3 stride-1 rows (the others are declined by supports=)."""
-    assert_matches_oracle("conv2d", pass_, "cupy_winograd")
+    assert_matches_oracle("conv2d", pass_, name)
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("pass_", PASSES)
-def test_kernels_match_the_host_model(pass_):
-    """Same tiles, same transforms: the GPU result and the float32 host model agree far inside the bound."""
+def test_kernels_match_the_host_model(pass_, name):
+    """Same tiles, same transforms: the GPU result and the float32 host model agree far inside the bound
+    (channels-past-blocks: v2 under the choice rule, v1 forced)."""
     cupy = pytest.importorskip("cupy")
-    impl = get("conv2d", pass_, "cupy_winograd")
+    impl = get("conv2d", pass_, name)
     if impl.unavailable_reason():
         pytest.skip(impl.unavailable_reason())
     s = CASES["channels-past-blocks"]
@@ -110,13 +125,14 @@ def test_kernels_match_the_host_model(pass_):
 
 
 @pytest.mark.gpu
-def test_filter_transform_runs_every_call():
+@pytest.mark.parametrize("case", ["odd-pad-1", "partial-slice-pad-2"])  # v1 and v2 under the choice rule
+def test_filter_transform_runs_every_call(case):
     """New weights, same shape: the second call must use them (nothing cached across calls)."""
     cupy = pytest.importorskip("cupy")
     impl = get("conv2d", "fprop", "cupy_winograd")
     if impl.unavailable_reason():
         pytest.skip(impl.unavailable_reason())
-    s = CASES["odd-pad-1"]
+    s = CASES[case]
     rng = np.random.default_rng(1)
     x, b = rng.uniform(-1, 1, (s.N, s.C, s.H, s.W)).astype(np.float32), np.zeros(s.K, dtype=np.float32)
     for _ in range(2):
