@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Issue 12, item 4: cupy_opt's conv2d and maxpool2d on the thesis layers (batch 32) against cuDNN, at most 110 s.
+# Issue 12, item 4: cupy_opt's conv2d and maxpool2d on the thesis layers (batch 32) against cuDNN, at most 120 s.
 #   bash benchmarks/gpu_conv_small.sh        (from the repository root; results under $OUT/conv_small)
 # 1. correctness: the gpu tests of the conv2d kernels (every small-kernel split forced, the old BK = 8 choice
 #    beside it) and of maxpool2d (the odd-width cell kernel);
 # 2. diagnosis and tuning sweep: benchmarks/conv_probe.py times every candidate launch per thesis layer (GEMM and
-#    splitk_reduce separately, cold L2, held stream) -> $OUT/conv_small/probe.csv, probe.txt;
+#    splitk_reduce separately, cold L2, held stream) -> $OUT/conv_small/probe.csv, probe.txt; the same for fprop
+#    and dgrad with a warm L2 (no flush) -> probe_warm.csv: cold minus warm = the cost of the dependent HBM round
+#    trips; Nsight Compute on the small fprop kernel unsplit at 1, 5, 9 and 1 slices per block (C3 12x12, C16 6x6,
+#    C32 10x10, C3 50x50), the direct fprop on the same layers and the narrow dgrad (C3 12x12, C3 50x50), L2
+#    flushed by ncu -> ncu.csv (raw page), ncu.txt; the first launch of each kernel and grid summarised;
 # 3. the harness run (checks every row against the oracle, then times): conv2d + maxpool2d, thesis, cupy_opt vs
 #    cudnn -> $OUT/conv_small/thesis/results.csv;
 # then a short summary: test counts, per layer the chosen and the fastest candidate of the probe, the harness's
@@ -15,30 +19,48 @@ D="$OUT/conv_small"
 mkdir -p "$D"
 export PYTHONUNBUFFERED=1
 
-timeout 38 python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py \
+timeout 23 python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py \
     tests/impls/cuda/test_conv2d_cuda.py tests/impls/cuda/test_maxpool2d_cuda.py \
     -k "not past_2_31 and not cupy_naive and not cupy_im2col_cublas" > "$D/pytest.txt" 2>&1
 echo "pytest rc=$?: $(tail -1 "$D/pytest.txt")"
 grep -E "^(FAILED|ERROR)" "$D/pytest.txt" | head -4
 
-timeout 24 python3 benchmarks/conv_probe.py --set thesis --passes fprop,dgrad,wgrad --reps 40 --csv "$D/probe.csv" \
+timeout 18 python3 benchmarks/conv_probe.py --set thesis --passes fprop,dgrad,wgrad --reps 25 --csv "$D/probe.csv" \
     > "$D/probe.txt" 2>&1
 echo "probe rc=$?"
+timeout 8 python3 benchmarks/conv_probe.py --set thesis --passes fprop,dgrad --reps 10 --warm \
+    --csv "$D/probe_warm.csv" > "$D/probe_warm.txt" 2>&1
+echo "probe --warm rc=$?"
 
-timeout 44 python3 -m harness run --op conv2d,maxpool2d --shapes thesis --impl cupy_opt,cudnn --budget 0.05 \
+NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+NCU=${NCU:-ncu}
+timeout 24 "$NCU" --clock-control none --cache-control all -f -o "$D/ncu" \
+    -k "regex:conv_fprop_128x32_s|conv_fprop_direct|conv_dgrad_narrow" --launch-count 20 \
+    --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
+    --metrics smsp__inst_executed.max,smsp__cycles_active.max \
+    python3 benchmarks/conv_probe.py --set thesis --passes fprop,dgrad --layers "C3 12x12,C16 6x6,C32 10x10,C3 50x50" \
+    --only "conv_fprop_128x32_s/1,conv_fprop_direct,conv_dgrad_narrow" --reps 1 --plain > "$D/ncu.txt" 2>&1
+echo "ncu rc=$? ($(grep -c '==PROF== Profiling' "$D/ncu.txt") launches profiled)"
+timeout 3 "$NCU" --import "$D/ncu.ncu-rep" --csv --page raw > "$D/ncu.csv" 2>>"$D/ncu.txt" \
+    && timeout 2 python3 benchmarks/ncu_conv_summary.py "$D/ncu.csv" || tail -3 "$D/ncu.txt"
+rm -f "$D/ncu.ncu-rep"  # ncu.csv holds every metric of it
+
+timeout 38 python3 -m harness run --op conv2d,maxpool2d --shapes thesis --impl cupy_opt,cudnn --budget 0.05 \
     --no-report --out "$D/thesis" > "$D/harness.txt" 2>&1
 echo "harness rc=$?"
 
-timeout 6 python3 - "$D" <<'PY'
+timeout 4 python3 - "$D" <<'PY'
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 d = Path(sys.argv[1])
+warm = pd.read_csv(d / "probe_warm.csv") if (d / "probe_warm.csv").is_file() else None
 if (d / "probe.csv").is_file():
     p = pd.read_csv(d / "probe.csv")
-    print("probe (us), per pass: chosen kernel/splits total [fastest if another] (BK=8 or narrow total)")
+    print("probe (us), per pass: chosen kernel/splits total [fastest if another] (BK=8 or narrow total) "
+          "warm-L2 total of the chosen")
     for layer, lg in p.groupby("layer", sort=False):
         cells = []
         for pass_, g in lg.groupby("pass_", sort=False):
@@ -46,6 +68,10 @@ if (d / "probe.csv").is_file():
             tag = f.func.split("_")[-2] + "s" if f.func.endswith("_s") else f.func.split("_")[-1]
             best = "" if f.equals(c) else f" [{tag}/{f.splits} {f.total_us:.1f}]"
             bad = f" RELDIFF {g.reldiff.max():.0e}" if g.reldiff.max() > 1e-4 else ""
+            if warm is not None:
+                wc = warm[(warm.layer == layer) & (warm.pass_ == pass_) & (warm.func == c.func)
+                          & (warm.splits == c.splits)]
+                bad += f" w{wc.total_us.iloc[0]:.1f}" if len(wc) else ""
             cells.append(f"{pass_} {c.func.split('_')[-1 if not c.func.endswith('_s') else -2]}/{c.splits} "
                          f"{c.total_us:.1f}{best} ({b.total_us:.1f}){bad}")
         print(f"{layer:17} " + " | ".join(cells))

@@ -7,8 +7,10 @@
   reduction (split-K, deterministic) when the tiles alone cannot fill the GPU; the host precomputes the reduction
   index tables (dilation and stride phases included) that spare the kernel its integer divisions. Small fprop/dgrad
   layers (≤ 32 GEMM columns, ≤ TAB_MAX table entries: the thesis layers) may take 128×32 tiles with BK = 32 and the
-  table in shared memory (conv_*_128x32_s), when a latency model (small_seconds) says so. Depthwise
-  layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad).
+  table in shared memory (conv_*_128x32_s), when a latency model (small_seconds) says so; fprop with one group and
+  a reduction C·R·S ≤ DIRECT_CHOSEN_CRS (the C = 3 layers) runs the direct kernel conv_fprop_direct
+  (conv2d_direct_small.cu: a pixel × 16 channels per thread, no slice chain). Depthwise layers (groups = C = K)
+  run direct kernels instead (conv_dw_fprop/dgrad/wgrad).
 - cupy_im2col_cublas (im2col.cu + cupy.matmul, strict FP32), batched over images n and groups g (W_g: K/G ×
   C/G·R·S): fprop = W_g·col_n,g, dgrad = W_gᵀ·dy_n,g then col2im, wgrad = dW_gᵀ = col_g · dY_g (one strided-batched
   GEMM over the groups, reduction N·P·Q).
@@ -27,6 +29,7 @@ from impls.cuda import common as _cuda
 from impls.nvidia.cublas import cublas_math
 
 NAIVE, IGEMM, IM2COL = "conv2d_naive.cu", "conv2d_implicit_gemm.cu", "im2col.cu"
+DIRECT = "conv2d_direct_small.cu"
 BK = 8  # conv2d_implicit_gemm.cu's reduction slice
 SMALL_TILES = {"fprop": (128, 32), "dgrad": (128, 32), "wgrad": (32, 128)}  # the small-layer kernels' BM × BN
 SMALL_BK = 32  # their reduction slice
@@ -40,6 +43,10 @@ SM_FLOPS = 250e9  # FP32 FLOP/s one SM sustains on a tile (about 2/3 of its 2·1
 KCH = 32  # conv_dgrad_narrow's output channels per shared-memory stage
 DW_TP, DW_TQ = 8, 32  # conv_dw_fprop's output tile
 NARROW_C = 4  # dgrad with at most this many input channels runs conv_dgrad_narrow
+DIRECT_K = 16  # conv_fprop_direct's output channels per thread (DK in conv2d_direct_small.cu)
+DIRECT_CRS = 32  # its patch elements per gather round trip (DCRS)
+DIRECT_CRS_MAX = 352  # the longest reduction it takes (DTAB: its shared table and filters)
+DIRECT_CHOSEN_CRS = 32  # fprop with one group and C·R·S ≤ this runs it (one round trip: the C = 3 thesis layers)
 INT_LIMIT = 2**31 - 2**16  # GEMM rows, columns and per-image offsets must stay inside int32 (with a tile's margin)
 
 
@@ -124,9 +131,12 @@ def _plan(s: Conv2dShape, pass_: str, small: bool, sms: int) -> Launch:
     Small layers (_small_eligible: fprop/dgrad with ≤ 32 columns, wgrad with ≤ 32 rows, and a short table) also get
     the BK = 32 kernels with the table in shared memory (128×32, wgrad 32×128) at a ladder of split-K counts: the
     latency model small_seconds picks among those and the choice above (their blocks are bound by the chain of
-    slices, not by FMAs). small=False: the choice above only (benchmarks/conv_probe.py and the tests compare both).
+    slices, not by FMAs). fprop with one group and C·R·S ≤ DIRECT_CHOSEN_CRS: conv_fprop_direct (one gather round
+    trip per thread, no slices). small=False: the BK = 8 choice only (benchmarks/conv_probe.py and the tests compare).
     """
     rows, cols, red, zdim = gemm_dims(s, pass_)
+    if pass_ == "fprop" and small and s.groups == 1 and red <= DIRECT_CHOSEN_CRS and s.K <= 65535 * DIRECT_K:
+        return direct_launch(s)
     if pass_ == "wgrad":
         name, (bm, bn) = ("64x128", (64, 128)) if s.Kg <= 64 else ("128x128", (128, 128))
     else:
@@ -197,14 +207,32 @@ def small_launches(pass_: str, rows: int, cols: int, red: int, zdim: int) -> lis
     return list(out.values())
 
 
+def direct_eligible(s: Conv2dShape) -> bool:
+    """conv_fprop_direct computes this fprop: one group, C·R·S ≤ DIRECT_CRS_MAX."""
+    return s.groups == 1 and s.C * s.R * s.S <= DIRECT_CRS_MAX
+
+
+def direct_launch(s: Conv2dShape) -> Launch:
+    """conv_fprop_direct's grid: tiles = pixel blocks of 256 × chunks of DIRECT_K channels (grid.x × grid.y);
+    kt_per = its gather round trips (chunks of DIRECT_CRS reduction terms)."""
+    assert direct_eligible(s), s
+    pixels = _cuda.blocks(s.N * s.P * s.Q, 256)
+    return Launch("conv_fprop_direct", 256, DIRECT_K, pixels * _cuda.blocks(s.K, DIRECT_K), 1,
+                  _cuda.blocks(s.C * s.R * s.S, DIRECT_CRS), 1, DIRECT_CRS)
+
+
 def small_seconds(launch: Launch, s: Conv2dShape, rows: int, cols: int, zdim: int, sms: int) -> float:
     """Latency model for small layers: blocks run in waves of two per SM; a block runs its kt_per slices one
     after the other, each costing the larger of its gather latency (SLICE_S, or SLICE_STAB_S with the table in
     shared memory, plus one table load up front) and its FMAs at SM_FLOPS shared by the blocks on the SM;
     split-K adds the reduction kernel, the chain of partials each of its threads (or, from WARP_REDUCE_SPLITS on,
     lanes) adds, and the partial sums' traffic. conv_dgrad_narrow: its loop over the K output channels is a chain
-    of dependent cold gathers, K·SLICE_S / 1.3 per block (27 µs measured at K = 16)."""
+    of dependent cold gathers, K·SLICE_S / 1.3 per block (27 µs measured at K = 16). conv_fprop_direct (not
+    chosen by the model, only reported by the probe): waves of two blocks per SM, each a table load and kt_per
+    gather round trips of SLICE_STAB_S."""
     blocks = launch.tiles * launch.phases * launch.splits
+    if launch.func == "conv_fprop_direct":
+        return -(-blocks // (2 * sms)) * (1 + launch.kt_per) * SLICE_STAB_S
     if launch.func == "conv_dgrad_narrow":
         return -(-blocks // (8 * sms)) * s.K * SLICE_S / 1.3
     per_sm = min(2, -(-blocks // sms))
@@ -224,16 +252,21 @@ def _narrow(s: Conv2dShape) -> bool:
             and _narrow_smem(s) <= 48 * 1024)
 
 
-@functools.cache
-def _table(s: Conv2dShape):
-    """fprop's and wgrad's (c, r, s) table over one group's channels, entry {c·H·W + r·dh·W + s·dw, r·dh, s·dw,
-    0}, int4 per entry, on the GPU."""
-    import cupy
-
+def fprop_table(s: Conv2dShape) -> np.ndarray:
+    """fprop's and wgrad's (c, r, s) table over one group's channels, in (c, r, s) order: entry {c·H·W + r·dh·W +
+    s·dw, r·dh, s·dw, 0}, int32 × 4 per entry (the kernels' int4)."""
     c, r, q = np.meshgrid(np.arange(s.Cg), np.arange(s.R) * s.dilation_h, np.arange(s.S) * s.dilation_w,
                           indexing="ij")
     cols = (c * s.H * s.W + r * s.W + q, r, q, np.zeros_like(c))
-    return cupy.asarray(np.stack([a.ravel() for a in cols], axis=1).astype(np.int32))
+    return np.stack([a.ravel() for a in cols], axis=1).astype(np.int32)
+
+
+@functools.cache
+def _table(s: Conv2dShape):
+    """fprop_table on the GPU (uploaded once per shape)."""
+    import cupy
+
+    return cupy.asarray(fprop_table(s))
 
 
 def _narrow_smem(s: Conv2dShape) -> int:
@@ -344,6 +377,11 @@ def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, laun
         return
     launch = launch or _launch_config(s, pass_)
     total = out.size
+    if launch.func == "conv_fprop_direct":
+        grid = (_cuda.blocks(s.N * s.P * s.Q, 256), _cuda.blocks(s.K, DIRECT_K))
+        _cuda.kernel(DIRECT, launch.func)(grid, (256,), (*operands, _cuda.NULL if bias is None else bias, out,
+                                                         _table(s), *_args(s)))
+        return
     if launch.func == "conv_dgrad_narrow":
         _cuda.kernel(IGEMM, launch.func)((launch.tiles, 1, launch.phases), (256,), (*operands, out, _dgrad_tables(s)[1],
                                                                              *_args(s)), shared_mem=_narrow_smem(s))
@@ -371,6 +409,9 @@ def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
         if _depthwise(s):
             return {**_cuda.attributes(IGEMM, [f"conv_dw_{pass_}", *extra]), "note": "depthwise: direct kernel"}
         launch = _launch_config(s, pass_)
+        if launch.func == "conv_fprop_direct":
+            note = f"direct: a pixel x {DIRECT_K} channels per thread, {launch.tiles} blocks"
+            return {**_cuda.attributes(DIRECT, [launch.func]), "note": note}
         reduce = "splitk_reduce_warp" if launch.splits >= WARP_REDUCE_SPLITS else "splitk_reduce"
         funcs = [launch.func, *extra, *([reduce] if launch.splits > 1 else [])]
         split = f", split-K {launch.splits}" if launch.splits > 1 else ""

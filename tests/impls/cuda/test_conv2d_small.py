@@ -1,12 +1,14 @@
 """cupy_opt's small-layer kernels (conv_{fprop,dgrad}_128x32_s and conv_wgrad_32x128_s: BK = 32, index table in
-shared memory): which shapes take them (CPU, the SM count fixed at the H200's 132), and every split-K of them and
-of the BK = 8 choice against the float64 oracle on awkward geometry (gpu-marked)."""
+shared memory; conv_fprop_direct for short fprop reductions): which shapes take them (CPU, the SM count fixed at
+the H200's 132), and every split-K of them, the direct kernel and the BK = 8 choice against the float64 oracle on
+awkward geometry (gpu-marked)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import impls.cuda.conv2d as conv
@@ -35,18 +37,27 @@ def test_table_limit_and_tiles_match_the_kernels():
         assert f"{pass_.upper()}(conv_{pass_}_{bm}x{bn}_s, {bm}, {bn}, 4, 4, {conv.SMALL_BK}, true," in src
 
 
+def test_direct_kernel_constants_match_the_cu():
+    """DIRECT_K, DIRECT_CRS and DIRECT_CRS_MAX are the DK, DCRS and DTAB conv2d_direct_small.cu compiles in."""
+    src = (Path(conv.__file__).parent / conv.DIRECT).read_text()
+    for name, value in (("DK", conv.DIRECT_K), ("DCRS", conv.DIRECT_CRS), ("DTAB", conv.DIRECT_CRS_MAX)):
+        assert int(re.search(rf"#define {name} (\d+)", src).group(1)) == value, name
+
+
 @pytest.fixture
 def h200(monkeypatch):
     monkeypatch.setattr(conv, "_sm_count", lambda: 132)
 
 
 def test_thesis_layers_take_the_small_kernels_and_resnet50_does_not(h200):
-    """Every thesis fprop takes the small kernel (dgrad and wgrad: the model may keep the narrow or BK = 8 kernel
-    on some layers); no ResNet-50 layer (K, C ≥ 64 or long tables) changes kernel."""
+    """Every thesis fprop takes the direct kernel (C = 3: a 27-term reduction) or the small kernel (dgrad and
+    wgrad: the model may keep the narrow or BK = 8 kernel on some layers); no ResNet-50 layer (K, C ≥ 64 or long
+    tables) changes kernel."""
     thesis = [s for s in SPEC.shape_sets["thesis"] if not conv._depthwise(s)]
-    assert thesis
+    assert any(s.C == 3 for s in thesis) and any(s.C > 3 for s in thesis)
     for s in thesis:
-        assert conv._launch_config(s, "fprop").func == "conv_fprop_128x32_s", s
+        want = "conv_fprop_direct" if s.C * s.R * s.S <= conv.DIRECT_CHOSEN_CRS else "conv_fprop_128x32_s"
+        assert conv._launch_config(s, "fprop").func == want, s
     for s in SPEC.shape_sets["resnet50"]:
         for pass_ in PASSES:
             assert conv._launch_config(s, pass_) == conv._launch_config(s, pass_, small=False), (s, pass_)
@@ -99,3 +110,72 @@ def test_fprop_with_many_splits_sums_them_with_bias(monkeypatch, splits):
     assert (launch.splits >= conv.WARP_REDUCE_SPLITS) == (splits >= conv.WARP_REDUCE_SPLITS)
     monkeypatch.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
     assert_matches_oracle("conv2d", "fprop", "cupy_opt", [shape])
+
+
+DIRECT = {
+    **{k: v for k, v in SMALL.items() if v.groups == 1},  # 352 = DTAB terms, chunks of 32 with a partial last one
+    "K-40-three-chunks": Conv2dShape(3, 3, 13, 7, 40, 3, 3, 1, 1),  # 16 + 16 + 8 channels
+    "one-term": Conv2dShape(2, 1, 5, 6, 3, 1, 1, 1, 0),  # C·R·S = 1
+    "exactly-32-terms-stride-3": Conv2dShape(2, 2, 17, 19, 17, 4, 4, 3, 2),  # one full chunk, stride 3, pad 2
+}
+
+
+@pytest.mark.parametrize("shape", list(DIRECT.values()), ids=list(DIRECT))
+def test_direct_launch_grid(shape):
+    """The direct launch's blocks cover every pixel × channel chunk, its round trips every reduction term."""
+    launch = conv.direct_launch(shape)
+    crs = shape.C * shape.R * shape.S
+    assert launch.tiles == -(-shape.N * shape.P * shape.Q // 256) * -(-shape.K // conv.DIRECT_K)
+    assert launch.splits == 1 and launch.kt_per * conv.DIRECT_CRS >= crs > (launch.kt_per - 1) * conv.DIRECT_CRS
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", list(DIRECT.values()), ids=list(DIRECT))
+def test_direct_fprop_matches_the_oracle(monkeypatch, shape):
+    """conv_fprop_direct forced through cupy_opt's wrapper, on the oracle's seeds with poisoned outputs."""
+    launch = conv.direct_launch(shape)
+    monkeypatch.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
+    assert_matches_oracle("conv2d", "fprop", "cupy_opt", [shape])
+
+
+def emulate_direct(s: Conv2dShape, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """What conv_fprop_direct computes, driven by the table the host uploads (conv.fprop_table): per pixel (n, p,
+    q), offsets xbase + t.x into the flat x where h0 + t.y, w0 + t.z lie inside, times w[k, i], + bias."""
+    tab = conv.fprop_table(s)
+    crs = s.C * s.R * s.S
+    n, p, q = np.meshgrid(np.arange(s.N), np.arange(s.P), np.arange(s.Q), indexing="ij")
+    h0, w0 = p * s.stride_h - s.pad_h, q * s.stride_w - s.pad_w
+    xbase = n * s.C * s.H * s.W + h0 * s.W + w0
+    acc = np.zeros((s.N, s.P, s.Q, s.K))
+    for i in range(crs):
+        tx, ty, tz, _ = tab[i]
+        ih, iw = h0 + ty, w0 + tz
+        inside = (ih >= 0) & (ih < s.H) & (iw >= 0) & (iw < s.W)
+        xv = np.where(inside, x.ravel()[np.where(inside, xbase + tx, 0)], 0.0)
+        acc += xv[..., None] * w.reshape(s.K, crs)[:, i]
+    return acc.transpose(0, 3, 1, 2) + b[None, :, None, None]
+
+
+def brute_fprop(s: Conv2dShape, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The fprop formula term by term (one group), over x zero-padded by enough on every side."""
+    pad = max(s.pad_h, s.pad_w) + (max(s.R, s.S) - 1) * max(s.dilation_h, s.dilation_w) + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad + s.H), (pad, pad + s.W)))
+    y = np.zeros((s.N, s.K, s.P, s.Q)) + b[None, :, None, None]
+    for c in range(s.C):
+        for r in range(s.R):
+            for t in range(s.S):
+                h = pad - s.pad_h + r * s.dilation_h + s.stride_h * np.arange(s.P)
+                v = pad - s.pad_w + t * s.dilation_w + s.stride_w * np.arange(s.Q)
+                patch = xp[:, c][:, h][:, :, v]
+                y += w[None, :, c, r, t, None, None] * patch[:, None]
+    return y
+
+
+@pytest.mark.parametrize("shape", list(DIRECT.values()), ids=list(DIRECT))
+def test_direct_kernel_indexing_emulated(shape):
+    """On the CPU: the direct kernel's table-driven gathers equal the formula (stride, padding, dilation)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (shape.N, shape.C, shape.H, shape.W))
+    w = rng.uniform(-1, 1, (shape.K, shape.C, shape.R, shape.S))
+    b = rng.uniform(-1, 1, shape.K)
+    np.testing.assert_allclose(emulate_direct(shape, x, w, b), brute_fprop(shape, x, w, b), rtol=0, atol=1e-12)
