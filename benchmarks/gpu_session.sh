@@ -8,6 +8,7 @@
 #         multi-GPU tests (equivalence, resume at another GPU count, a lost peer in a collective), NCCL all-reduce,
 #         and a --gpus training run. Part D: per-rank and lone-process step times of the thesis models.
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
+# Part K: issue 12's sample report (reports/sample-h200-kernels). Part R: issue 13's (reports/sample-h200-train).
 # Part V: every gpu test of tests/harness and tests/impls, and benchmarks/sanitize.sh beside them.
 # Part T: the timer's integrity (issue 11): the committed sample report (thesis conv and pooling layers), the other
 #         thesis ops and the resnet50 sets, with their flags (benchmarks/flag_table.py). Its tests run before it:
@@ -122,6 +123,32 @@ for model in ('thesis-1', 'vgg-small'):
     r = launch(2, _bench_rank, (model, 'cupy_opt', 32, 100, 10, 3, Exchange(False), 0), 120)
     for i, t in enumerate(r): print(model, 'rank', i, {k: round(float(np.median(v)), 3) for k, v in t.items()})
 "
+  ;;
+K)  # issue 12's committed sample: reports/sample-h200-kernels, one run folder built by several harness runs
+    # (--resume adds each command's cases): the gemm ladder on gemm-square, gemm thesis and tall, conv2d on
+    # resnet50 at batch 32 and 128 and on thesis (cupy_winograd beside cupy_opt and cuDNN), maxpool2d thesis
+  R=reports/sample-h200-kernels; rm -rf "$R"
+  LADDER=cupy_naive,cupy_v2_smem,cupy_v3_regblock1d,cupy_v4_regblock2d,cupy_v5_vec_dbuf,cupy_opt,cublas
+  add() { LIMIT=$1 step python3 -m harness run "${@:2}" --budget 0.1 --no-report --out "$R" --resume | tail -2; }
+  add 90 --op gemm --shapes gemm-square --impl "$LADDER"
+  add 40 --op gemm --shapes thesis --impl cupy_naive,cupy_opt,cublas
+  add 40 --op gemm --shapes gemm-tall --impl cupy_naive,cupy_opt,cublas
+  add 60 --op conv2d,maxpool2d --shapes thesis --impl cupy_opt,cupy_winograd,cudnn,torch
+  add 90 --op conv2d --shapes resnet50 --impl cupy_opt,cupy_winograd,cudnn
+  add 120 --op conv2d --shapes resnet50-128 --impl cupy_opt,cupy_winograd,cudnn
+  python3 -m harness report "$R" | tail -1
+  python3 benchmarks/summarize.py "$R"
+  tar czf "$OUT/sample-kernels.tgz" "$R"
+  ;;
+R)  # issue 13's committed sample: reports/sample-h200-train, train-bench of thesis-1..4 on cupy_opt and cudnn with
+    # and without CUDA graphs beside PyTorch eager and graphed, at batch 32 and 256, every row twice (repeatability);
+    # then digits accuracy of thesis-1 after 15 epochs on every GPU backend, graphs on and off
+  R=reports/sample-h200-train; rm -rf "$R"
+  LIMIT=200 step python3 -m harness train-bench --models thesis-1,thesis-2,thesis-3,thesis-4 --backends cupy_opt,cudnn \
+      --graph on,off --batch 32,256 --repeat 2 --warmup 5 --steps 300 --max-seconds 0.8 --out "$R" | tail -60
+  LIMIT=120 step python3 -m harness train-bench --models thesis-1 --backends cupy_naive,cupy_opt,cudnn --graph on,off \
+      --steps 20 --max-seconds 0.5 --accuracy-epochs 15 --out "$OUT/runs/train-accuracy" | tail -14
+  tar czf "$OUT/sample-train.tgz" "$R"
   ;;
 esac
 tar czf "$OUT/runs.tgz" -C "$OUT" runs
