@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # cupy_winograd (impls/cuda/conv2d_winograd.cu, F(2x2, 3x3); the choice rule between kernels v1 and v2) and
 # cupy_winograd_v1 (v1 forced): correctness first, then the thesis and ResNet-50 3x3 stride-1 layers against
-# strict-FP32 cuDNN. At most ~100 s:  bash benchmarks/gpu_winograd.sh
+# strict-FP32 cuDNN. At most ~130 s:  bash benchmarks/gpu_winograd.sh
 # 1. the gpu tests of tests/impls/cuda/test_conv2d_winograd.py: both kernels against the float64 oracle on its own
 #    edge cases (partial tiles, pads 0-2, channels past a block) and on the smoke and edge sets' 3x3 stride-1 rows,
-#    against its float32 host model, and weights that change between calls;
-#    and tests/impls/nvidia/test_cudnn_numerics.py (cuDNN's Winograd numerical notes are read);
+#    against its float32 host model, and weights that change between calls (the slowest three tests shown);
+#    then, as a step of its own, tests/impls/nvidia/test_cudnn_numerics.py (cuDNN's Winograd notes are read);
 # 2. the thesis and resnet50 sets (batch 32), fprop and dgrad, checked and timed by the harness (budget 0.05 s).
 #    Table column cuW: what cuDNN's plan declared (F2 = F(2x2,3x3), F4 = F(4x4,3x3), W? = Winograd of an unknown
 #    tile, - = no Winograd note, ? = notes unknown, see the run's results.csv note).
@@ -21,10 +21,12 @@ step() {  # step SECONDS NAME CMD...: run with a time limit, full log to $D/NAME
   timeout "$limit" "$@" >"$D/$name.log" 2>&1
   echo "=== $name: exit $?"
 }
-step 30 pytest python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_winograd.py \
-    tests/impls/nvidia/test_cudnn_numerics.py
+step 40 pytest python3 -m pytest -m gpu -q -p no:cacheprovider --durations=5 tests/impls/cuda/test_conv2d_winograd.py
 tail -3 "$D/pytest.log" | grep -E "passed|failed|error" || tail -5 "$D/pytest.log"
 grep -E "^(FAILED|ERROR)" "$D/pytest.log" | head -5
+grep -E "^[0-9.]+s (call|setup)" "$D/pytest.log" | head -3
+step 25 cudnn-numerics python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/nvidia/test_cudnn_numerics.py
+tail -3 "$D/cudnn-numerics.log" | grep -E "passed|failed|error" || tail -5 "$D/cudnn-numerics.log"
 step 25 thesis python3 -m harness run --op conv2d --pass fprop,dgrad --impl $IMPLS --shapes thesis \
     --budget 0.05 --no-report --out "$D/thesis" --force
 step 38 resnet50 python3 -m harness run --op conv2d --pass fprop,dgrad --impl $IMPLS --shapes resnet50 \

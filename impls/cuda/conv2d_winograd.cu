@@ -5,8 +5,8 @@
 // and V = Bᵀ d B (4x4, the 4x4 input patch d at rows 2·tp - pad_h, cols 2·tq - pad_w, zero outside the image).
 //
 // One fused kernel per call (filter transform, input transform, batched products, output transform), in two
-// versions that share the block shape, the loader and the grid; conv2d_winograd.py's kernel_for chooses per shape:
-// v1 (wino_conv_f2) for few input channels, v2 (wino_conv_f2_outer, below) from 16 on.
+// versions that share the block shape, the input loader and the grid; conv2d_winograd.py's kernel_for chooses
+// per shape: v1 (wino_conv_f2) for few input channels, v2 (wino_conv_f2_outer, below) from 16 on.
 // v1, wino_conv_f2:
 //   A block of 256 threads owns 32 tiles × 32 output channels. Per slice of CC = 8 input channels each thread
 //   transforms one 4x4 input patch (channel tid / 32, tile tid % 32) into shared memory Vs[8][16][32] and one
@@ -215,15 +215,38 @@ extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2(
     }
 }
 
+// v2's filter staging: raw 3x3 filters read row by row of w, TPR threads a row (row tid / TPR of the 256), thread
+// t of a row reading its floats t + TPR·j (j < 9, TPR·9 floats a row: a warp reads 32 / TPR runs of TPR contiguous
+// floats per load), zero past the row's first `len` floats or when the row is out of range (!row_ok); row r lands
+// at raw[r·PITCH]. The loads go to registers first, so that all nine are in flight at once.
+#define RAW_PITCH_FPROP (9 * CC + 1)
+#define RAW_PITCH_DGRAD (9 * BKO)
+#define RAW_FLOATS (BKO * RAW_PITCH_FPROP > CC * RAW_PITCH_DGRAD ? BKO * RAW_PITCH_FPROP : CC * RAW_PITCH_DGRAD)
+template <int TPR, int PITCH>
+__device__ __forceinline__ void stage_rows(const float* __restrict__ src, bool row_ok, int len, float* raw) {
+    const int t = threadIdx.x % TPR, row = threadIdx.x / TPR;
+    float v[9];
+#pragma unroll
+    for (int j = 0; j < 9; ++j) v[j] = (row_ok && t + TPR * j < len) ? src[t + TPR * j] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < 9; ++j) raw[row * PITCH + t + TPR * j] = v[j];
+}
+
 // v2, wino_conv_f2_outer: the same block (32 tiles × 32 output channels, slices of CC = 8 input channels, the same
-// loader: one input patch and one filter per thread and slice), with
+// input loader: one input patch per thread and slice; one filter transform per thread and slice), with
 //   - outer products per transformed position, as an SGEMM: thread (e, tg, kg) = (tid / 16, tid % 4, tid / 4 % 4)
 //     accumulates position e of tiles {4·tg, 16 + 4·tg} + 0..3 × output channels {4·kg, 16 + 4·kg} + 0..3
 //     (64 registers): per input channel four LDS.128 (a warp reads 8 distinct float4 of V and 8 of U) for 64 FMA,
 //     against v1's two LDS.64 per 4 FMA;
 //   - the next slice's raw input patch (16 floats) loaded into registers before the products of the current one,
-//     so that the global loads of x are in flight during the math (one shared buffer, two barriers); the filter
-//     (9 floats, cache-resident) is read when it is transformed, which keeps the kernel within 128 registers;
+//     so that the global loads of x are in flight during the math;
+//   - the slice's 8 x 32 raw filters staged through shared memory (stage_rows), read from w in its own row
+//     order: fprop rows are the block's 32 output channels, 8·9 contiguous floats each (8 threads a row); dgrad
+//     rows the slice's 8 channels, 32·9 floats each (a warp a row). Round 2 read each thread's own filter
+//     (channel tid / 32, output channel tid % 32) straight from w: coalesced in dgrad (w is K × C there, the 32
+//     filters of a warp adjacent) but 32 rows Cin·36 bytes apart per warp load in fprop, which made fprop ~1.6x
+//     slower than dgrad on the same ResNet-50 layers. Then each thread transforms filter (tid / 32, tid % 32)
+//     from raw into Us (conflict-free: 9 and the fprop pitch 73 are odd); three barriers per slice;
 //   - the output transform through shared memory: the 16 positions of a (tile, channel) pair live in 16 threads
 //     of 8 warps, so the block writes its sums M[e][channel][tile] into the (then free) 32 KiB buffer, one half of
 //     the output channels at a time, and each thread reads back two (tile, channel) pairs, applies Aᵀ·M·A + bias.
@@ -231,14 +254,15 @@ extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2_outer(
     const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
     int N, int Cin, int H, int W, int Kout, int P, int Q, int pad_h, int pad_w, int TP, int TQ, int flip) {
     __shared__ __align__(16) float sm[2 * CC * 16 * BT];  // Vs[CC][16][BT] then Us[CC][16][BKO]; M in the epilogue
+    __shared__ float raw[RAW_FLOATS];                     // the slice's raw 3x3 filters, in w's row order
     float* Vs = sm;
     float* Us = sm + CC * 16 * BT;
     const int tid = threadIdx.x, pe = tid / 16, tg = tid % 4, kg = tid / 4 % 4;
     const int tiles = N * TP * TQ;
     const int tile0 = blockIdx.x * BT, k0 = blockIdx.y * BKO;
 
-    // Loader: the patch of channel lc of the slice, tile lt of the block; the filter (channel lc, output kk).
-    const int lc = tid / BT, lt = tid % BT, my_tile = tile0 + lt, kk = tid % BKO, uk = k0 + kk;
+    // Loader: the patch of channel lc of the slice, tile lt of the block; the filter transform (channel lc, output kk).
+    const int lc = tid / BT, lt = tid % BT, my_tile = tile0 + lt, kk = tid % BKO;
     int pn = 0, h0 = 0, w0 = 0;
     if (my_tile < tiles) {
         pn = my_tile / (TP * TQ);
@@ -261,19 +285,26 @@ extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2_outer(
                 d[a][b] = (live && h >= 0 && h < H && ww >= 0 && ww < W) ? src[(long long)h * W + ww] : 0.0f;
             }
     };
-    // U of this thread's filter of slice c0 into Us (zero past Cin and Kout): read when it is transformed, since
-    // the filters are few and cache-resident, which keeps the prefetch to the 16 patch values (registers).
-    auto transform_filter_slice = [&](int c0) {
-        const int c = c0 + lc;
-        float* dst = &Us[lc * 16 * BKO + kk];
-        if (c < Cin && uk < Kout) {
-            // fprop: w is Kout × Cin × 3 × 3; dgrad (flip): w is the layer's K × C × 3 × 3 = Cin × Kout × 3 × 3.
-            const long long f = flip ? (long long)c * Kout + uk : (long long)uk * Cin + c;
-            filter_transform(w + f * 9, flip, dst, BKO);
+    // The raw filters of slice c0 into raw (zero past Cin and Kout), row by row of w so that a warp's loads are
+    // contiguous. fprop: w is Kout × Cin × 3 × 3, rows are the block's output channels k0 + tid / 8, each CC·9
+    // floats of the slice (pitch CC·9 + 1); dgrad (flip): w is the layer's K × C × 3 × 3 = Cin × Kout × 3 × 3,
+    // rows are the slice's channels c0 + tid / 32, each BKO·9 floats.
+    auto stage_filters = [&](int c0) {
+        if (flip) {
+            const int c = c0 + tid / 32;
+            stage_rows<32, RAW_PITCH_DGRAD>(w + ((long long)(c < Cin ? c : 0) * Kout + k0) * 9, c < Cin,
+                                            (Kout - k0) * 9, raw);
         } else {
-#pragma unroll
-            for (int e = 0; e < 16; ++e) dst[e * BKO] = 0.0f;
+            const int k = k0 + tid / 8;
+            stage_rows<8, RAW_PITCH_FPROP>(w + ((long long)(k < Kout ? k : 0) * Cin + c0) * 9, k < Kout,
+                                           (Cin - c0) * 9, raw);
         }
+    };
+    // U of this thread's filter (channel lc, output channel kk) of the staged slice into Us; the 9 reads of a warp
+    // (one lc, 32 kk) are conflict-free: 9 and RAW_PITCH_FPROP are odd. Zero filters transform to zero.
+    auto transform_filter_slice = [&]() {
+        const float* g = raw + (flip ? lc * RAW_PITCH_DGRAD + kk * 9 : kk * RAW_PITCH_FPROP + lc * 9);
+        filter_transform(g, flip, &Us[lc * 16 * BKO + kk], BKO);
     };
 
     // acc[th][i][kh][j]: position pe of tile 16·th + 4·tg + i and output channel 16·kh + 4·kg + j.
@@ -290,9 +321,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2_outer(
     load_slice(0);
 #pragma unroll 1
     for (int c0 = 0; c0 < Cin; c0 += CC) {
-        __syncthreads();  // the previous slice's products are done with the buffer
+        __syncthreads();  // the previous slice's products and filter transforms are done with sm and raw
+        stage_filters(c0);  // its loads are in flight during the input transform
         transform_input(d, &Vs[lc * 16 * BT + lt], BT);
-        transform_filter_slice(c0);
+        __syncthreads();  // raw is complete
+        transform_filter_slice();
         __syncthreads();
         if (c0 + CC < Cin) load_slice(c0 + CC);  // in flight during the products below
         const int slice = min(CC, Cin - c0);     // the thesis's C = 3: no products of zero channels

@@ -57,8 +57,8 @@ def kernel_for(cin: int) -> str:
     """The kernel for `cin` convolved input channels (C for fprop, K for dgrad): v1 (products and output transform
     in registers, 4 FMA per 2 LDS.64) for the few-channel thesis layers, where one or two slices make the
     epilogue count; v2 (one position's 8 tiles x 8 channels outer product per thread, 64 FMA per 4 LDS.128, the
-    next slice prefetched, output transform through shared memory) from OUTER_MIN_CIN channels on, where the
-    products dominate."""
+    next slice prefetched, the slice's filters staged through shared memory with contiguous reads of w, output
+    transform through shared memory) from OUTER_MIN_CIN channels on, where the products dominate."""
     return V2 if cin >= OUTER_MIN_CIN else V1
 
 
