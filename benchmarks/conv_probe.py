@@ -6,14 +6,14 @@ harness's figures: those come from `python -m harness run`).
 
 For every layer of the set (depthwise layers excluded) and pass, every candidate launch: the BK = 8 choice of
 _launch_config(small=False) (narrow for dgrad with C ≤ 4) and the small kernel conv_<pass>_<BM>x<BN>_s at each
-split-K count of its ladder, and for fprop conv_fprop_direct, forced through cupy_opt's own wrapper (wgrad: the
-dw GEMM, not db). Each call is timed like the harness times it: L2 flushed (a memset of twice its size), the
-stream held until the call is enqueued, CUDA events around it (minus what the events add,
-harness.measure.hold.event_overhead), a third event between the GEMM and splitk_reduce; inputs rotate over three
-random sets; the median of --reps calls. Columns: blocks (grid), slices per block (direct: gather round trips),
-split-K workspace bytes, the model's time (small_seconds), GEMM and reduction microseconds, total, and the largest
-difference from the first launch's output relative to its largest element (a quick sanity check; the oracle
-checks are the tests and the harness run).
+split-K count of its ladder, for fprop conv_fprop_direct and conv_fprop_direct_split, for dgrad
+conv_dgrad_direct_split, forced through cupy_opt's own wrapper (wgrad: the dw GEMM, not db). Each call is timed like
+the harness times it: L2 flushed (a memset of twice its size), the stream held until the call is enqueued, CUDA
+events around it (minus what the events add, harness.measure.hold.event_overhead), a third event between the GEMM
+and splitk_reduce; inputs rotate over three random sets; the median of --reps calls. Columns: blocks (grid), slices
+per block (direct: gather round trips), split-K workspace bytes, the model's time (small_seconds), GEMM and
+reduction microseconds, total, and the largest difference from the first launch's output relative to its largest
+element (a quick sanity check; the oracle checks are the tests and the harness run).
 
 Diagnosis options: --warm skips the L2 flush (cold minus warm time = what the chain of dependent HBM round
 trips costs); --layers and --only (FUNC or FUNC/SPLITS, comma-separated) restrict the sweep; --plain drops the
@@ -38,11 +38,15 @@ SETS = 3  # input sets rotated between calls
 
 
 def candidates(s: Conv2dShape, pass_: str) -> list[conv.Launch]:
-    """The BK = 8 (or narrow) launch, then the small kernel at each split-K of its ladder where the shape allows,
-    then (fprop) the direct kernel where it applies (chosen or not: the probe measures it on every layer)."""
+    """The BK = 8 (or narrow) launch, then the small kernel at each split-K of its ladder where the shape allows, then
+    (fprop) the direct kernel and its split form, (dgrad) conv_dgrad_direct_split, where they apply (chosen or
+    not: the probe measures them on every layer)."""
     base = conv._launch_config(s, pass_, small=False)
     rows, cols, red, zdim = conv.gemm_dims(s, pass_)
-    direct = [conv.direct_launch(s)] if pass_ == "fprop" and conv.direct_eligible(s) else []
+    fprop = pass_ == "fprop" and conv.direct_eligible(s)
+    direct = [conv.direct_launch(s), conv.direct_split_launch(s)] if fprop else []
+    if pass_ == "dgrad" and conv.dgrad_split_eligible(s):
+        direct = [conv.direct_split_launch(conv.dgrad_as_fprop(s), "conv_dgrad_direct_split")]
     if not conv._small_eligible(pass_, rows, cols, red):
         return [base, *direct]
     return [base, *conv.small_launches(pass_, rows, cols, red, zdim), *direct]

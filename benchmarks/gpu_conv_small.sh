@@ -7,8 +7,8 @@
 #    splitk_reduce separately, cold L2, held stream) -> $OUT/conv_small/probe.csv, probe.txt; the same for fprop
 #    and dgrad with a warm L2 (no flush) -> probe_warm.csv: cold minus warm = the cost of the dependent HBM round
 #    trips; Nsight Compute on the small fprop kernel unsplit at 1, 5, 9 and 1 slices per block (C3 12x12, C16 6x6,
-#    C32 10x10, C3 50x50), the direct fprop on the same layers and the narrow dgrad (C3 12x12, C3 50x50), L2
-#    flushed by ncu -> ncu.csv (raw page), ncu.txt; the first launch of each kernel and grid summarised;
+#    C32 10x10, C3 50x50), the direct fprop and its split form on the same layers, the narrow dgrad (C3 12x12,
+#    C3 50x50) and the split dgrad, L2 flushed by ncu -> ncu.csv (raw page), ncu.txt; the first launch of each kernel and grid summarised;
 # 3. the harness run (checks every row against the oracle, then times): conv2d + maxpool2d, thesis, cupy_opt vs
 #    cudnn -> $OUT/conv_small/thesis/results.csv;
 # then a short summary: test counts, per layer the chosen and the fastest candidate of the probe, the harness's
@@ -25,7 +25,7 @@ timeout 23 python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test
 echo "pytest rc=$?: $(tail -1 "$D/pytest.txt")"
 grep -E "^(FAILED|ERROR)" "$D/pytest.txt" | head -4
 
-timeout 18 python3 benchmarks/conv_probe.py --set thesis --passes fprop,dgrad,wgrad --reps 25 --csv "$D/probe.csv" \
+timeout 18 python3 benchmarks/conv_probe.py --set thesis --passes fprop,dgrad,wgrad --reps 20 --csv "$D/probe.csv" \
     > "$D/probe.txt" 2>&1
 echo "probe rc=$?"
 timeout 8 python3 benchmarks/conv_probe.py --set thesis --passes fprop,dgrad --reps 10 --warm \
@@ -35,11 +35,11 @@ echo "probe --warm rc=$?"
 NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 NCU=${NCU:-ncu}
 timeout 24 "$NCU" --clock-control none --cache-control all -f -o "$D/ncu" \
-    -k "regex:conv_fprop_128x32_s|conv_fprop_direct|conv_dgrad_narrow" --launch-count 20 \
+    -k "regex:conv_fprop_128x32_s|conv_fprop_direct|conv_dgrad_narrow|conv_dgrad_direct" --launch-count 20 \
     --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
     --metrics smsp__inst_executed.max,smsp__cycles_active.max \
     python3 benchmarks/conv_probe.py --set thesis --passes fprop,dgrad --layers "C3 12x12,C16 6x6,C32 10x10,C3 50x50" \
-    --only "conv_fprop_128x32_s/1,conv_fprop_direct,conv_dgrad_narrow" --reps 1 --plain > "$D/ncu.txt" 2>&1
+    --only "conv_fprop_128x32_s/1,conv_fprop_direct,conv_fprop_direct_split,conv_dgrad_narrow,conv_dgrad_direct_split" --reps 1 --plain > "$D/ncu.txt" 2>&1
 echo "ncu rc=$? ($(grep -c '==PROF== Profiling' "$D/ncu.txt") launches profiled)"
 timeout 3 "$NCU" --import "$D/ncu.ncu-rep" --csv --page raw > "$D/ncu.csv" 2>>"$D/ncu.txt" \
     && timeout 2 python3 benchmarks/ncu_conv_summary.py "$D/ncu.csv" || tail -3 "$D/ncu.txt"

@@ -9,8 +9,10 @@
   layers (≤ 32 GEMM columns, ≤ TAB_MAX table entries: the thesis layers) may take 128×32 tiles with BK = 32 and the
   table in shared memory (conv_*_128x32_s), when a latency model (small_seconds) says so; fprop with one group and
   a reduction C·R·S ≤ DIRECT_CHOSEN_CRS (the C = 3 layers) runs the direct kernel conv_fprop_direct
-  (conv2d_direct_small.cu: a pixel × 16 channels per thread, no slice chain). Depthwise layers (groups = C = K)
-  run direct kernels instead (conv_dw_fprop/dgrad/wgrad).
+  (conv2d_direct_small.cu: a pixel × 16 channels per thread, no slice chain); a longer one (≤ DIRECT_CRS_MAX) with
+  K ≤ SPLIT_CHOSEN_K (the C = 16 / 32 layers) conv_fprop_direct_split (the reduction split in 8 parts inside the
+  block), and the stride-1 dgrad of those layers (C ≤ 32) as the fprop of dy (conv_dgrad_direct_split).
+  Depthwise layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad).
 - cupy_im2col_cublas (im2col.cu + cupy.matmul, strict FP32), batched over images n and groups g (W_g: K/G ×
   C/G·R·S): fprop = W_g·col_n,g, dgrad = W_gᵀ·dy_n,g then col2im, wgrad = dW_gᵀ = col_g · dY_g (one strided-batched
   GEMM over the groups, reduction N·P·Q).
@@ -47,6 +49,11 @@ DIRECT_K = 16  # conv_fprop_direct's output channels per thread (DK in conv2d_di
 DIRECT_CRS = 32  # its patch elements per gather round trip (DCRS)
 DIRECT_CRS_MAX = 352  # the longest reduction it takes (DTAB: its shared table and filters)
 DIRECT_CHOSEN_CRS = 32  # fprop with one group and C·R·S ≤ this runs it (one round trip: the C = 3 thesis layers)
+SPLIT_PX, SPLIT_PARTS = 32, 8  # conv_fprop_direct_split: pixels × reduction parts per block (SPX, SPART in the .cu)
+SPLIT_CHOSEN_K = 32  # fprop with one group, DIRECT_CHOSEN_CRS < C·R·S ≤ DIRECT_CRS_MAX and K ≤ this runs it
+# (dgrad: stride 1, one group, K·R·S ≤ DIRECT_CRS_MAX and C ≤ this runs conv_dgrad_direct_split)
+SPLIT_MIN_K = 16  # ... and K ≥ this (both passes: the thesis layers' 16 and 32 filters)
+SPLIT_MAX_PIXELS = 2**17  # ... and output pixels (fprop N·P·Q, dgrad N·H·W) ≤ this (thesis: ≤ 80000)
 INT_LIMIT = 2**31 - 2**16  # GEMM rows, columns and per-image offsets must stay inside int32 (with a tile's margin)
 
 
@@ -132,11 +139,20 @@ def _plan(s: Conv2dShape, pass_: str, small: bool, sms: int) -> Launch:
     the BK = 32 kernels with the table in shared memory (128×32, wgrad 32×128) at a ladder of split-K counts: the
     latency model small_seconds picks among those and the choice above (their blocks are bound by the chain of
     slices, not by FMAs). fprop with one group and C·R·S ≤ DIRECT_CHOSEN_CRS: conv_fprop_direct (one gather round
-    trip per thread, no slices). small=False: the BK = 8 choice only (benchmarks/conv_probe.py and the tests compare).
+    trip per thread, no slices); with a longer reduction (≤ DIRECT_CRS_MAX) and K ≤ SPLIT_CHOSEN_K (the C = 16 / 32
+    thesis layers, not ResNet-50's K ≥ 64): conv_fprop_direct_split (the reduction split in 8 parts inside the
+    block, ≤ 2 round trips per thread, 32 pixels per block); dgrad with stride 1, K·R·S ≤ DIRECT_CRS_MAX and
+    C ≤ SPLIT_CHOSEN_K (all thesis layers): the same kernel on the equivalent fprop of dy (dgrad_as_fprop,
+    conv_dgrad_direct_split: flipped filters). small=False: the BK = 8 choice only
+    (benchmarks/conv_probe.py and the tests compare).
     """
     rows, cols, red, zdim = gemm_dims(s, pass_)
     if pass_ == "fprop" and small and s.groups == 1 and red <= DIRECT_CHOSEN_CRS and s.K <= 65535 * DIRECT_K:
         return direct_launch(s)
+    if pass_ == "fprop" and small and split_chosen(s):
+        return direct_split_launch(s)
+    if pass_ == "dgrad" and small and dgrad_split_chosen(s):
+        return direct_split_launch(dgrad_as_fprop(s), "conv_dgrad_direct_split")
     if pass_ == "wgrad":
         name, (bm, bn) = ("64x128", (64, 128)) if s.Kg <= 64 else ("128x128", (128, 128))
     else:
@@ -221,6 +237,51 @@ def direct_launch(s: Conv2dShape) -> Launch:
                   _cuda.blocks(s.C * s.R * s.S, DIRECT_CRS), 1, DIRECT_CRS)
 
 
+def split_chosen(s: Conv2dShape) -> bool:
+    """fprop runs conv_fprop_direct_split: one group, DIRECT_CHOSEN_CRS < C·R·S ≤ DIRECT_CRS_MAX, SPLIT_MIN_K ≤ K ≤
+    SPLIT_CHOSEN_K, ≤ SPLIT_MAX_PIXELS output pixels: the thesis's C = 16 / 32 layers, other sets keep their kernels
+    (a rule, not the latency model: round 2 measured the direct kernel's single round trip at 7-9 µs on 18-200
+    blocks, where the implicit GEMM's 9-36 blocks of 5-9 slices took 15-20 µs)."""
+    return (s.groups == 1 and DIRECT_CHOSEN_CRS < s.C * s.R * s.S <= DIRECT_CRS_MAX
+            and SPLIT_MIN_K <= s.K <= SPLIT_CHOSEN_K and s.N * s.P * s.Q <= SPLIT_MAX_PIXELS)
+
+
+def dgrad_as_fprop(s: Conv2dShape) -> Conv2dShape:
+    """The fprop that equals a stride-1 dgrad: input dy (N × K × P × Q), K := C output channels, the same filter
+    size and dilation, padding dh·(R−1) − ph, dw·(S−1) − pw (filters flipped by conv_dgrad_direct_split); its
+    output is H × W."""
+    assert s.stride_h == s.stride_w == 1 and s.groups == 1, s
+    return Conv2dShape(s.N, s.K, s.P, s.Q, s.C, s.R, s.S, stride_h=1, stride_w=1,
+                       pad_h=s.dilation_h * (s.R - 1) - s.pad_h, pad_w=s.dilation_w * (s.S - 1) - s.pad_w,
+                       dilation_h=s.dilation_h, dilation_w=s.dilation_w)
+
+
+def dgrad_split_eligible(s: Conv2dShape) -> bool:
+    """conv_dgrad_direct_split computes this dgrad: one group, stride 1, padding ≤ the dilated filter extent − 1
+    (the equivalent fprop's padding ≥ 0), K·R·S ≤ DIRECT_CRS_MAX."""
+    return (s.groups == 1 and s.stride_h == s.stride_w == 1 and s.pad_h <= s.dilation_h * (s.R - 1)
+            and s.pad_w <= s.dilation_w * (s.S - 1) and s.K * s.R * s.S <= DIRECT_CRS_MAX)
+
+
+def dgrad_split_chosen(s: Conv2dShape) -> bool:
+    """dgrad runs conv_dgrad_direct_split: eligible, C ≤ SPLIT_CHOSEN_K, K ≥ SPLIT_MIN_K, N·H·W ≤ SPLIT_MAX_PIXELS
+    (the thesis layers; a rule: round 2 measured the BK = 32
+    and narrow kernels at 15-57 µs on 18-313 blocks, chains of 5-9 slices or of K dependent gathers)."""
+    return (dgrad_split_eligible(s) and s.C <= SPLIT_CHOSEN_K and s.K >= SPLIT_MIN_K
+            and s.N * s.H * s.W <= SPLIT_MAX_PIXELS)
+
+
+def direct_split_launch(s: Conv2dShape, func: str = "conv_fprop_direct_split") -> Launch:
+    """conv_fprop_direct_split's grid (or conv_dgrad_direct_split's, s = dgrad_as_fprop of the layer): tiles =
+    pixel blocks of SPLIT_PX × chunks of DIRECT_K channels; kt_per = the gather round trips of one part
+    (ceil(C·R·S / SPLIT_PARTS) terms in chunks of DIRECT_CRS)."""
+    assert direct_eligible(s), s
+    part = -(-s.C * s.R * s.S // SPLIT_PARTS)
+    return Launch(func, SPLIT_PX, DIRECT_K,
+                  _cuda.blocks(s.N * s.P * s.Q, SPLIT_PX) * _cuda.blocks(s.K, DIRECT_K), 1,
+                  _cuda.blocks(part, DIRECT_CRS), 1, DIRECT_CRS)
+
+
 def small_seconds(launch: Launch, s: Conv2dShape, rows: int, cols: int, zdim: int, sms: int) -> float:
     """Latency model for small layers: blocks run in waves of two per SM; a block runs its kt_per slices one
     after the other, each costing the larger of its gather latency (SLICE_S, or SLICE_STAB_S with the table in
@@ -231,7 +292,7 @@ def small_seconds(launch: Launch, s: Conv2dShape, rows: int, cols: int, zdim: in
     chosen by the model, only reported by the probe): waves of two blocks per SM, each a table load and kt_per
     gather round trips of SLICE_STAB_S."""
     blocks = launch.tiles * launch.phases * launch.splits
-    if launch.func == "conv_fprop_direct":
+    if launch.func in ("conv_fprop_direct", "conv_fprop_direct_split", "conv_dgrad_direct_split"):
         return -(-blocks // (2 * sms)) * (1 + launch.kt_per) * SLICE_STAB_S
     if launch.func == "conv_dgrad_narrow":
         return -(-blocks // (8 * sms)) * s.K * SLICE_S / 1.3
@@ -377,10 +438,12 @@ def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, laun
         return
     launch = launch or _launch_config(s, pass_)
     total = out.size
-    if launch.func == "conv_fprop_direct":
-        grid = (_cuda.blocks(s.N * s.P * s.Q, 256), _cuda.blocks(s.K, DIRECT_K))
+    if launch.func in ("conv_fprop_direct", "conv_fprop_direct_split", "conv_dgrad_direct_split"):
+        px = 256 if launch.func == "conv_fprop_direct" else SPLIT_PX
+        geo = dgrad_as_fprop(s) if launch.func == "conv_dgrad_direct_split" else s  # dgrad: as the fprop of dy
+        grid = (_cuda.blocks(geo.N * geo.P * geo.Q, px), _cuda.blocks(geo.K, DIRECT_K))
         _cuda.kernel(DIRECT, launch.func)(grid, (256,), (*operands, _cuda.NULL if bias is None else bias, out,
-                                                         _table(s), *_args(s)))
+                                                         _table(geo), *_args(geo)))
         return
     if launch.func == "conv_dgrad_narrow":
         _cuda.kernel(IGEMM, launch.func)((launch.tiles, 1, launch.phases), (256,), (*operands, out, _dgrad_tables(s)[1],
@@ -411,6 +474,15 @@ def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
         launch = _launch_config(s, pass_)
         if launch.func == "conv_fprop_direct":
             note = f"direct: a pixel x {DIRECT_K} channels per thread, {launch.tiles} blocks"
+            return {**_cuda.attributes(DIRECT, [launch.func]), "note": note}
+        if launch.func == "conv_fprop_direct_split":
+            note = (f"direct split (rule K<={SPLIT_CHOSEN_K}, C*R*S<={DIRECT_CRS_MAX}): {SPLIT_PX} pixels x "
+                    f"{SPLIT_PARTS} reduction parts per block, {DIRECT_K} channels per thread, {launch.tiles} blocks")
+            return {**_cuda.attributes(DIRECT, [launch.func]), "note": note}
+        if launch.func == "conv_dgrad_direct_split":
+            note = (f"direct split as the fprop of dy, flipped filters (rule stride 1, C<={SPLIT_CHOSEN_K}, "
+                    f"K*R*S<={DIRECT_CRS_MAX}): {SPLIT_PX} pixels x {SPLIT_PARTS} reduction parts per block, "
+                    f"{launch.tiles} blocks")
             return {**_cuda.attributes(DIRECT, [launch.func]), "note": note}
         reduce = "splitk_reduce_warp" if launch.splits >= WARP_REDUCE_SPLITS else "splitk_reduce"
         funcs = [launch.func, *extra, *([reduce] if launch.splits > 1 else [])]

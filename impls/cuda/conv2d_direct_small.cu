@@ -1,5 +1,6 @@
 // conv2d_direct_small.cu: direct fprop convolution for layers with a short reduction (one group, C·R·S ≤ DTAB),
-// the thesis's C = 3 layers above all.
+// the thesis's C = 3 layers above all (conv_fprop_direct); conv_fprop_direct_split (below) splits a longer
+// reduction inside the block (the C = 16 / 32 layers).
 //
 // Formula (seed 003, §2.6.1), NCHW / KCRS, per-axis stride (uh, uw), padding (ph, pw), dilation (dh, dw):
 //   y[n,k,p,q] = b[k] + Σ_{c<C,r<R,s<S} x[n,c,p·uh+r·dh−ph,q·uw+s·dw−pw]·w[k,c,r,s]
@@ -91,4 +92,119 @@ conv_fprop_direct(const float* __restrict__ x, const float* __restrict__ w, cons
 #pragma unroll
     for (int j = 0; j < DK; ++j)
         if (k0 + j < K) yo[(long long)(k0 + j) * PQ] = acc[j] + (b ? __ldg(&b[k0 + j]) : 0.f);
+}
+
+// conv_fprop_direct_split: the same direct fprop for a longer reduction (C·R·S up to DTAB: the thesis's C = 16 and
+// C = 32 layers, 144 and 288 terms), with the reduction split INSIDE the block so that each thread's chain of
+// gather round trips stays short and the layer spreads over more blocks (the implicit GEMM ran 9-36 blocks there).
+// A block is SPX = 32 pixels × SPART = 8 parts of the reduction (256 threads; thread t: pixel t % SPX, part
+// t / SPX, so a warp is one part over 32 consecutive pixels); part j takes the contiguous terms
+// [j·L, min((j+1)·L, CRS)), L = ceil(CRS / SPART), in chunks of DCRS (≤ 2 round trips for CRS ≤ 352), into DK = 16
+// accumulators, as conv_fprop_direct. The partial sums go to shared memory (red[part][channel][pixel]); after a
+// barrier thread t sums outputs o = t and t + 256 (channel o / SPX, pixel o % SPX) over the parts in order
+// 0 .. SPART−1 (deterministic), + bias, and writes y (consecutive threads: consecutive pixels).
+// Grid (ceil(N·P·Q / SPX), ceil(K / DK)); shared memory: table 5.6 KB + filters 22.5 KB + partials 16 KB.
+//
+// conv_dgrad_direct_split: dgrad with stride 1 as this fprop (FLIP = true). For stride 1,
+//   dx[n,c,h,w] = Σ_{k,r,s} dy[n,k,h+ph−r·dh,w+pw−s·dw]·w[k,c,r,s]
+// is the fprop of dy (N × K × P × Q) with the filters w'[c,k,r',s'] = w[k,c,R−1−r',S−1−s'], stride 1, padding
+// (dh·(R−1)−ph, dw·(S−1)−pw) (≥ 0: the host checks), the same dilation: r = R−1−r' turns h + r'·dh − ph' into
+// h + ph − r·dh. The host passes that fprop's geometry (C := K, H := P, W := Q, K := C, its table); only the filter
+// load differs: entry i = kk·R·S + rs (kk < the geometry's C = the layer's K) of channel c reads
+// w[(kk·K' + c)·R·S + R·S−1−rs] (K' = the geometry's K = the layer's C).
+#define SPX 32
+#define SPART 8
+
+template <bool FLIP>
+__device__ __forceinline__ void direct_split(const float* __restrict__ x, const float* __restrict__ w,
+                                             const float* __restrict__ b, float* __restrict__ y,
+                                             const int4* __restrict__ tab, int N, int C, int H, int W, int K,
+                                             int R, int S, int P, int Q, int uh, int uw, int ph, int pw)
+{
+    __shared__ int4 stab[DTAB];
+    __shared__ __align__(16) float ws[DTAB][DK];
+    __shared__ float red[SPART][DK][SPX];
+    const int CRS = C * R * S, k0 = blockIdx.y * DK;
+    for (int e = threadIdx.x; e < CRS; e += NT) stab[e] = __ldg(&tab[e]);
+    const int RS = R * S;
+    for (int e = threadIdx.x; e < CRS * DK; e += NT) {
+        const int i = e / DK, j = e - i * DK;
+        long long src = (long long)(k0 + j) * CRS + i;
+        if (FLIP) {
+            const int kk = i / RS, rs = i - kk * RS;
+            src = ((long long)kk * K + k0 + j) * RS + (RS - 1 - rs);
+        }
+        ws[i][j] = (k0 + j < K) ? __ldg(&w[src]) : 0.f;
+    }
+    __syncthreads();
+
+    const int px = threadIdx.x % SPX, part = threadIdx.x / SPX;
+    const long long PQ = (long long)P * Q, NPQ = (long long)N * PQ, m = (long long)blockIdx.x * SPX + px;
+    float acc[DK];
+#pragma unroll
+    for (int j = 0; j < DK; ++j) acc[j] = 0.f;
+    const int L = (CRS + SPART - 1) / SPART, lo = part * L, hi = min(lo + L, CRS);
+    if (m < NPQ && lo < hi) {
+        const long long n = m / PQ;
+        const int pq = (int)(m - n * PQ), p = pq / Q, q = pq - p * Q;
+        const int h0 = p * uh - ph, w0 = q * uw - pw;
+        const long long xbase = n * C * H * W + (long long)h0 * W + w0;  // x offset of (n, 0, h0, w0); may be < 0
+        float xv[DCRS];
+        gather(xv, x, stab, xbase, h0, w0, H, W, lo, hi);
+        for (int base = lo; base < hi; base += DCRS) {
+            const bool more = base + DCRS < hi;
+            float xn[DCRS];  // the next chunk's gathers in flight during this chunk's FMAs
+            if (more) gather(xn, x, stab, xbase, h0, w0, H, W, base + DCRS, hi);
+#pragma unroll
+            for (int i = 0; i < DCRS; ++i) {
+                if (base + i < hi) {
+#pragma unroll
+                    for (int g = 0; g < DK / 4; ++g) {
+                        const float4 v = *reinterpret_cast<const float4*>(&ws[base + i][g * 4]);
+                        acc[g * 4] = fmaf(xv[i], v.x, acc[g * 4]);
+                        acc[g * 4 + 1] = fmaf(xv[i], v.y, acc[g * 4 + 1]);
+                        acc[g * 4 + 2] = fmaf(xv[i], v.z, acc[g * 4 + 2]);
+                        acc[g * 4 + 3] = fmaf(xv[i], v.w, acc[g * 4 + 3]);
+                    }
+                }
+            }
+            if (more) {
+#pragma unroll
+                for (int i = 0; i < DCRS; ++i) xv[i] = xn[i];
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < DK; ++j) red[part][j][px] = acc[j];
+    __syncthreads();
+
+#pragma unroll
+    for (int t = 0; t < SPX * DK / NT; ++t) {
+        const int o = threadIdx.x + t * NT, j = o / SPX, opx = o - j * SPX;
+        const long long mo = (long long)blockIdx.x * SPX + opx;
+        if (mo < NPQ && k0 + j < K) {
+            float sum = red[0][j][opx];
+#pragma unroll
+            for (int pt = 1; pt < SPART; ++pt) sum += red[pt][j][opx];
+            const long long n = mo / PQ, pq = mo - n * PQ;
+            y[(n * K + k0 + j) * PQ + pq] = sum + (b ? __ldg(&b[k0 + j]) : 0.f);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(NT)
+conv_fprop_direct_split(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
+                        float* __restrict__ y, const int4* __restrict__ tab, int N, int C, int H, int W, int K,
+                        int R, int S, int P, int Q, int uh, int uw, int ph, int pw, int dh, int dw, int G)
+{
+    direct_split<false>(x, w, b, y, tab, N, C, H, W, K, R, S, P, Q, uh, uw, ph, pw);
+}
+
+// dy, w: the layer's; dx: the output; geometry and table: the equivalent fprop's (see conv_dgrad_direct_split above).
+extern "C" __global__ void __launch_bounds__(NT)
+conv_dgrad_direct_split(const float* __restrict__ dy, const float* __restrict__ w, const float* __restrict__ b,
+                        float* __restrict__ dx, const int4* __restrict__ tab, int N, int C, int H, int W, int K,
+                        int R, int S, int P, int Q, int uh, int uw, int ph, int pw, int dh, int dw, int G)
+{
+    direct_split<true>(dy, w, b, dx, tab, N, C, H, W, K, R, S, P, Q, uh, uw, ph, pw);
 }

@@ -1,7 +1,8 @@
 """cupy_opt's small-layer kernels (conv_{fprop,dgrad}_128x32_s and conv_wgrad_32x128_s: BK = 32, index table in
-shared memory; conv_fprop_direct for short fprop reductions): which shapes take them (CPU, the SM count fixed at
-the H200's 132), and every split-K of them, the direct kernel and the BK = 8 choice against the float64 oracle on
-awkward geometry (gpu-marked)."""
+shared memory; conv_fprop_direct for short fprop reductions, conv_fprop_direct_split for longer ones): which shapes
+take them (CPU, the SM count fixed at the H200's 132), the direct kernels' index mapping emulated on the CPU, and
+every split-K of them, the direct kernels and the BK = 8 choice against the float64 oracle on awkward geometry
+(gpu-marked)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def test_table_limit_and_tiles_match_the_kernels():
 def test_direct_kernel_constants_match_the_cu():
     """DIRECT_K, DIRECT_CRS and DIRECT_CRS_MAX are the DK, DCRS and DTAB conv2d_direct_small.cu compiles in."""
     src = (Path(conv.__file__).parent / conv.DIRECT).read_text()
-    for name, value in (("DK", conv.DIRECT_K), ("DCRS", conv.DIRECT_CRS), ("DTAB", conv.DIRECT_CRS_MAX)):
+    for name, value in (("DK", conv.DIRECT_K), ("DCRS", conv.DIRECT_CRS), ("DTAB", conv.DIRECT_CRS_MAX),
+                        ("SPX", conv.SPLIT_PX), ("SPART", conv.SPLIT_PARTS)):
         assert int(re.search(rf"#define {name} (\d+)", src).group(1)) == value, name
 
 
@@ -50,13 +52,14 @@ def h200(monkeypatch):
 
 
 def test_thesis_layers_take_the_small_kernels_and_resnet50_does_not(h200):
-    """Every thesis fprop takes the direct kernel (C = 3: a 27-term reduction) or the small kernel (dgrad and
+    """Every thesis fprop takes the direct kernel (C = 3: a 27-term reduction) or its split form (C = 16, 32: K ≤ 32,
+    ≤ 352 terms); dgrad and
     wgrad: the model may keep the narrow or BK = 8 kernel on some layers); no ResNet-50 layer (K, C ≥ 64 or long
     tables) changes kernel."""
     thesis = [s for s in SPEC.shape_sets["thesis"] if not conv._depthwise(s)]
     assert any(s.C == 3 for s in thesis) and any(s.C > 3 for s in thesis)
     for s in thesis:
-        want = "conv_fprop_direct" if s.C * s.R * s.S <= conv.DIRECT_CHOSEN_CRS else "conv_fprop_128x32_s"
+        want = "conv_fprop_direct" if s.C * s.R * s.S <= conv.DIRECT_CHOSEN_CRS else "conv_fprop_direct_split"
         assert conv._launch_config(s, "fprop").func == want, s
     for s in SPEC.shape_sets["resnet50"]:
         for pass_ in PASSES:
@@ -179,3 +182,152 @@ def test_direct_kernel_indexing_emulated(shape):
     w = rng.uniform(-1, 1, (shape.K, shape.C, shape.R, shape.S))
     b = rng.uniform(-1, 1, shape.K)
     np.testing.assert_allclose(emulate_direct(shape, x, w, b), brute_fprop(shape, x, w, b), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", list(DIRECT.values()), ids=list(DIRECT))
+def test_direct_split_launch_grid(shape):
+    """The split launch's blocks cover every pixel × channel chunk; one part's round trips cover its terms, and the
+    parts cover the reduction (at most 2 round trips up to DIRECT_CRS_MAX terms)."""
+    launch = conv.direct_split_launch(shape)
+    crs = shape.C * shape.R * shape.S
+    part = -(-crs // conv.SPLIT_PARTS)
+    assert launch.tiles == -(-shape.N * shape.P * shape.Q // conv.SPLIT_PX) * -(-shape.K // conv.DIRECT_K)
+    assert part * conv.SPLIT_PARTS >= crs and launch.kt_per * conv.DIRECT_CRS >= part
+    assert launch.splits == 1 and launch.kt_per <= 2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", list(DIRECT.values()), ids=list(DIRECT))
+def test_direct_split_fprop_matches_the_oracle(monkeypatch, shape):
+    """conv_fprop_direct_split forced through cupy_opt's wrapper, on the oracle's seeds with poisoned outputs."""
+    launch = conv.direct_split_launch(shape)
+    monkeypatch.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
+    assert_matches_oracle("conv2d", "fprop", "cupy_opt", [shape])
+
+
+def split_filters(s: Conv2dShape, w: np.ndarray, flip: bool) -> np.ndarray:
+    """The (C·R·S) × K filter matrix direct_split<FLIP> stages in shared memory, index by index from the flat w:
+    entry i of channel c reads w[c·CRS + i], or with FLIP (s: the dgrad's equivalent fprop, w: the layer's filters)
+    w[(kk·K + c)·R·S + R·S − 1 − rs] for i = kk·R·S + rs."""
+    crs, rs_n, wf = s.C * s.R * s.S, s.R * s.S, w.ravel()
+    out = np.empty((crs, s.K))
+    for i in range(crs):
+        kk, rs = divmod(i, rs_n)
+        for c in range(s.K):
+            out[i, c] = wf[(kk * s.K + c) * rs_n + rs_n - 1 - rs] if flip else wf[c * crs + i]
+    return out
+
+
+def emulate_direct_split(s: Conv2dShape, x: np.ndarray, filters: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """What conv_fprop_direct_split computes, index by index: per block (bx, by) and thread t, pixel m = bx·SPX +
+    t % SPX and part t / SPX gather the terms [part·L, min((part + 1)·L, CRS)) in chunks of DCRS through the host's
+    table; the partials land in red[part][j][px]; then thread t sums outputs o = t + 256·i (channel o / SPX, pixel
+    o % SPX) over the parts in order and writes flat y[(n·K + k0 + j)·PQ + pq], + bias. Unwritten outputs stay NaN."""
+    tab = conv.fprop_table(s)
+    crs, pq_n, npq = s.C * s.R * s.S, s.P * s.Q, s.N * s.P * s.Q
+    wt = np.zeros((crs, -(-s.K // conv.DIRECT_K) * conv.DIRECT_K))
+    wt[:, :s.K] = filters  # the shared filters (split_filters), zero past K
+    xf, y = x.ravel(), np.full(s.N * s.K * pq_n, np.nan)
+    spx, parts, nt, dk = conv.SPLIT_PX, conv.SPLIT_PARTS, 256, conv.DIRECT_K
+    length = -(-crs // parts)
+    for bx in range(-(-npq // spx)):
+        for by in range(-(-s.K // dk)):
+            k0 = by * dk
+            red = np.zeros((parts, dk, spx))
+            for t in range(nt):
+                px, part = t % spx, t // spx
+                m, lo = bx * spx + px, part * length
+                hi = min(lo + length, crs)
+                if m >= npq or lo >= hi:
+                    continue
+                n, pq = divmod(m, pq_n)
+                p, q = divmod(pq, s.Q)
+                h0, w0 = p * s.stride_h - s.pad_h, q * s.stride_w - s.pad_w
+                xbase = n * s.C * s.H * s.W + h0 * s.W + w0
+                for base in range(lo, hi, conv.DIRECT_CRS):
+                    for i in range(base, min(base + conv.DIRECT_CRS, hi)):
+                        tx, ty, tz, _ = tab[i]
+                        inside = 0 <= h0 + ty < s.H and 0 <= w0 + tz < s.W
+                        red[part, :, px] += (xf[xbase + tx] if inside else 0.0) * wt[i, k0:k0 + dk]
+            for i in range(spx * dk // nt):
+                for t in range(nt):
+                    o = t + i * nt
+                    j, opx = divmod(o, spx)
+                    mo = bx * spx + opx
+                    if mo < npq and k0 + j < s.K:
+                        n, pq = divmod(mo, pq_n)
+                        y[(n * s.K + k0 + j) * pq_n + pq] = red[:, j, opx].sum() + b[k0 + j]
+    return y.reshape(s.N, s.K, s.P, s.Q)
+
+
+@pytest.mark.parametrize("shape", list(DIRECT.values()), ids=list(DIRECT))
+def test_direct_split_kernel_indexing_emulated(shape):
+    """On the CPU: the split kernel's parts, partial sums and output mapping equal the formula, every output
+    written (no NaN left), for stride, padding, dilation, partial pixel blocks and channel chunks."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (shape.N, shape.C, shape.H, shape.W))
+    w = rng.uniform(-1, 1, (shape.K, shape.C, shape.R, shape.S))
+    b = rng.uniform(-1, 1, shape.K)
+    got = emulate_direct_split(shape, x, split_filters(shape, w, flip=False), b)
+    assert not np.isnan(got).any()
+    np.testing.assert_allclose(got, brute_fprop(shape, x, w, b), rtol=0, atol=1e-12)
+
+
+def brute_dgrad(s: Conv2dShape, dy: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The dgrad formula term by term (one group): every dy[n, k, p, q]·w[k, c, r, t] added into dx at h = p·uh −
+    ph + r·dh, w = q·uw − pw + t·dw (over a dx padded by enough on every side, then cropped)."""
+    pad = max(s.pad_h, s.pad_w) + 1
+    dx = np.zeros((s.N, s.C, s.H + 2 * pad + s.R * s.dilation_h, s.W + 2 * pad + s.S * s.dilation_w))
+    for r in range(s.R):
+        for t in range(s.S):
+            h = pad - s.pad_h + r * s.dilation_h + s.stride_h * np.arange(s.P)
+            v = pad - s.pad_w + t * s.dilation_w + s.stride_w * np.arange(s.Q)
+            dx[:, :, h[:, None], v[None, :]] += np.einsum("nkpq,kc->ncpq", dy, w[:, :, r, t])
+    return dx[:, :, pad:pad + s.H, pad:pad + s.W]
+
+
+DGRAD = {
+    **{k: v for k, v in DIRECT.items() if conv.dgrad_split_eligible(v)},
+    "dilated-stride-1": Conv2dShape(2, 5, 9, 11, 6, 3, 2, stride=1, pad_h=2, pad_w=1, dilation_h=2, dilation_w=3),
+    "C-40-three-chunks": Conv2dShape(2, 40, 5, 7, 8, 3, 3, 1, 1),  # dx channels 16 + 16 + 8
+    "pad-0": Conv2dShape(2, 4, 7, 6, 9, 3, 3, 1, 0),
+}
+
+
+def test_dgrad_split_covers_the_expected_shapes():
+    """The dgrad cases include the thesis-like ones (K·R·S = 144, 288, 352 terms) and every eligible one maps onto
+    an fprop of dy whose output is exactly dx (H × W)."""
+    assert {"K-32-C-32", "C-3-narrow-rival", "table-full-352", "one-term"} <= set(DGRAD)
+    for s in DGRAD.values():
+        assert conv.dgrad_split_eligible(s), s
+        geo = conv.dgrad_as_fprop(s)
+        assert (geo.N, geo.C, geo.H, geo.W, geo.K, geo.P, geo.Q) == (s.N, s.K, s.P, s.Q, s.C, s.H, s.W)
+
+
+@pytest.mark.parametrize("shape", list(DGRAD.values()), ids=list(DGRAD))
+def test_dgrad_split_kernel_indexing_emulated(shape):
+    """On the CPU: conv_dgrad_direct_split (the split kernel run on dgrad_as_fprop's geometry and table, filters
+    loaded flipped) equals the dgrad formula, every dx element written."""
+    rng = np.random.default_rng(2)
+    dy = rng.uniform(-1, 1, (shape.N, shape.K, shape.P, shape.Q))
+    w = rng.uniform(-1, 1, (shape.K, shape.C, shape.R, shape.S))
+    geo = conv.dgrad_as_fprop(shape)
+    got = emulate_direct_split(geo, dy, split_filters(geo, w, flip=True), np.zeros(shape.C))
+    assert not np.isnan(got).any()
+    np.testing.assert_allclose(got, brute_dgrad(shape, dy, w), rtol=0, atol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", list(DGRAD.values()), ids=list(DGRAD))
+def test_dgrad_split_matches_the_oracle(monkeypatch, shape):
+    """conv_dgrad_direct_split forced through cupy_opt's wrapper, on the oracle's seeds with poisoned outputs."""
+    launch = conv.direct_split_launch(conv.dgrad_as_fprop(shape), "conv_dgrad_direct_split")
+    monkeypatch.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
+    assert_matches_oracle("conv2d", "dgrad", "cupy_opt", [shape])
+
+
+def test_thesis_dgrad_takes_the_split_kernel(h200):
+    """Every thesis dgrad (stride 1, C ≤ 32, K·R·S ≤ 288) runs conv_dgrad_direct_split."""
+    for s in SPEC.shape_sets["thesis"]:
+        if not conv._depthwise(s):
+            assert conv._launch_config(s, "dgrad").func == "conv_dgrad_direct_split", s
