@@ -53,7 +53,9 @@ SPLIT_PX, SPLIT_PARTS = 32, 8  # conv_fprop_direct_split: pixels × reduction pa
 SPLIT_CHOSEN_K = 32  # fprop with one group, DIRECT_CHOSEN_CRS < C·R·S ≤ DIRECT_CRS_MAX and K ≤ this runs it
 # (dgrad: stride 1, one group, K·R·S ≤ DIRECT_CRS_MAX and C ≤ this runs conv_dgrad_direct_split)
 SPLIT_MIN_K = 16  # ... and K ≥ this (both passes: the thesis layers' 16 and 32 filters)
-SPLIT_MAX_PIXELS = 2**17  # ... and output pixels (fprop N·P·Q, dgrad N·H·W) ≤ this (thesis: ≤ 80000)
+SPLIT_MAX_PIXELS = 2**13  # ... and output pixels (fprop N·P·Q, dgrad N·H·W) ≤ this: the crossover measured on the
+# H200 (reports/sample-h200-kernels, NOTES.md): at ≤ 8192 pixels the split kernels won on 8 of 10 thesis rows, above
+# it they lost on 4 of 7 (dgrad C = 3 50×50: 110 µs against the narrow kernel's 58)
 INT_LIMIT = 2**31 - 2**16  # GEMM rows, columns and per-image offsets must stay inside int32 (with a tile's margin)
 
 

@@ -52,15 +52,17 @@ def h200(monkeypatch):
 
 
 def test_thesis_layers_take_the_small_kernels_and_resnet50_does_not(h200):
-    """Every thesis fprop takes the direct kernel (C = 3: a 27-term reduction) or its split form (C = 16, 32: K ≤ 32,
-    ≤ 352 terms); dgrad and
-    wgrad: the model may keep the narrow or BK = 8 kernel on some layers); no ResNet-50 layer (K, C ≥ 64 or long
-    tables) changes kernel."""
+    """Every thesis fprop takes the direct kernel (C = 3: a 27-term reduction) or, up to SPLIT_MAX_PIXELS output
+    pixels, its split form (C = 16, 32: K ≤ 32, ≤ 352 terms); dgrad and wgrad: the model may keep the narrow or
+    BK = 8 kernel on some layers; no ResNet-50 layer (K, C ≥ 64 or long tables) changes kernel."""
     thesis = [s for s in SPEC.shape_sets["thesis"] if not conv._depthwise(s)]
     assert any(s.C == 3 for s in thesis) and any(s.C > 3 for s in thesis)
     for s in thesis:
-        want = "conv_fprop_direct" if s.C * s.R * s.S <= conv.DIRECT_CHOSEN_CRS else "conv_fprop_direct_split"
-        assert conv._launch_config(s, "fprop").func == want, s
+        func = conv._launch_config(s, "fprop").func
+        if s.C * s.R * s.S <= conv.DIRECT_CHOSEN_CRS:
+            assert func == "conv_fprop_direct", s
+        else:
+            assert (func == "conv_fprop_direct_split") == (s.N * s.P * s.Q <= conv.SPLIT_MAX_PIXELS), s
     for s in SPEC.shape_sets["resnet50"]:
         for pass_ in PASSES:
             assert conv._launch_config(s, pass_) == conv._launch_config(s, pass_, small=False), (s, pass_)
@@ -327,7 +329,12 @@ def test_dgrad_split_matches_the_oracle(monkeypatch, shape):
 
 
 def test_thesis_dgrad_takes_the_split_kernel(h200):
-    """Every thesis dgrad (stride 1, C ≤ 32, K·R·S ≤ 288) runs conv_dgrad_direct_split."""
+    """Every thesis dgrad (stride 1, C ≤ 32, K·R·S ≤ 288) with at most SPLIT_MAX_PIXELS input pixels runs
+    conv_dgrad_direct_split, and the larger ones keep the kernels that measured faster there."""
+    taken = 0
     for s in SPEC.shape_sets["thesis"]:
         if not conv._depthwise(s):
-            assert conv._launch_config(s, "dgrad").func == "conv_dgrad_direct_split", s
+            split = conv._launch_config(s, "dgrad").func == "conv_dgrad_direct_split"
+            assert split == (s.N * s.H * s.W <= conv.SPLIT_MAX_PIXELS), s
+            taken += split
+    assert taken >= 4
