@@ -184,11 +184,13 @@ def add_speedups(rows: list[dict]) -> None:
                 r[f"speedup_vs_{family}"] = ms[(r["model"], r["batch"])] / r["ms_per_step"]
 
 
-def accuracy(spec: ModelSpec, backend: str, cfg: BenchConfig, run_dir: Path) -> float | str:
-    """Test accuracy on digits after cfg.accuracy_epochs epochs, or the one-line reason it failed."""
+def accuracy(spec: ModelSpec, backend: str, cfg: BenchConfig, run_dir: Path, graph: str = "off") -> float | str:
+    """Test accuracy on digits after cfg.accuracy_epochs epochs, trained with the row's graph mode (so a graph row's
+    accuracy is the captured path's), or the one-line reason it failed."""
     try:
         result = train(TrainConfig(model=spec.name, backend=backend, impl=cfg.impl, epochs=cfg.accuracy_epochs,
-                                   seed=cfg.seed, out=str(run_dir / f"train-{spec.name}-{backend}"),
+                                   seed=cfg.seed, graph=graph,
+                                   out=str(run_dir / f"train-{spec.name}-{backend}-graph-{graph}"),
                                    progress=False), printer=lambda *a: None)
     except Exception as exc:
         return one_line(exc)
@@ -229,10 +231,10 @@ def run_bench(cfg: BenchConfig, run_dir: Path, printer=print) -> list[dict]:
     add_speedups(rows)
     if cfg.accuracy_epochs > 0:
         for r in rows:
-            if r["status"] == "ok" and r.get("family") != "peer" and r.get("run") == 1 and r["graph"] != "on":
-                r["test_acc"] = accuracy(get_model(r["model"]), r["backend"], cfg, run_dir)
-                printer(f"{r['model']:<9} {r['backend']:<14} digits test accuracy after {cfg.accuracy_epochs} "
-                        f"epochs: {r['test_acc']}")
+            if r["status"] == "ok" and r.get("family") != "peer" and r.get("run") == 1:
+                r["test_acc"] = accuracy(get_model(r["model"]), r["backend"], cfg, run_dir, r["graph"])
+                printer(f"{r['model']:<9} {r['backend']:<14} graph {r['graph']:<3} digits test accuracy after "
+                        f"{cfg.accuracy_epochs} epochs: {r['test_acc']}")
     with (run_dir / "train_bench.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         w.writeheader()

@@ -62,6 +62,11 @@ class CudaCapturer:
         """The stream every graph-mode step runs on (eager ones too, so that the order is the stream's)."""
         return self.stream
 
+    def synchronize(self) -> None:
+        """Wait for the stream: it is non-blocking, so a read on the default stream (the epoch's totals, the test
+        pass) would not wait for the replays on its own."""
+        self.stream.synchronize()
+
     def capture(self, body: Callable[[], None]) -> Callable[[], None]:
         """Record `body` (nothing runs); return the replay. The private pool lives in the returned closure."""
         cupy = self.cupy
@@ -87,6 +92,9 @@ class EagerCapturer:
 
     def context(self):
         return contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        """Nothing runs asynchronously here."""
 
     def capture(self, body: Callable[[], None]) -> Callable[[], None]:
         return body
@@ -162,6 +170,7 @@ class GraphTrainer(Trainer):
                 self._run(order[start:start + self.batch])
                 if bar is not None:
                     bar.update(1)
+        self.capturer.synchronize()  # the totals and the next evaluation are read on the default stream
         loss_sum, correct = self.totals(self.loss_sum, self.correct)
         return float(loss_sum) / n, int(correct) / n
 
