@@ -12,6 +12,7 @@ only with a different algorithm, a different precision, or a measurement that wa
 from __future__ import annotations
 
 import math
+import re
 
 SUSPECT_SPEEDUP = 10.0
 BANDWIDTH_SLACK = 1.05  # measured copy bandwidth is a measurement: 5 % over it is noise, not a flag
@@ -21,7 +22,8 @@ def flags(row: dict, ceilings: dict, warm: bool) -> list[str]:
     """Why the figures of a timed `row` (gflops, gbps, math, device, speedup, baseline, note) are implausible."""
     out: list[str] = []
     gflops, gbps = _f(row.get("gflops"), 0.0), _f(row.get("gbps"), 0.0)
-    winograd = "winograd" in str(row.get("note", "")).lower()
+    # the note says the algorithm ("winograd-f2x2-3x3", "wino_conv_f2_outer"); "no Winograd numerical note" does not
+    winograd = re.search(r"(?<!no )wino", str(row.get("note", "")).lower()) is not None
     if row.get("device") == "gpu":
         fma, tf32 = _f(ceilings.get("fp32_fma_gflops")), _f(ceilings.get("tf32_tensor_gflops"))
         if row.get("math") == "fp32" and gflops > fma:

@@ -30,6 +30,8 @@ def test_above_the_fp32_fma_peak_is_flagged_and_winograd_is_named():
     assert f.startswith("above the FP32 FMA peak (66.9 TFLOP/s") and "fewer FLOPs" in f
     (f,) = flags(_row(gflops=70_000.0, note="plan eng3: WINOGRAD 4x4"), H200, warm=False)
     assert "Winograd: fewer FLOPs than the direct count" in f
+    (f,) = flags(_row(gflops=120_000.0, note="dx: eng50 (plan 28 of 36); no Winograd numerical note"), H200, False)
+    assert "Winograd:" not in f and "possible only with fewer FLOPs" in f  # cuDNN said it is not Winograd
     assert flags(_row(math="tf32", gflops=70_000.0), H200, warm=False) == []  # TF32 has its own, higher peak
     assert "TF32 tensor-core peak" in flags(_row(math="tf32", gflops=600_000.0), H200, warm=False)[0]
 
