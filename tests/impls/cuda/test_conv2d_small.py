@@ -91,15 +91,21 @@ def _variants(shape: Conv2dShape, pass_: str) -> list[conv.Launch]:
     return [conv._launch_config(shape, pass_, small=False), small[0], small[-1], conv._launch_config(shape, pass_)]
 
 
+def assert_forced_launch_matches_oracle(monkeypatch, launch, pass_: str, shape: Conv2dShape) -> None:
+    """`launch` forced through cupy_opt's own wrapper (its plan choice bypassed), checked on the oracle's seeds with
+    poisoned outputs."""
+    with monkeypatch.context() as m:
+        m.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
+        assert_matches_oracle("conv2d", pass_, "cupy_opt", [shape])
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("shape", list(SMALL.values()), ids=list(SMALL))
 @pytest.mark.parametrize("pass_", PASSES)
 def test_every_small_variant_matches_the_oracle(monkeypatch, pass_, shape):
     """Each variant forced through cupy_opt's own wrapper, checked on the oracle's seeds with poisoned outputs."""
     for launch in _variants(shape, pass_):
-        monkeypatch.setattr(conv, "_launch_config", lambda s, p, small=True, _l=launch: _l)
-        assert_matches_oracle("conv2d", pass_, "cupy_opt", [shape])
-        monkeypatch.undo()
+        assert_forced_launch_matches_oracle(monkeypatch, launch, pass_, shape)
 
 
 @pytest.mark.gpu
@@ -113,8 +119,7 @@ def test_fprop_with_many_splits_sums_them_with_bias(monkeypatch, splits):
     tiles = -(-shape.N * shape.P * shape.Q // 256)
     launch = conv.Launch("conv_fprop_256x16", 256, 16, tiles, -(-ktiles // kt_per), kt_per, 1)
     assert (launch.splits >= conv.WARP_REDUCE_SPLITS) == (splits >= conv.WARP_REDUCE_SPLITS)
-    monkeypatch.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
-    assert_matches_oracle("conv2d", "fprop", "cupy_opt", [shape])
+    assert_forced_launch_matches_oracle(monkeypatch, launch, "fprop", shape)
 
 
 DIRECT = {
@@ -139,8 +144,7 @@ def test_direct_launch_grid(shape):
 def test_direct_fprop_matches_the_oracle(monkeypatch, shape):
     """conv_fprop_direct forced through cupy_opt's wrapper, on the oracle's seeds with poisoned outputs."""
     launch = conv.direct_launch(shape)
-    monkeypatch.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
-    assert_matches_oracle("conv2d", "fprop", "cupy_opt", [shape])
+    assert_forced_launch_matches_oracle(monkeypatch, launch, "fprop", shape)
 
 
 def emulate_direct(s: Conv2dShape, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -203,8 +207,7 @@ def test_direct_split_launch_grid(shape):
 def test_direct_split_fprop_matches_the_oracle(monkeypatch, shape):
     """conv_fprop_direct_split forced through cupy_opt's wrapper, on the oracle's seeds with poisoned outputs."""
     launch = conv.direct_split_launch(shape)
-    monkeypatch.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
-    assert_matches_oracle("conv2d", "fprop", "cupy_opt", [shape])
+    assert_forced_launch_matches_oracle(monkeypatch, launch, "fprop", shape)
 
 
 def split_filters(s: Conv2dShape, w: np.ndarray, flip: bool) -> np.ndarray:
@@ -324,8 +327,7 @@ def test_dgrad_split_kernel_indexing_emulated(shape):
 def test_dgrad_split_matches_the_oracle(monkeypatch, shape):
     """conv_dgrad_direct_split forced through cupy_opt's wrapper, on the oracle's seeds with poisoned outputs."""
     launch = conv.direct_split_launch(conv.dgrad_as_fprop(shape), "conv_dgrad_direct_split")
-    monkeypatch.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
-    assert_matches_oracle("conv2d", "dgrad", "cupy_opt", [shape])
+    assert_forced_launch_matches_oracle(monkeypatch, launch, "dgrad", shape)
 
 
 def test_thesis_dgrad_takes_the_split_kernel(h200):
