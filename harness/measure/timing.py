@@ -31,6 +31,15 @@ timed with events and flagged.
 
 The loop (`_measure`): time calls until `min_reps` are done and the relative IQR is under `target_rel_iqr`, or
 `budget_s` of timing is spent (or `max_reps` calls); a sample whose hold ended by timeout is discarded.
+
+CPU rows also get `host_ref_ms`: the median time of a fixed reference workload (`host_reference`, two small
+float64 matrix products) timed right after every timed call, outside its interval. A shared host runs fast and slow
+for stretches of seconds (other tenants, frequency), and every call timed in such a stretch moves with it: on the
+2-core development machine, in a noisy hour, seven back-to-back runs of the same CPU cases spread up to 2.35x
+(max/min per case), the reference moved with them (correlation of the log deviations 0.92) and the ratio of the two
+spread up to 1.49x (`python benchmarks/host_reference.py`). `harness compare` divides a CPU case's ratio between two
+runs by its reference's ratio, so that a run that landed in a slow stretch is not called a regression
+(benchmarks/NOTES.md, "CPU host reference").
 """
 
 from __future__ import annotations
@@ -154,8 +163,22 @@ def _warm_up(work: InputSets, seconds: float, sync: Callable[[], None]) -> float
     return float(np.median(walls))
 
 
+def host_reference() -> Callable[[], float]:
+    """A call that times the reference workload (ms): two 96x96 float64 matrix products on fixed data."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((96, 96)), rng.random((96, 96))
+
+    def ref() -> float:
+        t0 = time.perf_counter()
+        np.dot(a, b)
+        np.dot(b, a)
+        return (time.perf_counter() - t0) * 1e3
+    return ref
+
+
 class CpuTimer:
-    """Wall-clock timer for CPU implementations; their host time is their time."""
+    """Wall-clock timer for CPU implementations; their host time is their time. Each timed call is followed by one
+    call of the host reference, whose median goes into the row as `host_ref_ms`."""
 
     name = "cpu-perf_counter"
 
@@ -165,12 +188,14 @@ class CpuTimer:
     def time(self, work: InputSets) -> Timing:
         _warm_up(work, self.settings.warmup_s, lambda: None)
         check = _Verifier(work)
+        ref, ref_ms = host_reference(), []
 
         def one(i: int) -> float:
             work.reset(i)
             t0 = time.perf_counter()
             work.run()
             ms = (time.perf_counter() - t0) * 1e3
+            ref_ms.append(ref())
             check.after(i)
             return ms
 
@@ -179,7 +204,8 @@ class CpuTimer:
             check.last()
         except _Broken as broken:
             return Timing(None, method="perf_counter", failure=broken.args[0])
-        return Timing(t, host_ms=t.median_ms, method="perf_counter")
+        return Timing(t, host_ms=t.median_ms, method="perf_counter",
+                      columns={"host_ref_ms": float(np.median(ref_ms))})
 
 
 class GpuTimer:

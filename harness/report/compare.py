@@ -3,14 +3,17 @@
 A case is one (op, pass, impl, shape) timed in both runs. Its ratio B/A of median times is a real change only when
 it falls outside a band: the sum of the two measurements' relative IQRs plus a floor for what varies between runs
 but not within one (clocks, the host's other work, allocation): 5 % on the GPU (reruns of the thesis sample on the
-H200: 5–95 % of ratios within 0.96–1.04), 50 % on the CPU (reruns of the same code on a shared 2-core machine moved
-cases up to 1.48x). `ratio > 1 + band` is a regression (B slower), `ratio < 1 / (1 + band)` an improvement, anything
-between is the same, and a change counts only when the ratio of the two runs' fastest calls (min_ms) agrees: on a
-shared CPU a case can land in a slow mode for a whole run (BLAS threads) while its fastest calls do not move; a CPU
-case faster than MIN_CPU_MS in both runs is not judged ("short"): below half a millisecond a CPU time is mostly the
-interpreter and the cache's state. The command exits with 1 when a regression is also beyond `--threshold` (default
-1.10: at least 10 % slower) or a case that passed in A does not pass in B, and with 0 otherwise, so that it can gate
-a change in CI. """
+H200: 5–95 % of ratios within 0.96–1.04), 50 % on the CPU. A CPU case's ratios are first divided by the ratio of
+its host reference (`host_ref_ms`, a fixed workload timed beside its calls, harness.measure.timing): a shared host
+runs slow for stretches of seconds and a case timed in one looks slower for no change of its own; seven reruns of
+the same code on the 2-core development machine spread up to 2.35x raw and up to 1.49x after the division, hence
+the floor (shown as `host` in the table; runs without the column are judged on raw ratios). `ratio > 1 + band` is a
+regression (B slower), `ratio < 1 / (1 + band)` an improvement, anything between is the same, and a change counts
+only when the ratio of the two runs' fastest calls (min_ms) agrees: a case can land in a slow mode for a whole run
+(BLAS threads) while its fastest calls do not move; a CPU case faster than MIN_CPU_MS in both runs is not judged
+("short"): below half a millisecond a CPU time is mostly the interpreter and the cache's state. The command exits
+with 1 when a regression is also beyond `--threshold` (default 1.10: at least 10 % slower) or a case that passed in
+A does not pass in B, and with 0 otherwise, so that it can gate a change in CI. """
 
 from __future__ import annotations
 
@@ -31,16 +34,17 @@ MIN_CPU_MS = 0.5
 
 
 def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """One row per case present in both runs: a_ms, b_ms, ratio (B/A), band, verdict, a_status, b_status.
+    """One row per case present in both runs: a_ms, b_ms, host (the host reference's B/A, 1 when not recorded),
+    ratio (B/A divided by host), band, verdict, a_status, b_status.
 
     verdict: regression | improvement | same (within the spread) | broken (passed in A, failed or raised in B) |
     fixed (failed in A, passes in B) | failing (in both) | skipped (not run in one of them) | untimed (passed
     but not timed, e.g. a --check-only run) | short (a CPU case too fast to judge). Cases skipped in both runs are
     left out.
     """
-    cols = [*KEY, "status", "median_ms", "rel_iqr", "device", "min_ms"]
-    a, b = (df.assign(**{c: df.get(c, default) for c, default in (("device", "cpu"), ("min_ms", None))})
-            for df in (a, b))
+    cols = [*KEY, "status", "median_ms", "rel_iqr", "device", "min_ms", "host_ref_ms"]
+    defaults = (("device", "cpu"), ("min_ms", None), ("host_ref_ms", None))
+    a, b = (df.assign(**{c: df.get(c, default) for c, default in defaults}) for df in (a, b))
     merged = a[cols].merge(b[cols], on=KEY, suffixes=("_a", "_b"), how="inner")
     merged = merged[~((merged["status_a"] == "skipped") & (merged["status_b"] == "skipped"))]
     rows = []
@@ -49,9 +53,9 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
         band = _spread(r["rel_iqr_a"]) + _spread(r["rel_iqr_b"]) + RUN_TO_RUN.get(r["device_a"], RUN_TO_RUN["cpu"])
         short = r["device_a"] != "gpu" and max(a_ms, b_ms) < MIN_CPU_MS
         a_ok, b_ok = r["status_a"] in OK_STATUSES, r["status_b"] in OK_STATUSES
-        ratio = b_ms / a_ms if a_ms > 0 and b_ms > 0 else math.nan
-        a_min, b_min = _float(r["min_ms_a"]), _float(r["min_ms_b"])
-        ratio_min = b_min / a_min if a_min > 0 and b_min > 0 else ratio  # runs without min_ms: the medians alone
+        host = _ratio(r["host_ref_ms_a"], r["host_ref_ms_b"], 1.0)  # GPU rows and older runs have no reference
+        ratio = _ratio(a_ms, b_ms, math.nan) / host
+        ratio_min = _ratio(r["min_ms_a"], r["min_ms_b"], ratio * host) / host  # without min_ms: the medians alone
         if "skipped" in (r["status_a"], r["status_b"]):
             verdict = "skipped"
         elif a_ok and not b_ok:
@@ -70,10 +74,10 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
             verdict = "improvement"
         else:
             verdict = "same"
-        rows.append({**{k: r[k] for k in KEY}, "a_ms": a_ms, "b_ms": b_ms, "ratio": ratio, "band": band,
+        rows.append({**{k: r[k] for k in KEY}, "a_ms": a_ms, "b_ms": b_ms, "host": host, "ratio": ratio, "band": band,
                      "verdict": verdict, "a_status": r["status_a"], "b_status": r["status_b"], "device": r["device_a"]})
-    return pd.DataFrame(rows, columns=[*KEY, "a_ms", "b_ms", "ratio", "band", "verdict", "a_status", "b_status",
-                                       "device"])
+    return pd.DataFrame(rows, columns=[*KEY, "a_ms", "b_ms", "host", "ratio", "band", "verdict", "a_status",
+                                       "b_status", "device"])
 
 
 def failing(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -86,7 +90,7 @@ def format_table(table: pd.DataFrame, threshold: float) -> str:
     order = {"broken": 0, "regression": 1, "improvement": 2, "fixed": 3, "failing": 4, "skipped": 5, "untimed": 6,
              "short": 7, "same": 8}
     t = table.assign(_o=table["verdict"].map(order), _r=-table["ratio"].fillna(0)).sort_values(["_o", "_r"])
-    header = ["op", "pass", "impl", "shape", "A ms", "B ms", "B/A", "spread", "verdict"]
+    header = ["op", "pass", "impl", "shape", "A ms", "B ms", "host", "B/A", "spread", "verdict"]
     lines = []
     for _, r in t.iterrows():
         mark = " !" if r["verdict"] == "broken" or (r["verdict"] == "regression" and r["ratio"] > threshold) else ""
@@ -94,7 +98,7 @@ def format_table(table: pd.DataFrame, threshold: float) -> str:
         if verdict in ("broken", "fixed", "failing", "skipped"):
             verdict += f" ({r['a_status']} -> {r['b_status']})"
         lines.append([r["op"], r["pass"], r["impl"], r["shape"], _fmt(r["a_ms"], ".4g"), _fmt(r["b_ms"], ".4g"),
-                      _fmt(r["ratio"], ".3f"), "±" + _fmt(r["band"], ".1%"), verdict + mark])
+                      _fmt(r["host"], ".2f"), _fmt(r["ratio"], ".3f"), "±" + _fmt(r["band"], ".1%"), verdict + mark])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
                      for row in [header, *lines])
@@ -103,6 +107,12 @@ def format_table(table: pd.DataFrame, threshold: float) -> str:
 def _keys(df: pd.DataFrame) -> set[tuple]:
     """The cases of a run that were run (not skipped)."""
     return set(map(tuple, df.loc[df["status"] != "skipped", KEY].astype(str).values))
+
+
+def _ratio(a, b, missing: float) -> float:
+    """b / a, or `missing` when either is not a positive number."""
+    fa, fb = _float(a), _float(b)
+    return fb / fa if fa > 0 and fb > 0 else missing
 
 
 def _spread(v) -> float:
@@ -132,8 +142,8 @@ def cmd_compare(args) -> int:
     if table.empty:
         raise UsageError(f"'{args.run_a}' and '{args.run_b}' have no case (op, pass, impl, shape) in common")
     floors = ", ".join(f"{d} {v:.0%}" for d, v in RUN_TO_RUN.items())
-    print(f"A = {args.run_a}\nB = {args.run_b}\nratio = B/A median time (> 1: B slower); spread = rel. IQR of A + B "
-          f"+ run-to-run floor ({floors})\n")
+    print(f"A = {args.run_a}\nB = {args.run_b}\nB/A = ratio of median times (> 1: B slower), on the CPU divided by "
+          f"host = the host reference's B/A; spread = rel. IQR of A + B + run-to-run floor ({floors})\n")
     print(format_table(table, args.threshold))
     counts = table["verdict"].value_counts()
     keys_a, keys_b = _keys(a), _keys(b)

@@ -96,4 +96,5 @@ def test_an_honest_row_records_how_it_was_timed(tmp_path):
     row = df.loc["numpy_opt"]
     assert row["status"] == "pass" and row["timing"] == "perf_counter"
     assert row["host_ms"] == row["median_ms"] > 0
+    assert 0 < row["host_ref_ms"] < 10  # the host reference timed beside its calls (two 96x96 products: ~0.1 ms)
     assert row["flags"] == ""

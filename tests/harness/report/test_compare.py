@@ -125,6 +125,35 @@ def test_a_slow_mode_whose_fastest_calls_did_not_move_is_not_a_regression(tmp_pa
     assert main(["compare", str(a), str(b)]) == 0
 
 
+CPU_CASE = {"op": "conv2d", "pass": "fprop", "impl": "numpy_ref"}
+
+
+def _cpu_variant(tmp_path, factor: float, host: float) -> pd.DataFrame:
+    """Verdicts when run B's first CPU_CASE row is `factor` times slower and its host reference `host` times."""
+    a = write_run(tmp_path / "a", gpu_like_rows())
+    rows = gpu_like_rows()
+    target = next(r for r in rows if all(r[k] == v for k, v in CPU_CASE.items()))
+    _slower(factor)(target)
+    target["host_ref_ms"] *= host
+    table = _verdicts(a, write_run(tmp_path / "b", rows))
+    return table[(table["shape"] == target["shape"]) & (table[list(CPU_CASE)] == pd.Series(CPU_CASE)).all(axis=1)]
+
+
+def test_a_cpu_case_timed_in_a_slow_stretch_of_the_host_is_not_a_regression(tmp_path):
+    # 2x slower, median and fastest call, and the host reference timed beside it 2x slower too: the host, not the code
+    hit = _cpu_variant(tmp_path, 2.0, host=2.0)
+    assert hit["verdict"].tolist() == ["same"]
+    assert hit["ratio"].iloc[0] == pytest.approx(1.0) and hit["host"].iloc[0] == pytest.approx(2.0)
+
+
+def test_a_cpu_slowdown_the_host_reference_did_not_see_is_a_regression(tmp_path):
+    hit = _cpu_variant(tmp_path, 2.0, host=1.0)
+    assert hit["verdict"].tolist() == ["regression"] and hit["ratio"].iloc[0] == pytest.approx(2.0)
+    # and a slowdown larger than the host's is judged on what remains after dividing by it
+    hit = _cpu_variant(tmp_path / "x", 4.0, host=1.25)
+    assert hit["verdict"].tolist() == ["regression"] and hit["ratio"].iloc[0] == pytest.approx(3.2)
+
+
 def test_the_summary_gives_the_ratio_spread_per_device(tmp_path, capsys):
     a, b, _ = _variant(tmp_path, "b", _slower(2.0))
     main(["compare", str(a), str(b)])
