@@ -1,12 +1,15 @@
-"""Sweep cupy_opt's tile configurations (impls/cuda/gemm_warptile.cu) against cuBLAS, forward product, strict FP32.
+"""Sweep cupy_opt's tile configurations (impls/cuda/gemm_warptile.cu) against cuBLAS, strict FP32.
 
-    python benchmarks/gemm_tune.py [--out DIR] [--shapes 4096,8192,...] [--reps N]
+    python benchmarks/gemm_tune.py [--out DIR] [--shapes 4096,8192,...] [--layouts nn,nt] [--reps N]
+        [--configs NAME,...] [--plain]
 
-For each shape: every configuration that applies (gemm_tune.candidates, split-K included) and the project's
-`cublas` implementation (cupy.matmul, fp32 compute), each timed with CUDA events (2 warm-up launches, then --reps
+For each shape and layout (nn: Y = X·W, the forward product; nt: dX = dY·Wᵀ, W stored n×k): every configuration
+that applies (gemm_tune.candidates, split-K included; --configs keeps only those named) and
+cuBLAS on the same product (cupy.matmul, fp32 compute), each timed with CUDA events (2 warm-up launches, then --reps
 launches rotating over 3 input sets, median), as TFLOP/s and % of cuBLAS; the fastest configuration is marked.
 Also prints every kernel's resources (registers, shared memory static + dynamic, spill bytes, blocks per SM), the
-ptxas -v of the tuning table. Writes DIR/sweep.csv and DIR/resources.csv. An ad-hoc tuning sweep: the figures the
+ptxas -v of the tuning table. Writes DIR/sweep.csv and DIR/resources.csv. --plain: one launch of each, no
+cuBLAS and no resources, for running under `ncu`. An ad-hoc tuning sweep: the figures the
 notes quote come from the harness's own timer (`python -m harness run`), this only ranks configurations.
 """
 
@@ -19,8 +22,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.ops.gemm import GemmShape
-from harness.registry import get
 from impls.cuda import common as _cuda
 from impls.cuda import gemm, gemm_tune
 
@@ -45,29 +46,39 @@ def time_ms(fn, sets: list[tuple], reps: int) -> float:
     return statistics.median(cupy.cuda.get_elapsed_time(s, e) for s, e in events)
 
 
-def sweep(label: str, m: int, n: int, k: int, reps: int) -> list[dict]:
+def sweep(label: str, layout: str, m: int, n: int, k: int, reps: int, configs: set[str] | None,
+          plain: bool) -> list[dict]:
+    """Every applicable configuration (and cuBLAS unless `plain`) on C (m×n) = A (m×k) · B (k×n, stored n×k for
+    nt)."""
     import cupy
 
     dev, _, sms, smem_limit = gemm._device()
     rng = cupy.random.RandomState(0)  # drawn on the device: 8192² host draws would take seconds
     sets = []
     for _ in range(3):
-        x = rng.uniform(-1, 1, (m, k), dtype=cupy.float32)
-        w = rng.uniform(-1, 1, (k, n), dtype=cupy.float32)
-        sets.append((x, w, cupy.empty((m, n), dtype=cupy.float32)))
+        a = rng.uniform(-1, 1, (m, k), dtype=cupy.float32)
+        b = rng.uniform(-1, 1, (n, k) if layout == "nt" else (k, n), dtype=cupy.float32)
+        sets.append((a, b, cupy.empty((m, n), dtype=cupy.float32)))
+    ldb = k if layout == "nt" else n
     flops = 2.0 * m * n * k
-    s = GemmShape(M=m, N=n, K=k)
-    cublas = get("gemm", "fwd", "cublas").fn
-    ref_ms = time_ms(lambda x, w, y: cublas(s, x, w, y=y), sets, reps)
-    rows = [{"shape": label, "mnk": f"{m}x{n}x{k}", "impl": "cublas", "config": "", "ms": ref_ms,
-             "tflops": flops / ref_ms / 1e9, "pct_cublas": 100.0}]
+    vec = (gemm._aligned(sets[0][0], k), gemm._aligned(sets[0][1], ldb))
+    rows, ref_ms = [], float("nan")
+    base = {"shape": label, "layout": layout, "mnk": f"{m}x{n}x{k}"}
+    if not plain:
+        def ref(a, b, c):
+            cupy.matmul(a, b.T if layout == "nt" else b, out=c)
+        ref_ms = time_ms(ref, sets, reps)
+        rows.append({**base, "impl": "cublas", "config": "", "ms": ref_ms, "tflops": flops / ref_ms / 1e9,
+                     "pct_cublas": 100.0})
     for cfg in gemm_tune.candidates(m, n, k, sms, smem_limit):
-        def run(x, w, y, cfg=cfg):
-            gemm._wt_launch(cfg, "nn", dev, x, w, y, None, m, n, k, k, n, False,
-                            gemm._aligned(x, k), gemm._aligned(w, n))
-        ms = time_ms(run, sets, reps)
-        rows.append({"shape": label, "mnk": f"{m}x{n}x{k}", "impl": "cupy_opt", "config": cfg.name, "ms": ms,
-                     "tflops": flops / ms / 1e9, "pct_cublas": 100 * ref_ms / ms})
+        if configs and cfg.name not in configs:
+            continue
+
+        def run(a, b, c, cfg=cfg):
+            gemm._wt_launch(cfg, layout, dev, a, b, c, None, m, n, k, k, ldb, False, *vec)
+        ms = time_ms(run, sets, reps) if not plain else (run(*sets[0]), float("nan"))[1]
+        rows.append({**base, "impl": "cupy_opt", "config": cfg.name, "ms": ms, "tflops": flops / ms / 1e9,
+                     "pct_cublas": 100 * ref_ms / ms})
     return rows
 
 
@@ -86,17 +97,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="")
     ap.add_argument("--shapes", default="4096,8192,1024,2048,512,tall,wide,thesis,thesis256")
+    ap.add_argument("--layouts", default="nn")
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--configs", default="", help="comma-separated configuration names to keep (default all)")
+    ap.add_argument("--plain", action="store_true", help="one launch each, no cuBLAS, no resources (for ncu)")
     args = ap.parse_args()
     import pandas as pd
 
-    res = pd.DataFrame(resources())
+    configs = set(args.configs.split(",")) if args.configs else None
+    res = pd.DataFrame() if args.plain else pd.DataFrame(resources())
     print(res.to_string(index=False))
     rows = []
-    for label in args.shapes.split(","):
-        rows += sweep(label, *SHAPES[label], reps=args.reps if label != "8192" else max(3, args.reps // 2))
+    for layout in args.layouts.split(","):
+        for label in args.shapes.split(","):
+            rows += sweep(label, layout, *SHAPES[label], reps=args.reps if label != "8192" else max(3, args.reps // 2),
+                          configs=configs, plain=args.plain)
     df = pd.DataFrame(rows)
-    best = df[df.impl == "cupy_opt"].groupby("shape").tflops.idxmax()
+    if args.plain:
+        return 0
+    best = df[df.impl == "cupy_opt"].groupby(["shape", "layout"]).tflops.idxmax()
     df["best"] = ""
     df.loc[best.values, "best"] = "*"
     print(df.to_string(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -8,7 +8,8 @@
 #         multi-GPU tests (equivalence, resume at another GPU count, a lost peer in a collective), NCCL all-reduce,
 #         and a --gpus training run. Part D: per-rank and lone-process step times of the thesis models.
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
-# Part K: issue 12's sample report (reports/sample-h200-kernels). Part R: issue 13's (reports/sample-h200-train).
+# Part K: issue 12's sample report (reports/sample-h200-kernels); part KG re-makes only its gemm rows. Part R:
+#         issue 13's (reports/sample-h200-train).
 # Part V: every gpu test of tests/harness and tests/impls, and benchmarks/sanitize.sh beside them.
 # Part T: the timer's integrity (issue 11): the committed sample report (thesis conv and pooling layers), the other
 #         thesis ops and the resnet50 sets, with their flags (benchmarks/flag_table.py). Its tests run before it:
@@ -20,6 +21,14 @@ mkdir -p "$OUT/runs"
 export PYTHONUNBUFFERED=1
 B="--budget 0.2"
 step() { echo "=== $*"; timeout "${LIMIT:-300}" "$@" 2>&1 | grep -vE "^(SKIPPED|XFAIL)|leaked|nanobind|^ - "; }
+# The gemm part of issue 12's sample (parts K and KG): the ladder on gemm-square, cupy_opt on thesis and tall.
+add() { LIMIT=$1 step python3 -m harness run "${@:2}" --budget 0.1 --no-report --out "$R" --resume | tail -2; }
+kernels_gemm() {
+  local R=$1 ladder=cupy_naive,cupy_v2_smem,cupy_v3_regblock1d,cupy_v4_regblock2d,cupy_v5_vec_dbuf,cupy_v6_warptile
+  add 150 --op gemm --shapes gemm-square --impl "$ladder,cupy_opt,cublas"
+  add 60 --op gemm --shapes thesis --impl cupy_naive,cupy_opt,cublas
+  add 60 --op gemm --shapes gemm-tall --impl cupy_naive,cupy_opt,cublas
+}
 case "${1:-A}" in
 G)  # conv geometry (issue 16), correctness: every gpu test of tests/impls (new-geometry cases of every kernel and
     # the registered implementations on smoke and edge), the GPU fuzz of conv2d and maxpool2d, the CUDA templates
@@ -124,15 +133,21 @@ for model in ('thesis-1', 'vgg-small'):
     for i, t in enumerate(r): print(model, 'rank', i, {k: round(float(np.median(v)), 3) for k, v in t.items()})
 "
   ;;
+KG) # the gemm rows of issue 12's committed sample, re-made (the other rows kept): a new gemm kernel version
+  R=reports/sample-h200-kernels
+  python3 -c "import pandas as pd, sys; from harness.results import COLUMNS; \
+t = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False); \
+t[t.op != 'gemm'].reindex(columns=COLUMNS, fill_value='').to_csv(sys.argv[1], index=False)" "$R/results.csv"
+  kernels_gemm "$R"
+  python3 -m harness report "$R" | tail -1
+  python3 benchmarks/summarize.py "$R"
+  tar czf "$OUT/sample-kernels.tgz" "$R"
+  ;;
 K)  # issue 12's committed sample: reports/sample-h200-kernels, one run folder built by several harness runs
     # (--resume adds each command's cases): the gemm ladder on gemm-square, gemm thesis and tall, conv2d on
     # resnet50 at batch 32 and 128 and on thesis (cupy_winograd beside cupy_opt and cuDNN), maxpool2d thesis
   R=reports/sample-h200-kernels; rm -rf "$R"
-  LADDER=cupy_naive,cupy_v2_smem,cupy_v3_regblock1d,cupy_v4_regblock2d,cupy_v5_vec_dbuf,cupy_opt,cublas
-  add() { LIMIT=$1 step python3 -m harness run "${@:2}" --budget 0.1 --no-report --out "$R" --resume | tail -2; }
-  add 90 --op gemm --shapes gemm-square --impl "$LADDER"
-  add 40 --op gemm --shapes thesis --impl cupy_naive,cupy_opt,cublas
-  add 40 --op gemm --shapes gemm-tall --impl cupy_naive,cupy_opt,cublas
+  kernels_gemm "$R"
   add 60 --op conv2d,maxpool2d --shapes thesis --impl cupy_opt,cupy_winograd,cudnn,torch
   add 90 --op conv2d --shapes resnet50 --impl cupy_opt,cupy_winograd,cudnn
   add 120 --op conv2d --shapes resnet50-128 --impl cupy_opt,cupy_winograd,cudnn

@@ -9,9 +9,11 @@ climb (forward product; bwd for v1 and v6 only):
 - cupy_v4_regblock2d (gemm_regblock2d.cu): 128×128×8 tiles, 8×8 outputs per thread, scalar loads.
 - cupy_v5_vec_dbuf  (gemm_tiled.cu): v4 plus float4 loads, register-staged double buffering, conflict-free
                     fragment reads and grouped block order (cupy_opt before the warp-tiled kernel).
-- cupy_opt          v6 (gemm_warptile.cu): warp tiling, a 3-4 stage cp.async pipeline, a table of tile
-                    configurations (and split-K) autotuned once per shape and device (gemm_tune.py); dX and dW are
-                    the same kernel with transpose flags, db a two-stage deterministic column sum.
+- cupy_v6_warptile  (gemm_warptile.cu, the v6 table): warp tiling, a 3-4 stage cp.async pipeline, a table of
+                    tile configurations (and split-K) autotuned once per shape and device (gemm_tune.py).
+- cupy_opt          v7 (gemm_warptile.cu, every configuration): v6 plus a 128×256 tile (8×16 per lane, one block
+                    per SM); dX and dW are the same kernel with transpose flags, db a two-stage deterministic
+                    column sum.
 
 Only cupy_naive and cupy_opt have a `fallback` rank: training backends never pick a ladder step.
 """
@@ -227,45 +229,47 @@ def _wt_launch(cfg: _tune.Config, layout: str, dev: int, a, b, c, bias, m: int, 
 
 
 def _plan(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tuple[bool, ...],
-          launch) -> None:
+          launch, v6: bool = False) -> None:
     """Run C = A·B with the configuration cached for this key, tuning it first when there is none (and tuning
-    is on and the stream is not being captured into a graph); launch(cfg) does the work."""
+    is on and the stream is not being captured into a graph); launch(cfg) does the work. `v6`: only the v6
+    table (cupy_v6_warptile, tuned and cached apart)."""
     import cupy
 
     _, name, sms, smem_limit = _device()
-    key = _tune.key(layout, m, n, k, bias, relu, vec)
+    key = ("v6 " if v6 else "") + _tune.key(layout, m, n, k, bias, relu, vec)
     cfg, how, launched = _cache().get(name, key), "cached", False
     if cfg is None:
-        cands = _tune.candidates(m, n, k, sms, smem_limit)
+        cands = _tune.candidates(m, n, k, sms, smem_limit, names=_tune.V6_TILES if v6 else None)
         if _tune.enabled() and not cupy.cuda.get_current_stream().is_capturing():
             cfg, times = _tune.tune(cands, launch)  # its last launch is cfg's: the outputs are written
             _cache().put(name, key, cfg)
             how, launched = (f"tuned over {len(cands)}" if times else "only candidate"), True
         else:
             cfg, how = _tune.heuristic(m, n, k, sms, smem_limit), "heuristic"
-    _CHOSEN[(layout, m, n, k, bias, relu)] = (cfg, how)
+    _CHOSEN[(v6, layout, m, n, k, bias, relu)] = (cfg, how)
     if not launched:
         launch(cfg)
 
 
 def _wt_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, ldb: int, relu: bool,
-             vec_a: bool, vec_b: bool) -> None:
-    """C = A·B (+ bias, ReLU) through the tuned configuration of this product."""
+             vec_a: bool, vec_b: bool, v6: bool = False) -> None:
+    """C = A·B (+ bias, ReLU) through the tuned configuration of this product (`v6`: among the v6 table only)."""
     dev = _device()[0]
 
     def launch(cfg: _tune.Config) -> None:
         _wt_launch(cfg, layout, dev, a, b, c, bias, m, n, k, lda, ldb, relu, vec_a, vec_b)
 
-    _plan(layout, m, n, k, bias is not None, relu, (vec_a, vec_b, _aligned(c, n)), launch)
+    _plan(layout, m, n, k, bias is not None, relu, (vec_a, vec_b, _aligned(c, n)), launch, v6)
 
 
-def _wt_details(products):
-    """details(shape) of cupy_opt: the chosen kernel of each product (resources, occupancy) and the choice in
-    the note. `products(shape)` lists (layout, M, N, K, bias, relu) of the call's products."""
+def _wt_details(products, v6: bool = False):
+    """details(shape) of cupy_opt (cupy_v6_warptile when `v6`): the chosen kernel of each product (resources,
+    occupancy) and the choice in the note. `products(shape)` lists (layout, M, N, K, bias, relu) of the call's
+    products."""
     def details(s: GemmShape) -> dict:
         kernels, notes = {}, []
         for prod in products(s):
-            chosen = _CHOSEN.get(prod)
+            chosen = _CHOSEN.get((v6, *prod))
             if chosen is None:
                 continue
             cfg, how = chosen
@@ -288,10 +292,18 @@ def _bwd_products(s: GemmShape) -> list[tuple]:
     return [("nt", s.M, s.K, s.N, False, False), ("tn", s.K, s.N, s.M, False, False)]
 
 
+@register("gemm", "fwd", name="cupy_v6_warptile", device="gpu", math="fp32", available=_cuda.available,
+          family="own", details=_wt_details(_fwd_products, v6=True))
+def gemm_fwd_v6_warptile(s: GemmShape, x, w, b=None, *, y):
+    """v6: warp tiles, 3-4 stage cp.async pipeline, tile configuration (and split-K) autotuned per shape."""
+    _wt_gemm("nn", x, w, y, b if s.bias else None, s.M, s.N, s.K, s.K, s.N, s.relu,
+             _aligned(x, s.K), _aligned(w, s.N), v6=True)
+
+
 @register("gemm", "fwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
           family="own", fallback=1, details=_wt_details(_fwd_products))
 def gemm_fwd_opt(s: GemmShape, x, w, b=None, *, y):
-    """v6: warp tiles, 3-4 stage cp.async pipeline, tile configuration (and split-K) autotuned per shape."""
+    """v7: v6 plus a 128×256 tile (8×16 per lane), tile configuration (and split-K) autotuned per shape."""
     _wt_gemm("nn", x, w, y, b if s.bias else None, s.M, s.N, s.K, s.K, s.N, s.relu,
              _aligned(x, s.K), _aligned(w, s.N))
 
@@ -299,7 +311,7 @@ def gemm_fwd_opt(s: GemmShape, x, w, b=None, *, y):
 @register("gemm", "bwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
           family="own", fallback=1, details=_wt_details(_bwd_products))
 def gemm_bwd_opt(s: GemmShape, x, w, dy, *, dx, dw, db):
-    """dX = dY·Wᵀ and dW = Xᵀ·dY with the v6 kernel's transpose layouts (each tuned); db = column sums of dY."""
+    """dX = dY·Wᵀ and dW = Xᵀ·dY with the v7 kernel's transpose layouts (each tuned); db = column sums of dY."""
     _wt_gemm("nt", dy, w, dx, None, s.M, s.K, s.N, s.N, s.N, False, _aligned(dy, s.N), _aligned(w, s.N))
     _wt_gemm("tn", x, dy, dw, None, s.K, s.N, s.M, s.K, s.N, False, _aligned(x, s.K), _aligned(dy, s.N))
     column_sums(dy, db, s.M, s.N)

@@ -1,11 +1,11 @@
 """cupy_opt's tile configurations (gemm_warptile.cu) and the per-shape autotuner that picks one.
 
 The first call for a key (device name, layout, M, N, K, bias, ReLU, operand alignment) times every configuration
-that applies on the call's own buffers (CUDA events, a few repetitions each, median), keeps the fastest, and writes
-the choice to an in-memory table and to a JSON file (~/.cache/kernel-harness/gemm-tune.json, one section per device
-name), so later calls, and later processes on the same kind of device, launch it directly. The final launch of a
-tuning call is the chosen one, so its outputs are that configuration's. Timed calls never tune: the harness's
-checker makes the first call of every shape.
+that applies on the call's own buffers (CUDA events behind a stream hold, a few repetitions each, median), keeps
+the fastest, and writes the choice to an in-memory table and to a JSON file (~/.cache/kernel-harness/gemm-tune.json,
+one section per device name), so later calls, and later processes on the same kind of device, launch it directly.
+The final launch of a tuning call is the chosen one, so its outputs are that configuration's. Timed calls never
+tune: the harness's checker makes the first call of every shape.
 
 Environment: KH_GEMM_TUNE=0 turns tuning off (a fixed rule picks the configuration, `heuristic`);
 KH_GEMM_TUNE_CACHE=<path> moves the cache file ("" keeps choices in memory only).
@@ -15,6 +15,7 @@ Everything here but `tune` runs without a GPU, so the selection logic is tested 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -23,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PAD = 4  # gemm_warptile.cu's row padding of the shared tiles, in floats
-REPS = 3  # timed launches per configuration while tuning (after one warm-up launch)
+REPS = 5  # timed launches per configuration while tuning (after one warm-up launch)
+HOLD_S = 1.0  # the stream hold's timeout while they are enqueued
 DEFAULT_CACHE = Path("~/.cache/kernel-harness/gemm-tune.json")
 
 
@@ -49,7 +51,9 @@ TILES = {t.name: t for t in (
     Tile("b128x128k8s3", 128, 128, 8, 3, 256),
     Tile("b128x64k16s4", 128, 64, 16, 4, 128),
     Tile("b64x64k16s4", 64, 64, 16, 4, 128),
+    Tile("b128x256k16s3", 128, 256, 16, 3, 256),  # v7
 )}
+V6_TILES = ("b128x128k16s3", "b128x128k8s3", "b128x64k16s4", "b64x64k16s4")  # cupy_v6_warptile's table
 SPLITS = (1, 2, 4, 8, 16)  # split-K factors tried when the output has fewer tiles than the device has SMs
 MIN_K_PER_SPLIT = 128  # each K slice keeps at least 8 BK = 16 steps of pipeline
 
@@ -83,15 +87,16 @@ def k_per_split(k: int, splits: int, bk: int) -> int:
     return -(-per // bk) * bk
 
 
-def candidates(m: int, n: int, k: int, sms: int, smem_limit: int) -> list[Config]:
+def candidates(m: int, n: int, k: int, sms: int, smem_limit: int,
+               names: tuple[str, ...] | None = None) -> list[Config]:
     """The configurations worth timing for an m×n×k product on a device with `sms` SMs and `smem_limit` bytes of
-    opt-in shared memory per block.
+    opt-in shared memory per block (only the tiles in `names` when given).
 
     A tile applies when it fits the shared memory and is not larger than the problem in both directions (except
     the smallest tile, which always applies). Split-K applies when the smallest tile leaves SMs idle (fewer output
     tiles than SMs) and each split keeps at least MIN_K_PER_SPLIT of K; it is only combined with the smallest
     tile."""
-    fitting = [t for t in TILES.values() if t.smem <= smem_limit]
+    fitting = [t for t in TILES.values() if t.smem <= smem_limit and (names is None or t.name in names)]
     smallest = min(fitting, key=lambda t: t.bm * t.bn)
     out = [Config(t) for t in fitting if t is smallest or t.bm <= m or t.bn <= n]
     if tiles(smallest, m, n) < sms:
@@ -102,9 +107,9 @@ def candidates(m: int, n: int, k: int, sms: int, smem_limit: int) -> list[Config
 
 
 def heuristic(m: int, n: int, k: int, sms: int, smem_limit: int) -> Config:
-    """The configuration used without tuning: the largest tile that still gives every SM a block, else the
-    smallest tile with the split-K factor that brings the block count closest to one wave."""
-    cands = candidates(m, n, k, sms, smem_limit)
+    """The configuration used without tuning: the largest v6 tile of at most 128×128 that still gives every SM a
+    block, else the smallest tile with the split-K factor that brings the block count closest to one wave."""
+    cands = candidates(m, n, k, sms, smem_limit, names=V6_TILES)
     whole = [c for c in cands if c.splits == 1 and tiles(c.tile, m, n) >= sms]
     if whole:
         return max(whole, key=lambda c: c.tile.bm * c.tile.bn)
@@ -182,9 +187,21 @@ def fastest(times: dict[Config, list[float]]) -> Config:
     return min(times, key=lambda c: statistics.median(times[c]))
 
 
+@functools.cache
+def _hold():
+    """The harness's stream hold (harness.measure.hold), built once per process."""
+    from harness.measure.hold import StreamHold
+
+    return StreamHold()
+
+
 def tune(cands: list[Config], launch: Callable[[Config], None]) -> tuple[Config, dict[Config, float]]:
     """Time launch(c) for every candidate with CUDA events on the current stream (one warm-up, REPS timed, median
-    ms), then launch the fastest once more so that the outputs are its own. Returns (choice, median ms each)."""
+    ms), then launch the fastest once more so that the outputs are its own. Returns (choice, median ms each).
+
+    The timed launches are enqueued behind the harness's stream hold, so each interval is the kernels' GPU time:
+    without it a launch of ~20 us was timed as Python's time to enqueue it, and the choice on small products was
+    noise (an H200 run picked 128×64 tiles for 512³, 1.7x slower than the 64×64 tile the sweep ranks first)."""
     import cupy
 
     if len(cands) == 1:
@@ -195,10 +212,12 @@ def tune(cands: list[Config], launch: Callable[[Config], None]) -> tuple[Config,
     for c in cands:
         launch(c)  # warm-up: module load, shared-memory attribute
         events = [(cupy.cuda.Event(), cupy.cuda.Event()) for _ in range(REPS)]
+        _hold().hold(stream, HOLD_S)
         for start, end in events:
             start.record(stream)
             launch(c)
             end.record(stream)
+        _hold().release()
         end.synchronize()
         times[c] = [cupy.cuda.get_elapsed_time(s, e) for s, e in events]
     choice = fastest(times)

@@ -14,7 +14,8 @@ from harness.registry import get
 
 pytestmark = pytest.mark.gpu
 
-LADDER = ("cupy_naive", "cupy_v2_smem", "cupy_v3_regblock1d", "cupy_v4_regblock2d", "cupy_v5_vec_dbuf", "cupy_opt")
+LADDER = ("cupy_naive", "cupy_v2_smem", "cupy_v3_regblock1d", "cupy_v4_regblock2d", "cupy_v5_vec_dbuf",
+          "cupy_v6_warptile", "cupy_opt")
 SHAPES = [(1, 1, 1), (7, 129, 333), (129, 7, 333), (333, 129, 7), (130, 131, 257), (64, 64, 64), (2, 300, 1000)]
 U = np.finfo(np.float32).eps / 2
 
@@ -83,7 +84,7 @@ def _configs():
 @pytest.mark.parametrize("cfg", _configs(), ids=lambda c: c.name)
 @pytest.mark.parametrize("layout", ["nn", "nt", "tn"])
 @pytest.mark.parametrize("m,n,k,offset", [(1, 7, 129, 0), (129, 333, 7, 0), (333, 129, 300, 1), (128, 132, 68, 0),
-                                          (131, 260, 516, 1), (200, 64, 1024, 0)])
+                                          (131, 260, 516, 1), (200, 64, 1024, 0), (131, 260, 516, 0), (1, 7, 132, 0)])
 def test_every_configuration_and_layout(cfg, layout, m, n, k, offset):
     """C = A·B for one configuration (split-K factor 1 and 3) and layout: nn (A m×k, B k×n row-major), nt (B
     stored n×k), tn (A stored k×m), operands 16-byte aligned or not, with bias and ReLU on nn."""
@@ -98,11 +99,11 @@ def test_every_configuration_and_layout(cfg, layout, m, n, k, offset):
     b64 = b_store.astype(cupy.float64)
     a64, b64 = (a64.T if layout == "tn" else a64), (b64.T if layout == "nt" else b64)
     lda, ldb = a_store.shape[1], b_store.shape[1]
+    vec = (gemm._aligned(a_store, lda), gemm._aligned(b_store, ldb))
     bias = _rand((n,), 3) if layout == "nn" else None
     relu = layout == "nn"
     c = cupy.full((m, n), np.nan, dtype=cupy.float32)
-    gemm._wt_launch(cfg, layout, dev, a_store, b_store, c, bias, m, n, k, lda, ldb, relu,
-                    gemm._aligned(a_store, lda), gemm._aligned(b_store, ldb))
+    gemm._wt_launch(cfg, layout, dev, a_store, b_store, c, bias, m, n, k, lda, ldb, relu, *vec)
     _check(c, a64, b64, None if bias is None else bias.astype(cupy.float64), relu)
 
 

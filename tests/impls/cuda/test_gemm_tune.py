@@ -23,7 +23,7 @@ def _cu_configs() -> dict[str, tuple[int, ...]]:
 
 def test_table_matches_the_kernel_source():
     cu = _cu_configs()
-    assert set(cu) == set(tune.TILES)
+    assert set(cu) == set(tune.TILES) and set(tune.V6_TILES) < set(tune.TILES)
     for name, (bm, bn, bk, wm, wn, tm, tn, stages, threads, _) in cu.items():
         t = tune.TILES[name]
         assert (t.bm, t.bn, t.bk, t.stages, t.threads) == (bm, bn, bk, stages, threads)
@@ -53,6 +53,8 @@ def test_large_square_products_try_every_tile_and_no_split():
     cands = tune.candidates(4096, 4096, 4096, **H200)
     assert {c.tile.name for c in cands} == set(tune.TILES)
     assert all(c.splits == 1 for c in cands)
+    v6 = tune.candidates(4096, 4096, 4096, **H200, names=tune.V6_TILES)
+    assert {c.tile.name for c in v6} == set(tune.V6_TILES)
     assert tune.heuristic(4096, 4096, 4096, **H200).tile.name == "b128x128k16s3"
 
 
@@ -142,7 +144,7 @@ def test_fastest_takes_the_smallest_median():
 
 
 def test_ladder_steps_are_never_picked_for_training():
-    """The ladder (cupy_v2 .. cupy_v5) is for the report only: no fallback rank and no backend of that name, so
+    """The ladder (cupy_v2 .. cupy_v6) is for the report only: no fallback rank and no backend of that name, so
     nets/backend.py never picks one; cupy_naive and cupy_opt keep theirs."""
     from harness.registry import impls_for
     from nets.backend import BACKENDS
@@ -150,7 +152,7 @@ def test_ladder_steps_are_never_picked_for_training():
     impls = {(i.pass_, i.name): i for i in impls_for("gemm")}
     ladder = [i for i in impls.values() if i.name.startswith("cupy_v")]
     assert {i.name for i in ladder} == {"cupy_v2_smem", "cupy_v3_regblock1d", "cupy_v4_regblock2d",
-                                        "cupy_v5_vec_dbuf"}
+                                        "cupy_v5_vec_dbuf", "cupy_v6_warptile"}
     assert all(i.fallback is None and i.name not in BACKENDS and i.family == "own" and i.pass_ == "fwd"
                for i in ladder)
     assert impls[("fwd", "cupy_opt")].fallback == 1 and impls[("bwd", "cupy_opt")].fallback == 1
