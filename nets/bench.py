@@ -7,7 +7,9 @@ seconds were spent and at least MIN_STEPS were timed. A step is the whole of tra
 backward, SGD update. The table reports the median ms per step, its IQR, images/s, and speedups over the backend of
 family oracle (numpy_ref, the thesis's CPU baseline) and of family vendor (cudnn) on the same model. The peer,
 "pytorch-eager", trains the same architecture from the same initial weights with torch.nn and torch.optim.SGD in
-strict FP32 (TF32 off), on CUDA when it has a GPU; it is skipped, with the reason, when torch is absent. A backend
+strict FP32 (TF32 off), on CUDA when it has a GPU; it is skipped, with the reason, when torch is absent. The other
+peers (`peers`, nets.peer): "pytorch-graph", the step captured in one CUDA graph (timed where graphs are on), and
+"pytorch-compile", torch.compile's reduce-overhead mode (opt-in: compiling takes seconds per model and batch). A backend
 that cannot run (unavailable, an op it lacks without a fallback, a kernel error) gets a row saying why instead of
 stopping the benchmark.
 
@@ -37,6 +39,8 @@ from nets.train import TrainConfig, train
 
 PEER = peer.NAME
 PEER_GRAPH = peer.GRAPH_NAME
+PEERS = dict(zip(peer.KINDS, [(peer.NAME, peer_step), (peer.GRAPH_NAME, peer.peer_graph_step),
+                              (peer.COMPILE_NAME, peer.peer_compile_step)], strict=True))  # kind -> (backend, maker)
 MIN_STEPS = 10  # timed steps before the spread may stop timing (harness.measure.timing's min_reps)
 TARGET_REL_IQR = 0.05  # stop once IQR / median is this small (harness.measure.timing's stopping rule)
 COLUMNS = ["device", "model", "backend", "graph", "run", "status", "reason", "batch", "steps", "ms_per_step",
@@ -57,7 +61,7 @@ class BenchConfig:
     repeat: int = 1
     max_s: float = 30.0
     seed: int = 0
-    peer: bool = True
+    peers: tuple[str, ...] = peer.DEFAULT_KINDS  # keys of PEERS; () for none
     accuracy_epochs: int = 0
 
 
@@ -131,11 +135,12 @@ def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig, graph: s
     return {**row, "status": "ok"}, times
 
 
-def bench_peer(spec: ModelSpec, cfg: BenchConfig, graph: bool = False) -> tuple[dict, list[float] | None]:
-    """PyTorch training of the same model, from the same initial weights, in strict FP32 (nets.peer): eager, or
-    with the whole step captured in a CUDA graph (pytorch-graph)."""
-    row = {"model": spec.name, "backend": PEER_GRAPH if graph else PEER, "batch": cfg.batch, "family": "peer",
-           "graph": "on" if graph else "off"}
+def bench_peer(spec: ModelSpec, cfg: BenchConfig, kind: str = "eager") -> tuple[dict, list[float] | None]:
+    """PyTorch training of the same model, from the same initial weights, in strict FP32 (nets.peer): `kind` is
+    a key of PEERS (eager; graph: the whole step captured in a CUDA graph; compile: torch.compile)."""
+    name, make = PEERS[kind]
+    row = {"model": spec.name, "backend": name, "batch": cfg.batch, "family": "peer",
+           "graph": "off" if kind == "eager" else "on"}
     reason = torch_unavailable_reason()
     if reason:
         return {**row, "status": "skipped", "reason": reason}, None
@@ -144,7 +149,6 @@ def bench_peer(spec: ModelSpec, cfg: BenchConfig, graph: bool = False) -> tuple[
     ref.init(cfg.seed)
     with strict_fp32():
         try:
-            make = peer.peer_graph_step if graph else peer_step
             step, device, row["implementations"] = make(ref, spec, cfg.batch, cfg.seed)
         except Exception as exc:
             return {**row, "status": "skipped", "reason": one_line(exc)}, None
@@ -224,10 +228,9 @@ def run_bench(cfg: BenchConfig, run_dir: Path, printer=print) -> list[dict]:
                             described.add(name)
                             printer(f"{name}: {row['implementations']}")
                         add(row, times, run)
-                if cfg.peer:
-                    add(*bench_peer(spec, bcfg), run)
-                    if "on" in cfg.graphs:
-                        add(*bench_peer(spec, bcfg, graph=True), run)
+                for kind in cfg.peers:
+                    if kind != "graph" or "on" in cfg.graphs:
+                        add(*bench_peer(spec, bcfg, kind), run)
     add_speedups(rows)
     if cfg.accuracy_epochs > 0:
         for r in rows:

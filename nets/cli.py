@@ -88,6 +88,7 @@ def cmd_train_bench(args) -> int:
     from nets.backend import BACKENDS, backend_names, parse_overrides
     from nets.bench import BenchConfig, run_bench
     from nets.models import THESIS_MODELS, get_model
+    from nets.peer import KINDS
 
     if args.gpus:
         return _scaling(args)
@@ -104,10 +105,14 @@ def cmd_train_bench(args) -> int:
     for name in backends:
         if canonical(name) not in backend_names():
             raise choices_error("backend", name, backend_names())
+    peers = () if args.no_peer else tuple(_names(args.peers))
+    for kind in peers:
+        if kind not in KINDS:
+            raise choices_error("--peers value", kind, list(KINDS))
     cfg = BenchConfig(models=models, backends=backends,
                       impl=parse_overrides(args.use), steps=args.steps, warmup=args.warmup, batches=batches,
                       graphs=[g.strip() for g in args.graph.split(",")], repeat=args.repeat,
-                      max_s=args.max_seconds, seed=args.seed, peer=not args.no_peer,
+                      max_s=args.max_seconds, seed=args.seed, peers=peers,
                       accuracy_epochs=args.accuracy_epochs)
     run_dir = new_run_dir(args.out, "train-bench")
     run_bench(cfg, run_dir)
@@ -157,6 +162,7 @@ def _use_option(p: argparse.ArgumentParser, help_text: str) -> None:
 def add_commands(subparsers) -> None:
     """Add `train` and `train-bench` to harness/cli.py's subparsers."""
     from harness.cli import add_plugin_option
+    from nets.peer import DEFAULT_KINDS, KINDS
     p = subparsers.add_parser("train", help="train a classifier with one backend's implementations",
                               description="Train a model; settings left out take the model's defaults "
                                           "(see nets/models.py) or, with --resume, the checkpoint's.")
@@ -213,7 +219,11 @@ def add_commands(subparsers) -> None:
                    help="time every row this many times (repeatability: the table shows each median's ratio to "
                         "the first)")
     p.add_argument("--seed", type=at_least(0), default=0)
-    p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peers (eager and graph)")
+    p.add_argument("--peers", default=",".join(DEFAULT_KINDS),
+                   help=f"PyTorch peers to time, comma separated, of {', '.join(KINDS)} (default "
+                        f"{','.join(DEFAULT_KINDS)}; graph only where --graph has on; compile takes seconds per "
+                        "model and batch to compile)")
+    p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peers")
     p.add_argument("--accuracy-epochs", type=at_least(0), default=0,
                    help="also train each backend on digits for this many epochs and report test accuracy")
     p.add_argument("--gpus", help="comma list of GPU counts, e.g. 1,2,4: time data-parallel scaling instead "

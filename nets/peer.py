@@ -1,5 +1,9 @@
 """PyTorch as the training peer: the same architecture and initial weights as a nets network, trained with
-torch.nn and torch.optim.SGD in strict FP32 (TF32 off, and back as it was afterwards: `strict_fp32`)."""
+torch.nn and torch.optim.SGD in strict FP32 (TF32 off, and back as it was afterwards: `strict_fp32`).
+
+Three peers, what a PyTorch user would pick (`train-bench --peers`): eager (`peer_step`), the whole step captured
+in one CUDA graph by hand (`peer_graph_step`), and torch.compile in its reduce-overhead mode (`peer_compile_step`:
+Inductor's fused kernels, replayed from CUDA graphs)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from nets.network import Network
 
 NAME = "pytorch-eager"
 GRAPH_NAME = "pytorch-graph"
+COMPILE_NAME = "pytorch-compile"
+KINDS = ("eager", "graph", "compile")  # train-bench --peers
+DEFAULT_KINDS = ("eager", "graph")  # compile is opt-in: seconds of compilation per model and batch
 
 
 def torch_unavailable_reason() -> str | None:
@@ -136,3 +143,31 @@ def peer_graph_step(ref: Network, spec: ModelSpec, batch: int, seed: int) -> tup
         torch.cuda.synchronize()
 
     return step, "cuda", f"torch {torch.__version__} nn + optim.SGD captured in one CUDA graph, TF32 off"
+
+
+def peer_compile_step(ref: Network, spec: ModelSpec, batch: int, seed: int) -> tuple[Callable[[int], None], str, str]:
+    """As peer_step, with the forward pass and the loss compiled by torch.compile(mode="reduce-overhead") (their
+    backward compiled with them by AOTAutograd, both replayed from CUDA graphs) and a foreach SGD update. The first
+    steps compile (seconds): the bench's warm-up steps absorb them. CUDA only; call inside strict_fp32()."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("torch has no CUDA device: the reduce-overhead mode replays CUDA graphs")
+    model = to_torch(ref).float().cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, foreach=True)
+    ds = fit(synthetic(4 * batch, ref.in_shape, seed=seed), None)
+    xs = torch.from_numpy(ds.x_train).cuda().split(batch)
+    ys = torch.from_numpy(ds.y_train.astype(np.int64)).cuda().split(batch)
+    loss_fn = torch.nn.functional.cross_entropy if spec.loss == "softmax" else bce_onehot
+    compiled = torch.compile(lambda x, y: loss_fn(model(x), y), mode="reduce-overhead")
+
+    def step(i: int) -> None:
+        torch.compiler.cudagraph_mark_step_begin()  # a new iteration: the last one's graph outputs may be reused
+        opt.zero_grad(set_to_none=True)
+        compiled(xs[i % 4], ys[i % 4]).backward()
+        opt.step()
+        torch.cuda.synchronize()
+
+    return step, "cuda", (f"torch {torch.__version__} nn + torch.compile(mode=reduce-overhead) + foreach SGD, "
+                          "TF32 off")
+

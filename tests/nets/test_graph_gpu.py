@@ -55,7 +55,21 @@ def test_pytorch_graph_peer_is_timed_and_faster_than_eager():
     cfg = BenchConfig(steps=30, warmup=3, max_s=5.0)
     spec = get_model("thesis-1")
     _, t_eager = bench_peer(spec, cfg)
-    graphed, t_graph = bench_peer(spec, cfg, graph=True)
+    graphed, t_graph = bench_peer(spec, cfg, "graph")
     assert graphed["status"] == "ok" and graphed["backend"] == "pytorch-graph", graphed
     assert "CUDA graph" in graphed["implementations"] and len(t_graph) >= 10
     assert np.median(t_graph) < np.median(t_eager)  # one replay instead of dozens of launches
+
+
+def test_pytorch_compile_peer_is_timed_and_faster_than_eager():
+    pytest.importorskip("torch")
+    from nets.bench import BenchConfig, bench_peer
+    from nets.models import get_model
+
+    cfg = BenchConfig(steps=30, warmup=5, max_s=5.0)  # the warm-up steps compile
+    spec = get_model("thesis-1")
+    _, t_eager = bench_peer(spec, cfg)
+    compiled, t_compiled = bench_peer(spec, cfg, "compile")
+    assert compiled["status"] == "ok" and compiled["backend"] == "pytorch-compile", compiled
+    assert "torch.compile" in compiled["implementations"] and len(t_compiled) >= 10
+    assert np.median(t_compiled) < np.median(t_eager)  # Inductor's fused kernels replayed from CUDA graphs

@@ -89,6 +89,23 @@ def test_train_bench_gpus_bad_input_is_one_line_and_exit_2(tmp_path, capsys, arg
     assert problem in err and err.count("\n") == 1, err
 
 
+def test_train_bench_unknown_peer_is_one_line_and_exit_2(tmp_path, capsys):
+    code = main(["train-bench", "--models", "thesis-0", "--peers", "eager,jax", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown --peers value 'jax'" in err and "compile, eager, graph" in err
+    assert err.count("\n") == 1 and not (tmp_path / "x").exists()  # refused before any work
+
+
+def test_train_bench_compile_peer_is_a_row_on_request(tmp_path):
+    out = tmp_path / "bench"
+    assert main(["train-bench", "--models", "thesis-0", "--backends", "numpy_opt", "--steps", "3", "--warmup", "1",
+                 "--peers", "compile", "--out", str(out)]) == 0
+    rows = {r["backend"]: r for r in _rows(out / "train_bench.csv")}
+    assert set(rows) == {"numpy_opt", "pytorch-compile"}
+    compiled = rows["pytorch-compile"]
+    assert compiled["status"] == "ok" or "CUDA" in compiled["reason"] or "torch not installed" in compiled["reason"]
+
+
 def test_old_names_still_run_with_a_note(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(registry, "_noted", set())  # the note is printed once per process
     # cupy_tiled/numpy_im2col became cupy_opt/numpy_opt and train's --impl became --use: kept for one release
