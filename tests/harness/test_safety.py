@@ -175,6 +175,20 @@ def test_resume_keeps_the_rows_and_runs_only_the_missing_cases(tmp_path, capsys)
     assert set(df.status) == {"pass", "oracle"}
 
 
+def test_resume_with_other_impls_takes_speedups_from_the_kept_baseline(tmp_path):
+    out = tmp_path / "run"
+    base = ["run", "--op", "relu", "--pass", "fwd", "--shapes", "smoke", "--budget", "0.01", "--no-report",
+            "--out", str(out)]
+    assert main([*base, "--impl", "numpy_opt"]) == 0  # the CPU baseline of relu, timed first
+    assert main([*base, "--impl", "torch_cpu", "--resume"]) == 0  # then another implementation alone
+    df = load_run(out)[0]
+    new = df[df.impl == "torch_cpu"]
+    assert len(new) and (new.baseline == "numpy_opt").all()
+    base_ms = df[df.impl == "numpy_opt"].set_index("shape").median_ms
+    for _, r in new.iterrows():
+        assert r.speedup == pytest.approx(base_ms[r["shape"]] / r.median_ms)
+
+
 def test_resume_needs_out(capsys):
     assert main(["run", "--op", "relu", "--resume"]) == 2
     assert "--resume goes on with the run in --out" in capsys.readouterr().err
