@@ -23,11 +23,11 @@ B="--budget 0.2"
 step() { echo "=== $*"; timeout "${LIMIT:-300}" "$@" 2>&1 | grep -vE "^(SKIPPED|XFAIL)|leaked|nanobind|^ - "; }
 # The gemm part of issue 12's sample (parts K and KG): the ladder on gemm-square, cupy_opt on thesis and tall.
 add() { LIMIT=$1 step python3 -m harness run "${@:2}" --budget 0.1 --no-report --out "$R" --resume | tail -2; }
-kernels_gemm() {
+kernels_gemm() {  # kernels_gemm RUN_DIR [IMPLS: only these, instead of the sample's own lists]
   local R=$1 ladder=cupy_naive,cupy_v2_smem,cupy_v3_regblock1d,cupy_v4_regblock2d,cupy_v5_vec_dbuf,cupy_v6_warptile
-  add 150 --op gemm --shapes gemm-square --impl "$ladder,cupy_opt,cublas"
-  add 60 --op gemm --shapes thesis --impl cupy_naive,cupy_opt,cublas
-  add 60 --op gemm --shapes gemm-tall --impl cupy_naive,cupy_opt,cublas
+  add 150 --op gemm --shapes gemm-square --impl "${2:-$ladder,cupy_opt,cublas}"
+  add 60 --op gemm --shapes thesis --impl "${2:-cupy_naive,cupy_opt,cublas}"
+  add 60 --op gemm --shapes gemm-tall --impl "${2:-cupy_naive,cupy_opt,cublas}"
 }
 case "${1:-A}" in
 G)  # conv geometry (issue 16), correctness: every gpu test of tests/impls (new-geometry cases of every kernel and
@@ -133,12 +133,15 @@ for model in ('thesis-1', 'vgg-small'):
     for i, t in enumerate(r): print(model, 'rank', i, {k: round(float(np.median(v)), 3) for k, v in t.items()})
 "
   ;;
-KG) # the gemm rows of issue 12's committed sample, re-made (the other rows kept): a new gemm kernel version
+KG) # the gemm rows of issue 12's committed sample, re-made (the other rows kept): a new gemm kernel version.
+    # KG IMPLS (comma list, e.g. cupy_opt) re-makes only those implementations' gemm rows; the kept baselines'
+    # rows give the new rows their speedups
   R=reports/sample-h200-kernels
   python3 -c "import pandas as pd, sys; from harness.results import COLUMNS; \
 t = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False); \
-t[t.op != 'gemm'].reindex(columns=COLUMNS, fill_value='').to_csv(sys.argv[1], index=False)" "$R/results.csv"
-  kernels_gemm "$R"
+drop = (t.op == 'gemm') & (t.impl.isin(sys.argv[2].split(',')) if sys.argv[2] else True); \
+t[~drop].reindex(columns=COLUMNS, fill_value='').to_csv(sys.argv[1], index=False)" "$R/results.csv" "${2:-}"
+  kernels_gemm "$R" "${2:-}"
   python3 -m harness report "$R" | tail -1
   python3 benchmarks/summarize.py "$R"
   tar czf "$OUT/sample-kernels.tgz" "$R"

@@ -11,8 +11,8 @@ climb (forward product; bwd for v1 and v6 only):
                     fragment reads and grouped block order (cupy_opt before the warp-tiled kernel).
 - cupy_v6_warptile  (gemm_warptile.cu, the v6 table): warp tiling, a 3-4 stage cp.async pipeline, a table of
                     tile configurations (and split-K) autotuned once per shape and device (gemm_tune.py).
-- cupy_opt          v7 (gemm_warptile.cu, every configuration): v6 plus a 128×256 tile (8×16 per lane, one block
-                    per SM); dX and dW are the same kernel with transpose flags, db a two-stage deterministic
+- cupy_opt          v7 (gemm_warptile.cu, every configuration): v6 plus 128×256 tiles (8×16 per lane, one block
+                    per SM; K slices of 16 and of 32); dX and dW are the same kernel with transpose flags, db a two-stage deterministic
                     column sum.
 
 Only cupy_naive and cupy_opt have a `fallback` rank: training backends never pick a ladder step.
@@ -303,7 +303,7 @@ def gemm_fwd_v6_warptile(s: GemmShape, x, w, b=None, *, y):
 @register("gemm", "fwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
           family="own", fallback=1, details=_wt_details(_fwd_products))
 def gemm_fwd_opt(s: GemmShape, x, w, b=None, *, y):
-    """v7: v6 plus a 128×256 tile (8×16 per lane), tile configuration (and split-K) autotuned per shape."""
+    """v7: v6 plus 128×256 tiles (8×16 per lane), tile configuration (and split-K) autotuned per shape."""
     _wt_gemm("nn", x, w, y, b if s.bias else None, s.M, s.N, s.K, s.K, s.N, s.relu,
              _aligned(x, s.K), _aligned(w, s.N))
 

@@ -52,6 +52,7 @@ TILES = {t.name: t for t in (
     Tile("b128x64k16s4", 128, 64, 16, 4, 128),
     Tile("b64x64k16s4", 64, 64, 16, 4, 128),
     Tile("b128x256k16s3", 128, 256, 16, 3, 256),  # v7
+    Tile("b128x256k32s2", 128, 256, 32, 2, 256),  # v7
 )}
 V6_TILES = ("b128x128k16s3", "b128x128k8s3", "b128x64k16s4", "b64x64k16s4")  # cupy_v6_warptile's table
 SPLITS = (1, 2, 4, 8, 16)  # split-K factors tried when the output has fewer tiles than the device has SMs

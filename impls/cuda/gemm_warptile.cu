@@ -24,8 +24,9 @@
 // - Blocks are numbered along M in groups of 8 (grouped ordering) so that co-resident blocks share A and B panels
 //   in L2; output tiles go on grid.x (any number), split-K slices on grid.y. All element offsets are 64-bit.
 // - Configurations (the table at the bottom; impls/cuda/gemm_tune.py mirrors it and autotunes among them):
-//   v7: 128×256×16, 3 stages, 256 threads (8 warps of 64×64, 8×16 per lane, 1 block/SM, up to 255 registers:
-//   an eighth fewer non-FMA instructions per FMA than 128×128, the large products' choice);
+//   v7: 128×256×16, 3 stages, and 128×256×32, 2 stages (half the barriers per FMA: the large products' choice),
+//   256 threads (8 warps of 64×64, 8×16 per lane, 1 block/SM, up to 255 registers: an eighth fewer non-FMA
+//   instructions per FMA than 128×128);
 //   v6: 128×128×16, 3 stages, 256 threads (8 warps of 64×32, 8×8 per lane, 2 blocks/SM at <= 128 registers);
 //   128×128×8, 3 stages, the same warps; 128×64×16, 4 stages, 128 threads (4 warps of 64×32); 64×64×16, 4 stages,
 //   128 threads (4 warps of 32×32, 8×4 per lane), for small outputs and as the split-K tile.
@@ -294,6 +295,7 @@ SGEMM_WT_CONFIG(b128x128k8s3,  128, 128, 8,  64, 32, 8, 8, 3, 256, 2)
 SGEMM_WT_CONFIG(b128x64k16s4,  128, 64,  16, 64, 32, 8, 8, 4, 128, 4)
 SGEMM_WT_CONFIG(b64x64k16s4,   64,  64,  16, 32, 32, 8, 4, 4, 128, 4)
 SGEMM_WT_CONFIG(b128x256k16s3, 128, 256, 16, 64, 64, 8, 16, 3, 256, 1)
+SGEMM_WT_CONFIG(b128x256k32s2, 128, 256, 32, 64, 64, 8, 16, 2, 256, 1)
 
 // Y[m, n] = relu(Σ_s P[s, m, n] + bias[n]): the split-K partials added in slice order, one thread per element.
 extern "C" __global__ void splitk_reduce(const float* __restrict__ P, float* __restrict__ Y,
