@@ -12,8 +12,8 @@ climb (forward product; bwd for v1 and v6 only):
 - cupy_v6_warptile  (gemm_warptile.cu, the v6 table): warp tiling, a 3-4 stage cp.async pipeline, a table of
                     tile configurations (and split-K) autotuned once per shape and device (gemm_tune.py).
 - cupy_opt          v7 (gemm_warptile.cu, every configuration): v6 plus 128×256 tiles (8×16 per lane, one block
-                    per SM; K slices of 16 and of 32); dX and dW are the same kernel with transpose flags, db a two-stage deterministic
-                    column sum.
+                    per SM; K slices of 16 and of 32); dX and dW are the same kernel with transpose flags, db a
+                    two-stage deterministic column sum.
 
 Only cupy_naive and cupy_opt have a `fallback` rank: training backends never pick a ladder step.
 """
