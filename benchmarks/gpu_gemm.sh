@@ -53,7 +53,8 @@ if (d / "sweep.csv").is_file():  # best configuration per shape against cuBLAS
     ref = s[s.impl == "cublas"].set_index("key").tflops
     opt = s[s.impl == "cupy_opt"]
     best = opt.sort_values("tflops").groupby("key").tail(1).set_index("key")
-    v6 = opt[~opt.config.str.contains("z") & ~opt.config.str.contains("x256")]
+    from impls.cuda.gemm_tune import V6_TILES
+    v6 = opt[opt.config.str.split("_split").str[0].isin(V6_TILES)]
     best6 = v6.sort_values("tflops").groupby("key").tail(1).set_index("key")
     print("sweep (TFLOP/s): layout shape cublas | best v6 config | best config %cublas")
     for key, r in best.iterrows():

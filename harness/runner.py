@@ -126,7 +126,7 @@ class Run:
         self.writer = ResultWriter(run_dir, resume=cfg.resume)
         self.timers: dict[str, object] = {}
         self.ceilings: dict[str, dict] = {}
-        self.baseline_ms: dict[tuple, tuple[str, float, int]] = {}  # key -> (impl, ms, rank of its group)
+        self.baseline_ms: dict[tuple, tuple[str, float]] = {}
         self.logs_saved = len(cuda.COMPILE_LOGS)
         self.meta = base_meta(cfg.argv)
         self.meta.update({"run_dir": str(run_dir), "shape_set": cfg.shape_set, "seeds": list(cfg.seeds),
@@ -239,33 +239,44 @@ class Run:
         The fallback baseline stands in only where the op's baseline cannot run here at all (no GPU, library
         missing); where the baseline runs but fails a case, that case has no speedup, rather than one against
         another baseline."""
-        if not isinstance(row.get("median_ms"), float) or not math.isfinite(row["median_ms"]):
+        if not _timed(row):
             return
-        runs_here = [g for g in case.baselines if any(i.group == g and not i.unavailable_reason() for i in case.impls)]
+        runs_here = _baselines_here(case)
         key = (case.spec.name, case.pass_, row["shape"], row["math"])
         impl = next(i for i in case.impls if i.name == row["impl"])
         if runs_here and impl.group == runs_here[0]:
-            self._set_baseline(key, row, case.baselines.index(impl.group))
+            self.baseline_ms[key] = (row["impl"], row["median_ms"])
         if key in self.baseline_ms:
-            name, ms, _ = self.baseline_ms[key]
+            name, ms = self.baseline_ms[key]
             row["baseline"], row["speedup"] = name, ms / row["median_ms"]
 
     def seed_baselines(self, case: Case, kept: dict[tuple, dict]) -> None:
-        """Before a case runs in a --resume run: the kept rows of its baseline serve its new rows' speedups even
+        """Before a case runs in a --resume run: the kept rows of its baseline serve its new rows' speedups, also
         when this run's --impl leaves the baseline out (re-timing one implementation against a library timed
-        before)."""
-        by_name = {i.name: i for i in impls_for(case.spec.name) if i.pass_ == case.pass_}
-        for (op, pass_, name, shape), row in kept.items():
-            impl = by_name.get(name)
-            if ((op, pass_, shape) != (case.spec.name, case.pass_, shape_str(case.shape)) or impl is None
-                    or impl.group not in case.baselines or not _finite(row.get("median_ms"))):
-                continue
-            self._set_baseline((op, pass_, shape, row["math"]), row, case.baselines.index(impl.group))
+        before). The baseline is the group add_speedup would take, else the most preferred group with a kept row
+        for the case (timed or not: one that failed the case gives no speedup, as in add_speedup)."""
+        shape = shape_str(case.shape)
+        by_group: dict[str, list[dict]] = {}
+        for impl in impls_for(case.spec.name):
+            row = kept.get((case.spec.name, case.pass_, impl.name, shape))
+            if impl.pass_ == case.pass_ and row is not None:
+                by_group.setdefault(impl.group, []).append(row)
+        runs_here = _baselines_here(case)
+        group = runs_here[0] if runs_here else next((g for g in case.baselines if g in by_group), None)
+        for row in by_group.get(group, []):
+            if _timed(row):
+                self.baseline_ms[(case.spec.name, case.pass_, shape, row["math"])] = (row["impl"],
+                                                                                      float(row["median_ms"]))
 
-    def _set_baseline(self, key: tuple, row: dict, rank: int) -> None:
-        """Record a baseline time; a less preferred group (higher rank) never replaces a more preferred one."""
-        if key not in self.baseline_ms or rank <= self.baseline_ms[key][2]:
-            self.baseline_ms[key] = (row["impl"], float(row["median_ms"]), rank)
+
+def _baselines_here(case: Case) -> list[str]:
+    """The case's baseline groups, preferred first, that have an implementation in the run able to run here."""
+    return [g for g in case.baselines if any(i.group == g and not i.unavailable_reason() for i in case.impls)]
+
+
+def _timed(row: dict) -> bool:
+    """Whether a row has a finite median time (a kept row's missing value is '')."""
+    return isinstance(row.get("median_ms"), float) and math.isfinite(row["median_ms"])
 
 
 def row_head(case: Case, impl: Impl) -> dict:
@@ -292,11 +303,11 @@ def _run_cases(cfg: RunConfig, run_dir: Path, printer) -> list[dict]:
     with tqdm(total=total, unit="case", disable=None, leave=False) as bar:
         for case in cases:
             refs = ReferenceCache(case.spec, case.shape, case.pass_)
-            run.seed_baselines(case, kept)  # a kept baseline still serves the new rows' speedups
+            if kept:
+                run.seed_baselines(case, kept)  # a kept baseline still serves the new rows' speedups
             for impl in case.impls:
                 done = kept.get((case.spec.name, case.pass_, impl.name, shape_str(case.shape)))
                 if done is not None:
-                    run.add_speedup(case, dict(done))
                     bar.update()
                     continue
                 bar.set_description(f"{case.spec.name}/{case.pass_} {impl.name}")
@@ -316,11 +327,3 @@ def _run_cases(cfg: RunConfig, run_dir: Path, printer) -> list[dict]:
     run.meta["summary"] = {s: statuses.count(s) for s in sorted(set(statuses))}
     write_meta(run_dir, run.meta)
     return run.writer.rows
-
-
-def _finite(v) -> bool:
-    try:
-        return math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
-

@@ -37,8 +37,6 @@ from nets.network import SGD, Network, ops_of
 from nets.peer import peer_step, strict_fp32, torch_unavailable_reason
 from nets.train import TrainConfig, train
 
-PEER = peer.NAME
-PEER_GRAPH = peer.GRAPH_NAME
 PEERS = dict(zip(peer.KINDS, [(peer.NAME, peer_step), (peer.GRAPH_NAME, peer.peer_graph_step),
                               (peer.COMPILE_NAME, peer.peer_compile_step)], strict=True))  # kind -> (backend, maker)
 MIN_STEPS = 10  # timed steps before the spread may stop timing (harness.measure.timing's min_reps)

@@ -54,8 +54,9 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
         short = r["device_a"] != "gpu" and max(a_ms, b_ms) < MIN_CPU_MS
         a_ok, b_ok = r["status_a"] in OK_STATUSES, r["status_b"] in OK_STATUSES
         host = _ratio(r["host_ref_ms_a"], r["host_ref_ms_b"], 1.0)  # GPU rows and older runs have no reference
-        ratio = _ratio(a_ms, b_ms, math.nan) / host
-        ratio_min = _ratio(r["min_ms_a"], r["min_ms_b"], ratio * host) / host  # without min_ms: the medians alone
+        raw = _ratio(a_ms, b_ms, math.nan)
+        ratio = raw / host
+        ratio_min = _ratio(r["min_ms_a"], r["min_ms_b"], raw) / host  # runs without min_ms: the medians alone
         if "skipped" in (r["status_a"], r["status_b"]):
             verdict = "skipped"
         elif a_ok and not b_ok:
