@@ -25,6 +25,13 @@
 //   and the logits share their alignment modulo 16 bytes: the logits are read from memory once.
 // xent_bwd_vec_c0: the same for longer rows: the write pass reads the row again (from L2 / L1: the warp read it
 //   just before).
+// xent_fused_vec_c8 / _c0: the softmax_xent `fused` pass, loss and gradient in ONE launch: the backward kernels'
+//   row loop, where lane 0 also adds the row's loss m + log s − z[label] from the statistics it already has; each
+//   block writes its partial sum, takes a ticket (atomicInc on a per-stream counter, after a __threadfence), and
+//   the block that takes the last ticket sums all partials in index order, writes the mean and resets the counter
+//   (the threadfence reduction of the CUDA samples). The sum's order does not depend on which block ends last, so
+//   the loss is the same bits from run to run, as with the two-stage mean. Three launches (fwd, reduce_mean, bwd)
+//   and two reads of the logits become one launch and one read.
 // bce_fwd_vec: a grid-stride float4 loop (head / body / tail as in eltwise.cu) with 4 float4 of each input in
 //   flight per thread, a per-thread sum, a warp-shuffle sum and a block sum.
 // Mean: deterministic two-stage reduction. Each block of a vec kernel writes its partial sum to partials[block]
@@ -213,11 +220,13 @@ __device__ __forceinline__ float xent_grad(float z, int k, float m, float rs, in
 
 // One warp per row; CH float4 per lane cached in registers when the row's body fits (CH = 0: never).
 // `vec`: the logits and the gradient share their alignment modulo 16 bytes, so both use the same row split.
-template <int CH>
-__device__ __forceinline__ void xent_bwd_rows(const float* __restrict__ logits, const int* __restrict__ labels,
-                                              long long N, int K, float inv_n, bool vec,
-                                              float* __restrict__ dlogits) {
+// With LOSS, returns (in lane 0 of each warp) the sum of the warp's rows' losses; 0 otherwise.
+template <int CH, bool LOSS>
+__device__ __forceinline__ float xent_bwd_rows(const float* __restrict__ logits, const int* __restrict__ labels,
+                                               long long N, int K, float inv_n, bool vec,
+                                               float* __restrict__ dlogits) {
   const int lane = threadIdx.x % WARP;
+  float acc = 0.f;
   for (long long n = warp_id(); n < N; n += warp_count()) {
     const float* z = logits + n * K;
     float* g = dlogits + n * K;
@@ -229,6 +238,7 @@ __device__ __forceinline__ void xent_bwd_rows(const float* __restrict__ logits, 
     const MaxSum st = cached ? row_stats_cached(z, K, r, lane, v) : row_stats_stream(z, K, r, lane);
     const float rs = 1.f / st.s;
     const int label = labels[n];
+    if (LOSS && lane == 0) acc += st.m + logf(st.s) - z[label];
     for (int k = lane; k < r.head; k += WARP) g[k] = xent_grad(z[k], k, st.m, rs, label, inv_n);
     for (int k = r.tail0 + lane; k < K; k += WARP) g[k] = xent_grad(z[k], k, st.m, rs, label, inv_n);
     if (cached) {
@@ -253,16 +263,55 @@ __device__ __forceinline__ void xent_bwd_rows(const float* __restrict__ logits, 
       }
     }
   }
+  return acc;
 }
 
 extern "C" __global__ void xent_bwd_vec_c8(const float* __restrict__ logits, const int* __restrict__ labels,
                                              long long N, int K, float inv_n, int vec, float* __restrict__ dlogits) {
-  xent_bwd_rows<8>(logits, labels, N, K, inv_n, vec != 0, dlogits);
+  xent_bwd_rows<8, false>(logits, labels, N, K, inv_n, vec != 0, dlogits);
 }
 
 extern "C" __global__ void xent_bwd_vec_c0(const float* __restrict__ logits, const int* __restrict__ labels,
                                              long long N, int K, float inv_n, int vec, float* __restrict__ dlogits) {
-  xent_bwd_rows<0>(logits, labels, N, K, inv_n, vec != 0, dlogits);
+  xent_bwd_rows<0, false>(logits, labels, N, K, inv_n, vec != 0, dlogits);
+}
+
+// out[0] = inv_n · Σ of every block's `acc` (valid in lane 0 of each warp, 0 elsewhere), by the last block to
+// finish: each block writes its sum to partials[block] and takes a ticket; the one that takes ticket gridDim.x − 1
+// sums the partials in index order and resets the counter for the next launch on this stream.
+__device__ __forceinline__ void last_block_mean(float acc, float* partials, unsigned* ticket, float inv_n,
+                                                float* __restrict__ out) {
+  __shared__ bool last;
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) {
+    partials[blockIdx.x] = acc;
+    __threadfence();  // the partial is visible device-wide before the ticket says so
+    last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();  // also ends block_sum's use of its shared memory before the second call
+  if (!last) return;
+  __threadfence();
+  float v = 0.f;
+  for (unsigned i = threadIdx.x; i < gridDim.x; i += blockDim.x) v += ((volatile float*)partials)[i];
+  v = block_sum(v);
+  if (threadIdx.x == 0) {
+    out[0] = v * inv_n;
+    *ticket = 0u;
+  }
+}
+
+extern "C" __global__ void xent_fused_vec_c8(const float* __restrict__ logits, const int* __restrict__ labels,
+                                               long long N, int K, float inv_n, int vec, float* __restrict__ dlogits,
+                                               float* partials, unsigned* ticket, float* __restrict__ loss) {
+  const float acc = xent_bwd_rows<8, true>(logits, labels, N, K, inv_n, vec != 0, dlogits);
+  last_block_mean(acc, partials, ticket, inv_n, loss);
+}
+
+extern "C" __global__ void xent_fused_vec_c0(const float* __restrict__ logits, const int* __restrict__ labels,
+                                               long long N, int K, float inv_n, int vec, float* __restrict__ dlogits,
+                                               float* partials, unsigned* ticket, float* __restrict__ loss) {
+  const float acc = xent_bwd_rows<0, true>(logits, labels, N, K, inv_n, vec != 0, dlogits);
+  last_block_mean(acc, partials, ticket, inv_n, loss);
 }
 
 // Per-block sums of the BCE terms over head / float4 body / tail (as eltwise.cu's map2), grid-stride.

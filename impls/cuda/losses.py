@@ -105,6 +105,42 @@ def xent_bwd_vec(s, logits, labels, *, dlogits):
     xent_bwd_launch(s, logits, labels, dlogits, _xent_bwd_kernel(s.K))
 
 
+_TICKETS: dict[tuple[int, int], object] = {}  # (device, stream) -> the fused kernel's block counter (reset by it)
+
+
+def _ticket():
+    """A zeroed uint32 counter for the fused kernel's last-block mean, one per device and stream, so that launches
+    on different streams never share one."""
+    import cupy
+
+    key = (cupy.cuda.Device().id, cupy.cuda.get_current_stream().ptr)
+    if key not in _TICKETS:
+        _TICKETS[key] = cupy.zeros(1, dtype=cupy.uint32)
+    return _TICKETS[key]
+
+
+def _xent_fused_kernel(K: int) -> str:
+    return "xent_fused_vec_c8" if K <= XENT_CACHED_K else "xent_fused_vec_c0"
+
+
+@register("softmax_xent", "fused", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
+          family="own", fallback=1,
+          details=lambda s: _cuda.attributes(FILE, [_xent_fused_kernel(s.K)]))
+def xent_fused_vec(s, logits, labels, *, loss, dlogits):
+    """One launch: the gradient kernel's warp per row also sums the row losses; the last block to finish takes the
+    mean of the blocks' partial sums (losses.cu)."""
+    import cupy
+
+    require_contiguous(logits, labels, dlogits)
+    func = _xent_fused_kernel(s.K)
+    vec = np.int32(logits.data.ptr % 16 == dlogits.data.ptr % 16)
+    grid = persistent_blocks(FILE, func, 32 * s.N)
+    partials = cupy.empty(grid, dtype=cupy.float32)
+    _cuda.kernel(FILE, func)((grid,), (THREADS,),
+                             (logits, labels, np.int64(s.N), np.int32(s.K), np.float32(1.0 / s.N), vec, dlogits,
+                              partials, _ticket(), loss))
+
+
 # ---------------------------------------------------------------- sigmoid_bce
 @_reg("sigmoid_bce", "fwd", "naive", [(FILE, "bce_fwd_naive"), (FILE, "reduce_mean")])
 def bce_fwd_naive(s, logits, targets, *, loss):

@@ -1,4 +1,5 @@
-// Max pooling, NCHW, R×S window, stride u_h × u_w, padding pad_h × pad_w (counted as −inf); forward and backward.
+// Max pooling, NCHW, R×S window, stride u_h × u_w, padding pad_h × pad_w (counted as −inf); forward and backward;
+// optionally fused with the ReLU before it (the maxpool2d_relu op).
 //
 // Thesis (seed 003, §2.6.2): y[n,c,p,q] = max_{r<R, s<S} x[n,c,p·u_h+r−pad_h, q·u_w+s−pad_w], positions outside
 // the image being padding, which is never the maximum (pad < window, so every window holds a real element). Every
@@ -34,6 +35,13 @@
 // Indices are 64-bit (tensors may exceed 2^31 elements); divisions by the tensor's dimensions take a 32-bit path
 // when the dividend fits in 32 bits. Window corners are signed 32-bit (negative in the padding; H and W fit).
 // Comparisons only: the results are exact.
+//
+// Fused ReLU (relu = 1, the maxpool2d_relu op: y = maxpool(ReLU(x)), seed 003 §2.5.3 and §2.6.2): ReLU is
+// monotonic, so maxpool(ReLU(x)) = ReLU(maxpool(x)): every kernel pools x as above and applies ReLU to the window's
+// maximum only (a quarter of the elements for 2×2 windows). Backward: the gradient reaching x through ReLU then the
+// pool is dy·[y > 0] at the window's first maximum of x (where y > 0 that is also the first maximum of ReLU(x);
+// where y = 0 nothing passes), so the kernels mask dy by y > 0 before routing it (pool_grad). Neither pass reads or
+// writes ReLU(x): the full-size activation that the unfused relu op would store and re-read never exists.
 
 // a / b and a % b for a 64-bit a and 32-bit b; 32-bit division when a fits in 32 bits (the common case).
 __device__ __forceinline__ void divmod(unsigned long long a, unsigned b, unsigned long long& q, unsigned& r) {
@@ -47,14 +55,21 @@ __device__ __forceinline__ void divmod(unsigned long long a, unsigned b, unsigne
   }
 }
 
-// The geometry, passed to every kernel as ten unsigned scalars (POOL_ARGS) and gathered into a Pool.
+// The geometry and the ReLU flag, passed to every kernel as eleven unsigned scalars (POOL_ARGS), gathered into a
+// Pool.
 struct Pool {
   unsigned H, W, R, S, uh, uw, ph, pw, P, Q;  // uh, uw: strides; ph, pw: padding
+  unsigned relu;                              // 1: the ReLU before the pool is fused (see the header)
 };
 #define POOL_ARGS                                                                                            \
   unsigned H, unsigned W, unsigned R, unsigned S, unsigned uh, unsigned uw, unsigned ph, unsigned pw, unsigned P, \
-      unsigned Q
-#define POOL_FIELDS H, W, R, S, uh, uw, ph, pw, P, Q
+      unsigned Q, unsigned relu
+#define POOL_FIELDS H, W, R, S, uh, uw, ph, pw, P, Q, relu
+
+// A window's output from its maximum m: m, or ReLU(m) when fused.
+__device__ __forceinline__ float pool_out(const Pool& d, float m) { return d.relu && !(m > 0.f) ? 0.f : m; }
+// The gradient a window routes to its first maximum, given its output y and dy: dy, or dy·[y > 0] when fused.
+__device__ __forceinline__ float pool_grad(const Pool& d, float y, float g) { return d.relu && !(y > 0.f) ? 0.f : g; }
 
 // Window (p, q) clipped to the image: its top-left corner (h0, w0) = (p·u_h − pad_h, q·u_w − pad_w) in image
 // coordinates (negative in the padding) and the offsets r in [r_lo, r_hi), s in [s_lo, s_hi) that land inside.
@@ -90,7 +105,7 @@ __device__ __forceinline__ float pool_fwd_one(const float* x, const Pool& d, uns
       m = v > m ? v : m;
     }
   }
-  return m;
+  return pool_out(d, m);
 }
 
 // dx for input element i of the N·C·H·W inputs: the sum of dy over the windows whose first maximum is i.
@@ -113,6 +128,7 @@ __device__ __forceinline__ float pool_bwd_one(const float* x, const float* y, co
     for (unsigned q = q_lo; q <= q_hi; ++q) {
       const unsigned long long o = (nc * d.P + p) * d.Q + q;
       const float m = y[o];
+      if (pool_grad(d, m, 1.f) == 0.f) continue;  // fused ReLU, y = 0: nothing passes
       const Window win = window_of(d, p, q);
       // first real (r, s) in row-major order with x == m
       unsigned fr = win.r_hi, fs = 0;
@@ -222,8 +238,8 @@ __device__ __forceinline__ void fwd_2x2(const float* __restrict__ x, float* __re
         float out[V / 2];
 #pragma unroll
         for (int w = 0; w < V / 2; ++w)
-          out[w] = fmaxf(fmaxf(elem<V>(a[k], 2 * w), elem<V>(a[k], 2 * w + 1)),
-                         fmaxf(elem<V>(b[k], 2 * w), elem<V>(b[k], 2 * w + 1)));
+          out[w] = pool_out(d, fmaxf(fmaxf(elem<V>(a[k], 2 * w), elem<V>(a[k], 2 * w + 1)),
+                                     fmaxf(elem<V>(b[k], 2 * w), elem<V>(b[k], 2 * w + 1))));
         *reinterpret_cast<Half*>(y + yo[k]) = make_half(out);
       }
     }
@@ -276,7 +292,7 @@ __device__ __forceinline__ void bwd_2x2(const float* __restrict__ x, const float
       if (pooled[k]) {
 #pragma unroll
         for (int w = 0; w < V / 2; ++w) {
-          const float mw = half_elem<V>(m[k], w), gw = half_elem<V>(g[k], w);
+          const float mw = half_elem<V>(m[k], w), gw = pool_grad(d, mw, half_elem<V>(g[k], w));
           if (elem<V>(a[k], 2 * w) == mw) top[2 * w] = gw;
           else if (elem<V>(a[k], 2 * w + 1) == mw) top[2 * w + 1] = gw;
           else if (elem<V>(b[k], 2 * w) == mw) bot[2 * w] = gw;
@@ -339,7 +355,7 @@ extern "C" __global__ void maxpool_bwd_2x2_cell(const float* __restrict__ x, con
     float g0 = 0.f, g1 = 0.f, g2 = 0.f, g3 = 0.f;  // (h, w), (h, w+1), (h+1, w), (h+1, w+1)
     if (ch < d.P && cw < d.Q) {  // a full window: h + 1 < H and w + 1 < W
       const unsigned long long o = (nc * d.P + ch) * d.Q + cw;
-      const float m = y[o], gy = dy[o];
+      const float m = y[o], gy = pool_grad(d, m, dy[o]);
       if (x[o0] == m) g0 = gy;  // the first maximum in row-major order (the generic body's scan, unrolled)
       else if (x[o0 + 1] == m) g1 = gy;
       else if (x[o0 + d.W] == m) g2 = gy;
@@ -370,6 +386,6 @@ extern "C" __global__ void maxpool_fwd_2x2_cell(const float* __restrict__ x, flo
     float m = xr[0];
     m = v1 > m ? v1 : m;
     m = v2 > m ? v2 : m;
-    y[i] = v3 > m ? v3 : m;
+    y[i] = pool_out(d, v3 > m ? v3 : m);
   }
 }

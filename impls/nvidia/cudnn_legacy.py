@@ -7,6 +7,9 @@ handle per device, its stream set to CuPy's current stream before every call; de
 - maxpool2d fwd/bwd: cudnnPoolingForward/Backward, CUDNN_POOLING_MAX, window, padding and stride per axis
   (cudnnSetPooling2dDescriptor); the padding is left out of the windows, as the spec's −inf. The backward pass
   finds each window's maximum again from x and y, as the op's bwd pass expects.
+- maxpool2d_relu fwd/bwd: cuDNN has no fused pooling + activation, so its entry is the cheapest composition of its
+  calls: fwd pools then applies ReLU in place on the pooled y (cudnnActivationForward; ReLU commutes with max);
+  bwd masks dy by y > 0 (cudnnActivationBackward on the pooled side, into a scratch buffer) and pools it back.
 - relu, sigmoid fwd/bwd: cudnnActivationForward/Backward. The backward call also takes the forward input x, which
   these passes do not have (they read y): for ReLU y itself is passed as x (relu(y) = y and y > 0 exactly where
   x > 0); sigmoid's gradient is computed from y alone (dy·y·(1 − y)), so y is passed there too and the checker
@@ -93,6 +96,26 @@ def maxpool2d_bwd(s: Pool2dShape, x, y, dy, *, dx):
     """cudnnPoolingBackward, CUDNN_POOLING_MAX (dy to each window's maximum, overlaps summed)."""
     cl.library().pooling_backward(_handle(), _pool_desc(s), _tensor(s.N, s.C, s.P, s.Q), y.data.ptr,
                                   dy.data.ptr, _tensor(s.N, s.C, s.H, s.W), x.data.ptr, dx.data.ptr)
+
+
+@reg("maxpool2d_relu", "fwd")
+def maxpool2d_relu_fwd(s: Pool2dShape, x, *, y):
+    """cudnnPoolingForward, then cudnnActivationForward (ReLU) in place on y: two calls, cuDNN has no fused one."""
+    maxpool2d_fwd(s, x, y=y)
+    pooled = _tensor(s.N, s.C, s.P, s.Q)
+    cl.library().activation_forward(_handle(), _activation(cl.CUDNN_ACTIVATION_RELU), pooled, y.data.ptr, y.data.ptr)
+
+
+@reg("maxpool2d_relu", "bwd")
+def maxpool2d_relu_bwd(s: Pool2dShape, x, y, dy, *, dx):
+    """cudnnActivationBackward (ReLU: dy·[y > 0], pooled side, scratch buffer), then cudnnPoolingBackward."""
+    import cupy
+
+    masked = cupy.empty_like(dy)
+    pooled = _tensor(s.N, s.C, s.P, s.Q)
+    cl.library().activation_backward(_handle(), _activation(cl.CUDNN_ACTIVATION_RELU), pooled, y.data.ptr,
+                                     dy.data.ptr, y.data.ptr, masked.data.ptr)
+    maxpool2d_bwd(s, x, y, masked, dx=dx)
 
 
 # ---------------------------------------------------------------- activations

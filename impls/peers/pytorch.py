@@ -184,6 +184,19 @@ def maxpool2d_bwd(s, x, y, dy, *, dx):
                                                                grad_input=dx)
 
 
+def maxpool2d_relu_fwd(s, x, *, y):
+    """max_pool2d into y, then relu_ in place on the pooled side (= max_pool2d(relu(x)), a quarter of the work)."""
+    maxpool2d_fwd(s, x, y=y)
+    y.relu_()
+
+
+def maxpool2d_relu_bwd(s, x, y, dy, *, dx):
+    """max_pool2d's backward (maxpool2d_bwd above) of dy masked by y > 0 (threshold_backward on the pooled side)."""
+    import torch
+
+    maxpool2d_bwd(s, x, y, torch.ops.aten.threshold_backward(dy, y, 0), dx=dx)
+
+
 def relu_fwd(s, x, *, y):
     """torch.clamp_min(x, 0) into y."""
     import torch
@@ -236,6 +249,18 @@ def softmax_xent_bwd(s, logits, labels, *, dlogits):
     dlogits.copy_(_grad_of(lambda z: F.cross_entropy(z, target), logits))
 
 
+def softmax_xent_fused(s, logits, labels, *, loss, dlogits):
+    """cross_entropy and its autograd gradient from one forward graph, copied into loss and dlogits."""
+    import torch
+    import torch.nn.functional as F
+
+    leaf = logits.detach().requires_grad_(True)
+    value = F.cross_entropy(leaf, labels.long())
+    (g,) = torch.autograd.grad(value, leaf)
+    loss.copy_(value.detach())
+    dlogits.copy_(g)
+
+
 def sigmoid_bce_fwd(s, logits, targets, *, loss):
     """torch.nn.functional.binary_cross_entropy_with_logits (mean), copied into loss."""
     import torch.nn.functional as F
@@ -257,12 +282,15 @@ def sgd_update(s, dw, *, w):
 
 PRECISION_SENSITIVE = {("gemm", "fwd"): gemm_fwd, ("gemm", "bwd"): gemm_bwd, ("conv2d", "fprop"): conv2d_fprop,
                        ("conv2d", "dgrad"): conv2d_dgrad, ("conv2d", "wgrad"): conv2d_wgrad}
-OTHERS = {("maxpool2d", "fwd"): maxpool2d_fwd, ("maxpool2d", "bwd"): maxpool2d_bwd, ("relu", "fwd"): relu_fwd,
+OTHERS = {("maxpool2d", "fwd"): maxpool2d_fwd, ("maxpool2d", "bwd"): maxpool2d_bwd,
+          ("maxpool2d_relu", "fwd"): maxpool2d_relu_fwd, ("maxpool2d_relu", "bwd"): maxpool2d_relu_bwd,
+          ("relu", "fwd"): relu_fwd,
           ("relu", "bwd"): relu_bwd, ("sigmoid", "fwd"): sigmoid_fwd, ("sigmoid", "bwd"): sigmoid_bwd,
           ("softmax_xent", "fwd"): softmax_xent_fwd, ("softmax_xent", "bwd"): softmax_xent_bwd,
+          ("softmax_xent", "fused"): softmax_xent_fused,
           ("sigmoid_bce", "fwd"): sigmoid_bce_fwd, ("sigmoid_bce", "bwd"): sigmoid_bce_bwd,
           ("sgd", "update"): sgd_update}
-SUPPORTS = {("maxpool2d", "fwd"): maxpool2d_supports, ("maxpool2d", "bwd"): maxpool2d_supports}  # shape limits
+SUPPORTS = {(op, p): maxpool2d_supports for op in ("maxpool2d", "maxpool2d_relu") for p in ("fwd", "bwd")}  # limits
 
 
 def _register_all() -> None:

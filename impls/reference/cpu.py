@@ -10,6 +10,8 @@
 - gemm: one BLAS call per product, bias and ReLU applied in place on the output (no temporaries).
 - maxpool2d, activations, losses, sgd: vectorised NumPy with `out=` buffers, one pass per R·S window tap (maxpool2d:
   each tap clipped to the image, so padding, −inf, is never read or written).
+- maxpool2d_relu: maxpool2d's passes with the ReLU moved to the pooled side (a max of the window maxima, a mask of
+  dy).
 """
 
 from __future__ import annotations
@@ -151,6 +153,19 @@ def maxpool2d_bwd(s: Pool2dShape, x, y, dy, *, dx):
         taken[yo] |= hit
 
 
+@reg("maxpool2d_relu", "fwd")
+def maxpool2d_relu_fwd(s: Pool2dShape, x, *, y):
+    """Pool first, then ReLU on the window maxima in place (maxpool(ReLU(x)) = ReLU(maxpool(x))): no full-size copy."""
+    maxpool2d_fwd(s, x, y=y)
+    np.maximum(y, 0, out=y)
+
+
+@reg("maxpool2d_relu", "bwd")
+def maxpool2d_relu_bwd(s: Pool2dShape, x, y, dy, *, dx):
+    """maxpool2d's backward pass of dy·[y > 0] (the ReLU's mask on the pooled side, a quarter of the elements)."""
+    maxpool2d_bwd(s, x, y, dy * (y > 0), dx=dx)
+
+
 # ---------------------------------------------------------------- activations
 @reg("relu", "fwd")
 def relu_fwd(s, x, *, y):
@@ -202,6 +217,19 @@ def softmax_xent_bwd(s, logits, labels, *, dlogits):
     np.subtract(z, lse, out=dlogits)
     np.exp(dlogits, out=dlogits)
     dlogits[np.arange(s.N), labels] -= 1
+    dlogits /= s.N
+
+
+@reg("softmax_xent", "fused")
+def softmax_xent_fused(s, logits, labels, *, loss, dlogits):
+    """The loss and (softmax(z) − onehot)/N from one shifted exponential sum: log p in dlogits, the loss gathered
+    from it, then exp in place."""
+    z, lse = _shifted_exp_sum(logits)
+    np.subtract(z, lse, out=dlogits)
+    rows = np.arange(s.N)
+    loss[...] = -np.mean(dlogits[rows, labels])
+    np.exp(dlogits, out=dlogits)
+    dlogits[rows, labels] -= 1
     dlogits /= s.N
 
 

@@ -147,6 +147,20 @@ def maxpool2d_bwd(s: Pool2dShape, x, y, dy, *, dx):
     dx[...] = _unpad(dxp, s)
 
 
+@reg("maxpool2d_relu", "fwd")
+def maxpool2d_relu_fwd(s: Pool2dShape, x, *, y):
+    """y = maxpool(ReLU(x)): the composition of the two ops, as written (ReLU first)."""
+    maxpool2d_fwd(s, array_module(x).maximum(x, 0), y=y)
+
+
+@reg("maxpool2d_relu", "bwd")
+def maxpool2d_relu_bwd(s: Pool2dShape, x, y, dy, *, dx):
+    """dx = relu_bwd(ReLU(x), maxpool2d_bwd(ReLU(x), y, dy)): the chain rule through both ops, as written."""
+    r = array_module(x).maximum(x, 0)
+    maxpool2d_bwd(s, r, y, dy, dx=dx)
+    relu_bwd(s, r, dx.copy(), dx=dx)
+
+
 # ---------------------------------------------------------------- activations
 @reg("relu", "fwd")
 def relu_fwd(s, x, *, y):
@@ -193,6 +207,13 @@ def softmax_xent_bwd(s, logits, labels, *, dlogits):
     g = xp.exp(_log_softmax(logits))
     g[xp.arange(s.N), labels] -= 1
     dlogits[...] = g / s.N
+
+
+@reg("softmax_xent", "fused")
+def softmax_xent_fused(s, logits, labels, *, loss, dlogits):
+    """The loss and its gradient: the fwd and bwd passes above, one after the other."""
+    softmax_xent_fwd(s, logits, labels, loss=loss)
+    softmax_xent_bwd(s, logits, labels, dlogits=dlogits)
 
 
 @reg("sigmoid_bce", "fwd")
