@@ -41,7 +41,7 @@ PEERS = dict(zip(peer.KINDS, [(peer.NAME, peer_step), (peer.GRAPH_NAME, peer.pee
                               (peer.COMPILE_NAME, peer.peer_compile_step)], strict=True))  # kind -> (backend, maker)
 MIN_STEPS = 10  # timed steps before the spread may stop timing (harness.measure.timing's min_reps)
 TARGET_REL_IQR = 0.05  # stop once IQR / median is this small (harness.measure.timing's stopping rule)
-COLUMNS = ["device", "model", "backend", "graph", "run", "status", "reason", "batch", "steps", "ms_per_step",
+COLUMNS = ["device", "model", "backend", "graph", "fuse", "run", "status", "reason", "batch", "steps", "ms_per_step",
            "iqr_ms", "rel_iqr", "repeat_ratio",
            "images_per_s", "speedup_vs_oracle", "speedup_vs_vendor", "test_acc", "implementations", "family"]
 
@@ -56,6 +56,7 @@ class BenchConfig:
     batch: int = 32  # the batch of the rows being timed (run_bench sets it from `batches`)
     batches: list[int] = field(default_factory=lambda: [32])
     graphs: list[str] = field(default_factory=lambda: ["on"])
+    fuse: str = "on"  # fused layers for every backend (nets.fusion); the peers run the plain model
     repeat: int = 1
     max_s: float = 30.0
     seed: int = 0
@@ -102,8 +103,9 @@ def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig, graph: s
     reason in the `graph` column and is timed eagerly; CPU backends are timed once, eagerly, under "off"."""
     from nets.graph import GraphTrainer, make_trainer
 
-    row = {"model": spec.name, "backend": backend_name, "batch": cfg.batch, "graph": graph}
-    layers, loss = spec.layers(10), spec.loss_layer()
+    row = {"model": spec.name, "backend": backend_name, "batch": cfg.batch, "graph": graph, "fuse": cfg.fuse}
+    fuse = cfg.fuse == "on"
+    layers, loss = spec.layers(10, fuse=fuse), spec.loss_layer(fuse)
     try:
         backend = resolve(backend_name, ops_of(layers, loss), cfg.impl)
     except UsageError as exc:
@@ -191,7 +193,7 @@ def accuracy(spec: ModelSpec, backend: str, cfg: BenchConfig, run_dir: Path, gra
     accuracy is the captured path's), or the one-line reason it failed."""
     try:
         result = train(TrainConfig(model=spec.name, backend=backend, impl=cfg.impl, epochs=cfg.accuracy_epochs,
-                                   seed=cfg.seed, graph=graph,
+                                   seed=cfg.seed, graph=graph, fuse=cfg.fuse,
                                    out=str(run_dir / f"train-{spec.name}-{backend}-graph-{graph}"),
                                    progress=False), printer=lambda *a: None)
     except Exception as exc:

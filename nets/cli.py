@@ -63,7 +63,7 @@ def cmd_train(args) -> int:
         hidden=_ints(args.hidden, "--hidden") if args.hidden else None, data_dir=args.data_dir, resize=args.resize,
         train_size=args.train_size, test_size=args.test_size, synthetic_shape=shape,
         synthetic_count=args.synthetic_count, out=args.out, save=args.save, resume=args.resume,
-        progress=not args.no_progress, graph=args.graph,
+        progress=not args.no_progress, graph=args.graph, fuse=args.fuse,
     )
     if args.gpus is None and args.launcher != "mpi":
         train(cfg)
@@ -112,7 +112,7 @@ def cmd_train_bench(args) -> int:
     cfg = BenchConfig(models=models, backends=backends,
                       impl=parse_overrides(args.use), steps=args.steps, warmup=args.warmup, batches=batches,
                       graphs=[g.strip() for g in args.graph.split(",")], repeat=args.repeat,
-                      max_s=args.max_seconds, seed=args.seed, peers=peers,
+                      max_s=args.max_seconds, seed=args.seed, peers=peers, fuse=args.fuse,
                       accuracy_epochs=args.accuracy_epochs)
     run_dir = new_run_dir(args.out, "train-bench")
     run_bench(cfg, run_dir)
@@ -159,6 +159,12 @@ def _use_option(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--impl", dest="use", action=_OldImplFlag, help=argparse.SUPPRESS)
 
 
+def _fuse_option(p: argparse.ArgumentParser, more: str = "") -> None:
+    p.add_argument("--fuse", choices=("on", "off"), default="on",
+                   help="fused layers: ReLU + max pool as one maxpool2d_relu op, dense + ReLU as one gemm with a ReLU "
+                        f"epilogue (default on; the same function and parameters, fewer kernels){more}")
+
+
 def add_commands(subparsers) -> None:
     """Add `train` and `train-bench` to harness/cli.py's subparsers."""
     from harness.cli import add_plugin_option
@@ -189,6 +195,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--graph", choices=("on", "off"), default="on",
                    help="capture each training step into a CUDA graph and replay it (default on; CPU backends and "
                         "GPU backends that cannot be captured train eagerly, the latter with the reason)")
+    _fuse_option(p)
     p.add_argument("--gpus", type=at_least(1), help="data-parallel training on this many GPUs of this machine, one "
                                            "process each, gradients summed with NCCL")
     p.add_argument("--overlap", choices=("on", "off"), default="on",
@@ -215,6 +222,7 @@ def add_commands(subparsers) -> None:
                    help="stop timing a row after this long, once the minimum steps are timed (default 30)")
     p.add_argument("--graph", default="on", help="on, off or on,off: GPU backends with and/or without CUDA-graph "
                                                  "capture (default on; a backend that cannot capture says why)")
+    _fuse_option(p, " (the PyTorch peers always run the plain model)")
     p.add_argument("--repeat", type=at_least(1), default=1,
                    help="time every row this many times (repeatability: the table shows each median's ratio to "
                         "the first)")

@@ -8,6 +8,10 @@ writes the parameter gradients into each Param's `grad` buffer and returns dL/d(
 
 The chain rule is the thesis's (seed 003): dense §2.5.2/§3.1.2, activations §2.5.3, losses §2.5.5/§3.1.1,
 convolution §2.6.1, max pooling §2.6.2, flattening §2.6.3.
+
+Fused layers (made by nets.fusion from the plain ones, same parameters and same function): Dense(relu=True), the
+dense layer with its ReLU as the gemm's epilogue, and ReLUMaxPool2d, a ReLU and the max pool after it as one
+maxpool2d_relu op.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class Layer:
         self.in_shape: tuple[int, ...] = ()
         self.out_shape: tuple[int, ...] = ()
         self._by_batch: dict[int, dict] = {}
+        self.position: int | None = None  # index in the unfused layer list (nets.fusion), which names the params
 
     def build(self, backend: Backend, in_shape: tuple[int, ...], prefix: str) -> tuple[int, ...]:
         """Bind to `backend`, create the parameters for `in_shape`, return the per-sample output shape."""
@@ -68,14 +73,18 @@ class Layer:
         implementations' limits."""
         if n not in self._by_batch:
             setup = self._at_batch(n)
-            for op in self.ops:
-                for pass_ in PASSES[op]:
-                    self.backend.check_shape(op, pass_, setup["shape"])
+            self.check_shapes(setup)
             self._by_batch[n] = setup
         return self._by_batch[n]
 
     def _at_batch(self, n: int) -> dict:
         return {}
+
+    def check_shapes(self, setup: dict) -> None:
+        """Refuse, before training, a batch shape that one of the layer's implementations cannot run."""
+        for op in self.ops:
+            for pass_ in PASSES[op]:
+                self.backend.check_shape(op, pass_, setup["shape"])
 
     def _empty(self, *shape: int):
         return self.backend.xp.empty(shape, dtype=self.backend.dtype)
@@ -91,13 +100,14 @@ class Layer:
 
 
 class Dense(Layer):
-    """y = x·W + b (gemm fwd); backward dX = dY·Wᵀ, dW = Xᵀ·dY, db = Σ dY (gemm bwd). W is in×out."""
+    """y = x·W + b (gemm fwd); backward dX = dY·Wᵀ, dW = Xᵀ·dY, db = Σ dY (gemm bwd). W is in×out.
+    With relu=True, y = ReLU(x·W + b) in the gemm's epilogue, and the backward pass first masks dY by y > 0 (relu
+    bwd): one launch fewer per step than Dense + ReLU, the same function."""
 
-    ops = ("gemm",)
-
-    def __init__(self, units: int):
+    def __init__(self, units: int, relu: bool = False):
         super().__init__()
-        self.units = units
+        self.units, self.relu = units, relu
+        self.ops = ("gemm", "relu") if relu else ("gemm",)
 
     def output_shape(self, in_shape):
         return (self.units,)
@@ -108,18 +118,32 @@ class Dense(Layer):
 
     def _at_batch(self, n):
         (k,) = self.in_shape
-        return {"shape": GemmShape(M=n, N=self.units, K=k, bias=True), "y": self._empty(n, self.units),
-                "dx": self._empty(n, k)}
+        setup = {"shape": GemmShape(M=n, N=self.units, K=k, bias=True, relu=self.relu),
+                 "y": self._empty(n, self.units), "dx": self._empty(n, k)}
+        if self.relu:  # the relu op sees the output as an N×units×1×1 tensor
+            setup |= {"relu": TensorShape(n, self.units), "dz": self._empty(n, self.units, 1, 1)}
+        return setup
+
+    def check_shapes(self, setup: dict) -> None:
+        for pass_ in PASSES["gemm"]:
+            self.backend.check_shape("gemm", pass_, setup["shape"])
+        if self.relu:
+            self.backend.check_shape("relu", "bwd", setup["relu"])
 
     def forward(self, x):
         p = self.at_batch(x.shape[0])
         w, b = (q.value for q in self.params)
         self.x = x
-        return self.backend.call("gemm", "fwd", p["shape"], {"x": x, "w": w, "b": b}, {"y": p["y"]})["y"]
+        self.y = self.backend.call("gemm", "fwd", p["shape"], {"x": x, "w": w, "b": b}, {"y": p["y"]})["y"]
+        return self.y
 
     def backward(self, dy, need_dx=True):
         p = self.at_batch(dy.shape[0])
         w, b = self.params
+        if self.relu:
+            dy = self.backend.call("relu", "bwd", p["relu"], {"y": self.y.reshape(p["dz"].shape),
+                                                              "dy": dy.reshape(p["dz"].shape)},
+                                   {"dx": p["dz"]})["dx"].reshape(dy.shape)
         self.backend.call("gemm", "bwd", p["shape"], {"x": self.x, "w": w.value, "dy": dy},
                           {"dx": p["dx"], "dw": w.grad, "db": b.grad})
         return p["dx"]
@@ -167,7 +191,7 @@ class Conv2d(Layer):
 class MaxPool2d(Layer):
     """Max pooling (maxpool2d fwd); backward routes dY to each window's first maximum (maxpool2d bwd)."""
 
-    ops = ("maxpool2d",)
+    ops: tuple[str, ...] = ("maxpool2d",)
 
     def __init__(self, size: int = 2, stride: int = 2):
         super().__init__()
@@ -187,13 +211,21 @@ class MaxPool2d(Layer):
     def forward(self, x):
         p = self.at_batch(x.shape[0])
         self.x = x
-        self.y = self.backend.call("maxpool2d", "fwd", p["shape"], {"x": x}, {"y": p["y"]})["y"]
+        self.y = self.backend.call(self.ops[0], "fwd", p["shape"], {"x": x}, {"y": p["y"]})["y"]
         return self.y
 
     def backward(self, dy, need_dx=True):
         p = self.at_batch(dy.shape[0])
-        return self.backend.call("maxpool2d", "bwd", p["shape"], {"x": self.x, "y": self.y, "dy": dy},
+        return self.backend.call(self.ops[0], "bwd", p["shape"], {"x": self.x, "y": self.y, "dy": dy},
                                  {"dx": p["dx"]})["dx"]
+
+
+class ReLUMaxPool2d(MaxPool2d):
+    """ReLU then max pooling as one op (maxpool2d_relu): y = maxpool(ReLU(x)); backward dY·[y > 0] to each
+    window's first maximum. The full-size ReLU output is neither written nor read again (harness/ops/
+    maxpool2d_relu.py)."""
+
+    ops = ("maxpool2d_relu",)
 
 
 class _Activation(Layer):
@@ -256,9 +288,15 @@ class Loss(Layer):
 
 
 class SoftmaxCrossEntropy(Loss):
-    """Mean softmax cross-entropy against integer labels; gradient (softmax − onehot)/N (seed 003, §3.1.1)."""
+    """Mean softmax cross-entropy against integer labels; gradient (softmax − onehot)/N (seed 003, §3.1.1).
+    With fused=True the forward call is the op's `fused` pass, which also writes the gradient, and the backward
+    call only returns it: one read of the logits per step instead of two."""
 
     ops = ("softmax_xent",)
+
+    def __init__(self, fused: bool = False):
+        super().__init__()
+        self.fused = fused
 
     def _at_batch(self, n):
         (k,) = self.in_shape
@@ -267,9 +305,16 @@ class SoftmaxCrossEntropy(Loss):
     def forward_loss(self, logits, labels):
         p = self.at_batch(logits.shape[0])
         self.inputs = {"logits": logits, "labels": labels}
+        if self.fused:
+            out = self.backend.call("softmax_xent", "fused", p["shape"], self.inputs,
+                                    {"loss": p["loss"], "dlogits": p["dlogits"]})
+            self.dlogits = out["dlogits"]
+            return out["loss"]
         return self.backend.call("softmax_xent", "fwd", p["shape"], self.inputs, {"loss": p["loss"]})["loss"]
 
     def backward_loss(self):
+        if self.fused:
+            return self.dlogits
         p = self.at_batch(self.inputs["logits"].shape[0])
         return self.backend.call("softmax_xent", "bwd", p["shape"], self.inputs, {"dlogits": p["dlogits"]})["dlogits"]
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from harness import workloads
 from harness.errors import choices_error
+from nets import fusion
 from nets.layers import Conv2d, Dense, Flatten, Layer, Loss, MaxPool2d, ReLU, SigmoidBCE, SoftmaxCrossEntropy
 
 
@@ -51,11 +52,14 @@ class ModelSpec:
     lr: float
     batch: int = 32
 
-    def layers(self, classes: int, hidden: tuple[int, ...] | None = None) -> list[Layer]:
-        return self.build(tuple(hidden) if hidden else self.hidden, classes)
+    def layers(self, classes: int, hidden: tuple[int, ...] | None = None, fuse: bool = False) -> list[Layer]:
+        """The model's layers; with `fuse`, ReLU + max pool and dense + ReLU as fused layers (nets.fusion)."""
+        layers = self.build(tuple(hidden) if hidden else self.hidden, classes)
+        return fusion.fuse(layers) if fuse else layers
 
-    def loss_layer(self) -> Loss:
-        return SoftmaxCrossEntropy() if self.loss == "softmax" else SigmoidBCE()
+    def loss_layer(self, fuse: bool = False) -> Loss:
+        """The loss layer; with `fuse`, softmax cross-entropy computes its gradient in the same call as the loss."""
+        return SoftmaxCrossEntropy(fused=fuse) if self.loss == "softmax" else SigmoidBCE()
 
 
 def _mlp(hidden: tuple[int, ...], classes: int) -> list[Layer]:

@@ -52,7 +52,8 @@ class Network:
         self.in_shape = tuple(in_shape)
         shape = self.in_shape
         for i, layer in enumerate(layers):
-            shape = layer.build(backend, shape, f"{i}.{type(layer).__name__.lower()}")
+            position = i if layer.position is None else layer.position  # fused layers keep their unfused names
+            shape = layer.build(backend, shape, f"{position}.{type(layer).__name__.lower()}")
         loss.build(backend, shape, "loss")
         self.params: list[Param] = [p for layer in layers for p in layer.params]
         self.flat_values, self.flat_grads = flatten(self.params, backend.xp, backend.dtype)

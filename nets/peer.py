@@ -79,15 +79,20 @@ def to_torch(net: Network):
     a dense layer's W transposed."""
     import torch
 
-    from nets.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sigmoid
+    from nets.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, ReLUMaxPool2d, Sigmoid
 
     mods = []
     for layer in net.layers:
+        if isinstance(layer, ReLUMaxPool2d):  # a fused layer (nets.fusion) is its two torch modules
+            mods.append(torch.nn.ReLU())
         if isinstance(layer, Dense):
             m = torch.nn.Linear(layer.in_shape[0], layer.units)
             w, b = layer.params
             m.weight.data = torch.from_numpy(np.ascontiguousarray(w.value.T))
             m.bias.data = torch.from_numpy(b.value.copy())
+            if layer.relu:
+                mods.append(m)
+                m = torch.nn.ReLU()
         elif isinstance(layer, Conv2d):
             m = torch.nn.Conv2d(layer.in_shape[0], layer.filters, layer.kernel, layer.stride, layer.pad)
             w, b = layer.params

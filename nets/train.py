@@ -61,6 +61,7 @@ class TrainConfig:
     resume: str | None = None
     progress: bool = True
     graph: str = "on"  # capture each step into a CUDA graph where the backend can (nets.graph)
+    fuse: str = "on"  # fused layers (nets.fusion): ReLU + max pool, dense + ReLU
 
 
 DEFAULTS = {"model": "mlp1", "dataset": "digits", "backend": "numpy_opt", "seed": 0, "resize": "bilinear",
@@ -125,7 +126,8 @@ def prepare_data(cfg: TrainConfig, spec: ModelSpec) -> Dataset:
 
 
 def build(cfg: TrainConfig, spec: ModelSpec, classes: int, image_shape) -> tuple[Network, SGD]:
-    layers, loss = spec.layers(classes, cfg.hidden), spec.loss_layer()
+    fuse = cfg.fuse == "on"
+    layers, loss = spec.layers(classes, cfg.hidden, fuse=fuse), spec.loss_layer(fuse)
     backend = resolve(cfg.backend, ops_of(layers, loss), cfg.impl)
     net = Network(layers, loss, backend, image_shape)
     net.init(cfg.seed)

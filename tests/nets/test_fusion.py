@@ -1,0 +1,81 @@
+"""Layer fusion (nets.fusion): the rewrite rules, stable parameter names, and the same training on the CPU with
+fusion on and off (the GPU kernels' side: tests/nets/test_graph_gpu.py and test_gpu_training.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nets.fusion import fuse
+from nets.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, ReLUMaxPool2d, SigmoidBCE, SoftmaxCrossEntropy
+from nets.models import get_model
+from nets.train import TrainConfig, train
+
+
+def test_rules_fuse_relu_pool_and_dense_relu_only():
+    layers = [Conv2d(4), ReLU(), MaxPool2d(2, 2), Flatten(), Dense(8), ReLU(), Dense(3)]
+    out = fuse(layers)
+    assert [type(x) for x in out] == [Conv2d, ReLUMaxPool2d, Flatten, Dense, Dense]
+    assert [x.position for x in out] == [0, 1, 3, 4, 6]
+    assert out[3].relu and out[3].ops == ("gemm", "relu") and not out[4].relu
+    assert (out[1].size, out[1].stride) == (2, 2)
+    alone = [ReLU(), Flatten(), Dense(2)]  # a ReLU followed by no pool stays as it is
+    assert [type(x) for x in fuse(alone)] == [ReLU, Flatten, Dense]
+    assert get_model("thesis-1").loss_layer(fuse=True).fused
+    assert not get_model("thesis-1").loss_layer().fused
+    assert type(get_model("mlp1-bce").loss_layer(fuse=True)) is SigmoidBCE  # BCE has no fused pass
+
+
+def _run(tmp_path, fuse: str, backend: str, model: str = "thesis-0", seed: int = 0):
+    return train(TrainConfig(model=model, backend=backend, seed=seed, epochs=2, train_size=256, test_size=64,
+                             progress=False, fuse=fuse, out=str(tmp_path / f"{model}-{backend}-{fuse}-{seed}")),
+                 printer=lambda *a: None)
+
+
+@pytest.mark.parametrize("backend", ["numpy_ref", "numpy_opt"])
+@pytest.mark.parametrize("model", ["thesis-0", "mlp2"])
+def test_fused_network_trains_like_the_plain_one(tmp_path, backend, model, curve_tolerance):
+    """Same parameter names, same weights after training within the derived curve bound (pooling first and ReLU
+    after is exact; the fused loss and the gemm epilogue round as the unfused calls do)."""
+    plain, fused = _run(tmp_path, "off", backend, model), _run(tmp_path, "on", backend, model)
+    assert any(isinstance(x, ReLUMaxPool2d) or getattr(x, "relu", False) for x in fused.net.layers)
+    assert not any(isinstance(x, ReLU) for x in fused.net.layers)
+    assert isinstance(fused.net.loss, SoftmaxCrossEntropy) and fused.net.loss.fused
+    assert plain.net.state().keys() == fused.net.state().keys()
+    a = np.array([h["loss"] for h in plain.history])
+    b = np.array([h["loss"] for h in fused.history])
+    bound = np.array([h["steps"] for h in plain.history]) * curve_tolerance(plain)
+    assert np.all(np.abs(a - b) / a <= bound), (a, b, bound)
+    other = np.array([h["loss"] for h in _run(tmp_path, "on", backend, model, seed=1).history])
+    assert np.any(np.abs(other - a) / a > bound)  # the bound tells different trainings apart
+
+
+def test_checkpoint_of_a_fused_run_loads_into_a_plain_network(tmp_path):
+    fused = _run(tmp_path, "on", "numpy_opt")
+    spec = get_model("thesis-0")
+    from nets.backend import resolve
+    from nets.network import Network, ops_of
+
+    layers, loss = spec.layers(10), spec.loss_layer()
+    net = Network(layers, loss, resolve("numpy_opt", ops_of(layers, loss)), fused.net.in_shape)
+    net.load_state(fused.net.state(), "fused run")
+    for name, value in fused.net.state().items():
+        np.testing.assert_array_equal(net.state()[name], value)
+
+
+def test_torch_equivalent_of_a_fused_network_has_the_plain_modules():
+    torch = pytest.importorskip("torch")
+    from nets.backend import resolve
+    from nets.network import Network, ops_of
+    from nets.peer import to_torch
+
+    spec = get_model("thesis-0")
+    nets = []
+    for fuse_on in (False, True):
+        layers, loss = spec.layers(10, fuse=fuse_on), spec.loss_layer(fuse_on)
+        net = Network(layers, loss, resolve("numpy_ref", ops_of(layers, loss)), spec.input_shape)
+        net.init(0)
+        nets.append(to_torch(net))
+    assert [type(m) for m in nets[0]] == [type(m) for m in nets[1]]
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, *spec.input_shape)))
+    torch.testing.assert_close(nets[0](x), nets[1](x), rtol=0, atol=0)
