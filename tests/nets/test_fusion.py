@@ -10,6 +10,7 @@ from nets.fusion import fuse
 from nets.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, ReLUMaxPool2d, SigmoidBCE, SoftmaxCrossEntropy
 from nets.models import get_model
 from nets.train import TrainConfig, train
+from tests.nets.curves import assert_same_curve
 
 
 def test_rules_fuse_relu_pool_and_dense_relu_only():
@@ -42,12 +43,9 @@ def test_fused_network_trains_like_the_plain_one(tmp_path, backend, model, curve
     assert not any(isinstance(x, ReLU) for x in fused.net.layers)
     assert isinstance(fused.net.loss, SoftmaxCrossEntropy) and fused.net.loss.fused
     assert plain.net.state().keys() == fused.net.state().keys()
-    a = np.array([h["loss"] for h in plain.history])
-    b = np.array([h["loss"] for h in fused.history])
-    bound = np.array([h["steps"] for h in plain.history]) * curve_tolerance(plain)
-    assert np.all(np.abs(a - b) / a <= bound), (a, b, bound)
-    other = np.array([h["loss"] for h in _run(tmp_path, "on", backend, model, seed=1).history])
-    assert np.any(np.abs(other - a) / a > bound)  # the bound tells different trainings apart
+    assert_same_curve(plain, fused, curve_tolerance, test_size=64)
+    with pytest.raises(AssertionError):  # the bound tells different trainings apart
+        assert_same_curve(plain, _run(tmp_path, "on", backend, model, seed=1), curve_tolerance, test_size=64)
 
 
 def test_checkpoint_of_a_fused_run_loads_into_a_plain_network(tmp_path):

@@ -4,12 +4,12 @@ data on the device, and cudnn's missing ops fall back to the documented GPU defa
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from harness.registry import all_impls
 from nets.backend import resolve
 from nets.train import TrainConfig, train
+from tests.nets.curves import assert_same_curve
 
 pytestmark = pytest.mark.gpu
 
@@ -50,12 +50,7 @@ def test_gpu_backend_trains_like_numpy_ref(model, backend, tmp_path, curve_toler
     _needs(backend)
     ref, gpu = run(model, "numpy_ref", tmp_path), run(model, backend, tmp_path)
     assert gpu.backend.device == "gpu" and type(gpu.net.params[0].value).__module__.startswith("cupy")
-    loss_ref = np.array([h["loss"] for h in ref.history])
-    loss_gpu = np.array([h["loss"] for h in gpu.history])
-    bound = np.array([h["steps"] for h in ref.history]) * curve_tolerance(ref)
-    assert np.all(np.abs(loss_gpu - loss_ref) / loss_ref <= bound), (loss_ref, loss_gpu, bound)
-    for a, b in zip(ref.history, gpu.history, strict=True):
-        assert abs(a["test_acc"] - b["test_acc"]) * SETTINGS["test_size"] <= 2
+    assert_same_curve(ref, gpu, curve_tolerance, SETTINGS["test_size"])
 
 
 def test_cudnn_falls_back_for_the_ops_it_lacks():

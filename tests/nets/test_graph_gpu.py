@@ -1,6 +1,7 @@
 """On the GPU: a CUDA-graph-captured training run (nets.graph) follows the eager run's loss curve within the
 bound the equivalence tests use (S steps x tolerance("fp32", L_max) relative, per epoch), for every GPU backend
-that can capture; the torch backend declines with its reason; the pytorch-graph peer trains (loss finite, falls)."""
+that can capture, and a fused and captured run follows the plain eager one; the torch backend declines with its
+reason; the pytorch-graph peer trains (loss finite, falls)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,30 @@ import numpy as np
 import pytest
 
 from nets.train import TrainConfig, train
+from tests.nets.curves import assert_same_curve
 
 pytestmark = pytest.mark.gpu
 
 SETTINGS = {"epochs": 3, "train_size": 330, "test_size": 100, "progress": False}  # 330 = 10 x 32 + 10
 
 
-def _run(model, backend, graph, tmp_path):
-    out = tmp_path / f"{model}-{backend}-{graph}"
-    res = train(TrainConfig(model=model, backend=backend, graph=graph, out=str(out), **SETTINGS),
+def _run(model, backend, graph, tmp_path, fuse="on"):
+    out = tmp_path / f"{model}-{backend}-{graph}-{fuse}"
+    res = train(TrainConfig(model=model, backend=backend, graph=graph, fuse=fuse, out=str(out), **SETTINGS),
                 printer=lambda *a: None)
     return res, json.loads((out / "meta.json").read_text())["graph"]
+
+
+@pytest.mark.parametrize("backend", ["cupy_naive", "cupy_opt", "cudnn", "torch"])
+@pytest.mark.parametrize("model", ["mlp2", "thesis-1"])
+def test_fused_run_follows_the_plain_eager_curve(model, backend, tmp_path, curve_tolerance):
+    """Fusion (nets.fusion) and graphs together against neither: the same curve within the bound, the fused ops
+    in use (their implementations listed by the backend)."""
+    plain, _ = _run(model, backend, "off", tmp_path, fuse="off")
+    fused, _ = _run(model, backend, "on", tmp_path, fuse="on")
+    used = fused.backend.impl_names()
+    assert "softmax_xent/fused" in used and ("maxpool2d_relu/fwd" in used or model == "mlp2"), used
+    assert_same_curve(plain, fused, curve_tolerance, SETTINGS["test_size"])
 
 
 @pytest.mark.parametrize("backend", ["cupy_naive", "cupy_opt", "cudnn"])
@@ -29,13 +43,8 @@ def test_graph_run_follows_the_eager_curve(model, backend, tmp_path, curve_toler
     eager, note_e = _run(model, backend, "off", tmp_path)
     graphed, note_g = _run(model, backend, "on", tmp_path)
     assert note_e == "off" and note_g == "on", note_g  # a decline is a failure here: it says which op and why
-    le = np.array([h["loss"] for h in eager.history])
-    lg = np.array([h["loss"] for h in graphed.history])
-    bound = np.array([h["steps"] for h in eager.history]) * curve_tolerance(eager)
     assert [h["steps"] for h in eager.history] == [h["steps"] for h in graphed.history]
-    assert np.all(np.abs(lg - le) / le <= bound), (le, lg, bound)
-    for a, b in zip(eager.history, graphed.history, strict=True):
-        assert abs(a["test_acc"] - b["test_acc"]) * SETTINGS["test_size"] <= 2
+    assert_same_curve(eager, graphed, curve_tolerance, SETTINGS["test_size"])
 
 
 def test_torch_backend_declines_with_a_reason(tmp_path):
