@@ -159,9 +159,10 @@ K)  # issue 12's committed sample: reports/sample-h200-kernels, one run folder b
   python3 benchmarks/summarize.py "$R"
   tar czf "$OUT/sample-kernels.tgz" "$R"
   ;;
-F)  # issue 13's fused layers: GPU tests of the pooling kernels (ReLU flag), maxpool2d_relu beside maxpool2d on the
-    # thesis pools, a kernel profile of thesis-4's step, train-bench with fusion off, on (cuDNN's two-call
-    # composition), and on with the project's fused kernel in the cudnn backend
+F)  # issue 13's fused layers: GPU tests (pooling kernels with the ReLU flag, the fused loss, fused + graphed runs),
+    # the fused ops on smoke/edge and beside the unfused ones on the thesis shapes, a kernel profile of thesis-4's
+    # step (fusion off / on), train-bench with fusion on and off (cudnn: cuDNN's two-call pool + ReLU), and cudnn
+    # with the project's fused pooling kernel
   LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls tests/nets \
       -k "maxpool or fus or relu or xent or loss or graph" --deselect tests/impls/cuda/test_sanitizer.py | tail -6
   for set in smoke edge; do
@@ -171,12 +172,12 @@ F)  # issue 13's fused layers: GPU tests of the pooling kernels (ReLU flag), max
   LIMIT=90 step python3 -m harness run --op maxpool2d,maxpool2d_relu,relu,softmax_xent --shapes thesis --budget 0.1 \
       --no-report --impl cupy_opt,cudnn,torch --out "$OUT/runs/fused-ops" | tail -1
   python3 benchmarks/summarize.py "$OUT"/runs/fused-* | grep -vE "^ *$" | head -60
-  LIMIT=60 step python3 benchmarks/train_profile.py --model thesis-4 --batch 256 --backends cudnn | head -40
-  T="python3 -m harness train-bench --models thesis-1,thesis-2,thesis-3,thesis-4 --backends cudnn --graph on \
-     --batch 32,256 --warmup 5 --steps 300 --max-seconds 0.5"
-  LIMIT=100 step $T --fuse off --out "$OUT/runs/fuse-off" | grep -E "^ *thesis|ms"
-  LIMIT=100 step $T --no-peer --out "$OUT/runs/fuse-on" | grep -E "^ *thesis|ms"
-  LIMIT=100 step $T --no-peer --use maxpool2d_relu=cupy_opt --out "$OUT/runs/fuse-own" | grep -E "^ *thesis|ms"
+  LIMIT=60 step python3 benchmarks/train_profile.py --model thesis-4 --batch 256 --backends cudnn --fuse off,on \
+      --use maxpool2d_relu=cupy_opt | head -64
+  T="python3 -m harness train-bench --models thesis-1,thesis-2,thesis-3,thesis-4 --graph on --batch 32,256 \
+     --warmup 5 --steps 300 --max-seconds 0.5"
+  LIMIT=120 step $T --backends cudnn,cupy_opt --fuse on,off --out "$OUT/runs/fuse-on-off" | tail -52
+  LIMIT=60 step $T --backends cudnn --no-peer --use maxpool2d_relu=cupy_opt --out "$OUT/runs/fuse-own" | tail -10
   ;;
 R)  # issue 13's committed sample: reports/sample-h200-train, train-bench of thesis-1..4 on cupy_opt and cudnn with
     # and without CUDA graphs beside PyTorch eager and graphed, at batch 32 and 256, every row twice (repeatability);

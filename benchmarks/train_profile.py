@@ -1,8 +1,10 @@
 """Where a training step's GPU time goes: per-kernel CUPTI durations of one model's step, per backend and peer.
 
-    python3 benchmarks/train_profile.py --model thesis-4 --batch 256 --backends cudnn,cupy_opt [--steps 20]
+    python3 benchmarks/train_profile.py --model thesis-4 --batch 256 --backends cudnn,cupy_opt [--fuse on,off]
+        [--use maxpool2d_relu=cupy_opt] [--steps 20]
 
-Each backend's step (eager: the same kernels a captured graph replays) and PyTorch's eager step run `steps` times
+Each backend's step (eager: the same kernels a captured graph replays), with fusion on and/or off (nets.fusion), and
+PyTorch's eager step run `steps` times
 under torch.profiler (CUPTI sees every kernel of the process, CuPy's and cuDNN's included); the table lists each
 kernel's µs per step, largest first, and the sum of kernel time per step beside the wall time per step (the gap is
 launch overhead and idle GPU). Needs a GPU, torch and, for cudnn, the cuDNN Frontend.
@@ -15,7 +17,7 @@ import time
 from collections import defaultdict
 
 from harness.device import synchronize
-from nets.backend import resolve
+from nets.backend import parse_overrides, resolve
 from nets.bench import BenchConfig, input_shape
 from nets.data import fit, synthetic
 from nets.models import get_model
@@ -47,9 +49,10 @@ def _profile(step, steps: int) -> tuple[dict[str, float], float, float]:
     return dict(per), wall, launches / steps
 
 
-def _ours(spec, backend_name: str, batch: int):
-    layers, loss = spec.layers(10), spec.loss_layer()
-    backend = resolve(backend_name, ops_of(layers, loss))
+def _ours(spec, backend_name: str, batch: int, fuse: bool, overrides: dict[str, str]):
+    layers, loss = spec.layers(10, fuse=fuse), spec.loss_layer(fuse)
+    ops = ops_of(layers, loss)
+    backend = resolve(backend_name, ops, {op: name for op, name in overrides.items() if op in ops})
     net = Network(layers, loss, backend, input_shape(spec))
     net.init(0)
     ds = fit(synthetic(4 * batch, input_shape(spec), seed=0), None)
@@ -63,11 +66,15 @@ def main() -> None:
     ap.add_argument("--model", default="thesis-4")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--backends", default="cudnn")
+    ap.add_argument("--fuse", default="on", help="on, off or on,off")
+    ap.add_argument("--use", action="append", help="OP=IMPL override (repeatable), where the network has the op")
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
     spec = get_model(args.model)
     cfg = BenchConfig(batch=args.batch)
-    runs = {name: _ours(spec, name, args.batch) for name in args.backends.split(",")}
+    overrides = parse_overrides(args.use)
+    runs = {f"{name} fuse {f}": _ours(spec, name, args.batch, f == "on", overrides)
+            for name in args.backends.split(",") for f in args.fuse.split(",")}
     ref_layers, ref_loss = spec.layers(10), spec.loss_layer()
     ref = Network(ref_layers, ref_loss, resolve("numpy_ref", ops_of(ref_layers, ref_loss)), input_shape(spec))
     ref.init(cfg.seed)

@@ -56,7 +56,8 @@ class BenchConfig:
     batch: int = 32  # the batch of the rows being timed (run_bench sets it from `batches`)
     batches: list[int] = field(default_factory=lambda: [32])
     graphs: list[str] = field(default_factory=lambda: ["on"])
-    fuse: str = "on"  # fused layers for every backend (nets.fusion); the peers run the plain model
+    fuse: str = "on"  # fused layers (nets.fusion) in the rows being timed (run_bench sets it from `fuses`)
+    fuses: list[str] = field(default_factory=lambda: ["on"])  # the peers always run the plain model
     repeat: int = 1
     max_s: float = 30.0
     seed: int = 0
@@ -106,8 +107,9 @@ def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig, graph: s
     row = {"model": spec.name, "backend": backend_name, "batch": cfg.batch, "graph": graph, "fuse": cfg.fuse}
     fuse = cfg.fuse == "on"
     layers, loss = spec.layers(10, fuse=fuse), spec.loss_layer(fuse)
-    try:
-        backend = resolve(backend_name, ops_of(layers, loss), cfg.impl)
+    ops = ops_of(layers, loss)
+    try:  # an override of an op this row's network lacks (e.g. maxpool2d_relu, fusion off) does not apply to it
+        backend = resolve(backend_name, ops, {op: name for op, name in cfg.impl.items() if op in ops})
     except UsageError as exc:
         return {**row, "status": "skipped", "reason": str(exc)}, None
     row["implementations"] = "; ".join(backend.describe())
@@ -175,7 +177,7 @@ def add_speedups(rows: list[dict]) -> None:
     first = {}
     for r in rows:
         if r.get("ms_per_step"):
-            key = (r["model"], r["backend"], r["graph"], r["batch"])
+            key = (r["model"], r["backend"], r["graph"], r.get("fuse"), r["batch"])
             first.setdefault(key, r["ms_per_step"])
             r["repeat_ratio"] = r["ms_per_step"] / first[key]
     for family in ("oracle", "vendor"):
@@ -194,7 +196,7 @@ def accuracy(spec: ModelSpec, backend: str, cfg: BenchConfig, run_dir: Path, gra
     try:
         result = train(TrainConfig(model=spec.name, backend=backend, impl=cfg.impl, epochs=cfg.accuracy_epochs,
                                    seed=cfg.seed, graph=graph, fuse=cfg.fuse,
-                                   out=str(run_dir / f"train-{spec.name}-{backend}-graph-{graph}"),
+                                   out=str(run_dir / f"train-{spec.name}-{backend}-graph-{graph}-fuse-{cfg.fuse}"),
                                    progress=False), printer=lambda *a: None)
     except Exception as exc:
         return one_line(exc)
@@ -222,12 +224,13 @@ def run_bench(cfg: BenchConfig, run_dir: Path, printer=print) -> list[dict]:
         for spec in specs:
             for run in range(1, cfg.repeat + 1):
                 for name in cfg.backends:
-                    for graph in _graph_modes(name, cfg.graphs):
-                        row, times = bench_backend(spec, name, bcfg, graph)
-                        if row.get("implementations") and name not in described:
-                            described.add(name)
-                            printer(f"{name}: {row['implementations']}")
-                        add(row, times, run)
+                    for fuse in dict.fromkeys(cfg.fuses):
+                        for graph in _graph_modes(name, cfg.graphs):
+                            row, times = bench_backend(spec, name, replace(bcfg, fuse=fuse), graph)
+                            if row.get("implementations") and (name, fuse) not in described:
+                                described.add((name, fuse))
+                                printer(f"{name} (fuse {fuse}): {row['implementations']}")
+                            add(row, times, run)
                 for kind in cfg.peers:
                     if kind != "graph" or "on" in cfg.graphs:
                         add(*bench_peer(spec, bcfg, kind), run)
@@ -235,8 +238,9 @@ def run_bench(cfg: BenchConfig, run_dir: Path, printer=print) -> list[dict]:
     if cfg.accuracy_epochs > 0:
         for r in rows:
             if r["status"] == "ok" and r.get("family") != "peer" and r.get("run") == 1:
-                r["test_acc"] = accuracy(get_model(r["model"]), r["backend"], cfg, run_dir, r["graph"])
-                printer(f"{r['model']:<9} {r['backend']:<14} graph {r['graph']:<3} digits test accuracy after "
+                r["test_acc"] = accuracy(get_model(r["model"]), r["backend"], replace(cfg, fuse=r["fuse"]), run_dir,
+                                         r["graph"])
+                printer(f"{r['model']:<9} {_label(r):<20} graph {r['graph']:<3} digits test accuracy after "
                         f"{cfg.accuracy_epochs} epochs: {r['test_acc']}")
     with (run_dir / "train_bench.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
@@ -268,8 +272,9 @@ def _line(r: dict) -> str:
 
 
 def _label(r: dict) -> str:
-    """backend+graph for a GPU backend's graph-replayed row."""
-    return f"{r['backend']}+graph" if r.get("graph") == "on" and r.get("family") != "peer" else r["backend"]
+    """backend+graph for a GPU backend's graph-replayed row; " unfused" marks a row with fusion off."""
+    label = f"{r['backend']}+graph" if r.get("graph") == "on" and r.get("family") != "peer" else r["backend"]
+    return label + " unfused" if r.get("fuse") == "off" else label
 
 
 def format_table(rows: list[dict]) -> str:

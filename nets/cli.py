@@ -105,6 +105,10 @@ def cmd_train_bench(args) -> int:
     for name in backends:
         if canonical(name) not in backend_names():
             raise choices_error("backend", name, backend_names())
+    fuses = [f.strip() for f in args.fuse.split(",")]
+    for f in fuses:
+        if f not in ("on", "off"):
+            raise choices_error("--fuse value", f, ["on", "off"])
     peers = () if args.no_peer else tuple(_names(args.peers))
     for kind in peers:
         if kind not in KINDS:
@@ -112,7 +116,7 @@ def cmd_train_bench(args) -> int:
     cfg = BenchConfig(models=models, backends=backends,
                       impl=parse_overrides(args.use), steps=args.steps, warmup=args.warmup, batches=batches,
                       graphs=[g.strip() for g in args.graph.split(",")], repeat=args.repeat,
-                      max_s=args.max_seconds, seed=args.seed, peers=peers, fuse=args.fuse,
+                      max_s=args.max_seconds, seed=args.seed, peers=peers, fuses=fuses,
                       accuracy_epochs=args.accuracy_epochs)
     run_dir = new_run_dir(args.out, "train-bench")
     run_bench(cfg, run_dir)
@@ -159,12 +163,6 @@ def _use_option(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--impl", dest="use", action=_OldImplFlag, help=argparse.SUPPRESS)
 
 
-def _fuse_option(p: argparse.ArgumentParser, more: str = "") -> None:
-    p.add_argument("--fuse", choices=("on", "off"), default="on",
-                   help="fused layers: ReLU + max pool as one maxpool2d_relu op, dense + ReLU as one gemm with a ReLU "
-                        f"epilogue (default on; the same function and parameters, fewer kernels){more}")
-
-
 def add_commands(subparsers) -> None:
     """Add `train` and `train-bench` to harness/cli.py's subparsers."""
     from harness.cli import add_plugin_option
@@ -195,7 +193,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--graph", choices=("on", "off"), default="on",
                    help="capture each training step into a CUDA graph and replay it (default on; CPU backends and "
                         "GPU backends that cannot be captured train eagerly, the latter with the reason)")
-    _fuse_option(p)
+    p.add_argument("--fuse", choices=("on", "off"), default="on",
+                   help="fused layers (nets.fusion): ReLU + max pool as one maxpool2d_relu op, dense + ReLU as one "
+                        "gemm with a ReLU epilogue, the softmax loss and its gradient in one call (default on; the "
+                        "same function and parameters, fewer kernels)")
     p.add_argument("--gpus", type=at_least(1), help="data-parallel training on this many GPUs of this machine, one "
                                            "process each, gradients summed with NCCL")
     p.add_argument("--overlap", choices=("on", "off"), default="on",
@@ -213,7 +214,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--backends", help="comma separated, or 'all' for every registered implementation name (default: "
                                       "numpy_ref, numpy_opt, cupy_naive, cupy_opt, cudnn, torch); those that "
                                       "cannot run get a row saying why")
-    _use_option(p, "per-op override for every backend, e.g. conv2d=cudnn (repeatable)")
+    _use_option(p, "per-op override for every backend, e.g. conv2d=cudnn (repeatable; rows whose network lacks the "
+                   "op, e.g. maxpool2d_relu with --fuse off, ignore it)")
     p.add_argument("--steps", type=at_least(1), default=20, help="at most this many timed steps per row; "
                    "timing stops earlier once the relative IQR is <= 5%% after 10 steps (default 20)")
     p.add_argument("--warmup", type=at_least(0), default=3, help="untimed steps first (default 3)")
@@ -222,7 +224,9 @@ def add_commands(subparsers) -> None:
                    help="stop timing a row after this long, once the minimum steps are timed (default 30)")
     p.add_argument("--graph", default="on", help="on, off or on,off: GPU backends with and/or without CUDA-graph "
                                                  "capture (default on; a backend that cannot capture says why)")
-    _fuse_option(p, " (the PyTorch peers always run the plain model)")
+    p.add_argument("--fuse", default="on", help="on, off or on,off: backends with and/or without fused layers "
+                   "(nets.fusion: ReLU + max pool, dense + ReLU, the loss and its gradient in one call; default on; "
+                   "the PyTorch peers run the plain model)")
     p.add_argument("--repeat", type=at_least(1), default=1,
                    help="time every row this many times (repeatability: the table shows each median's ratio to "
                         "the first)")

@@ -96,6 +96,25 @@ def test_train_bench_unknown_peer_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and not (tmp_path / "x").exists()  # refused before any work
 
 
+def test_train_bench_fuse_on_and_off_are_rows_of_one_table(tmp_path, capsys):
+    out = tmp_path / "bench"
+    code = main(["train-bench", "--models", "thesis-0", "--backends", "numpy_opt", "--fuse", "on,off", "--steps", "3",
+                 "--warmup", "1", "--no-peer", "--use", "maxpool2d_relu=numpy_ref", "--out", str(out)])
+    assert code == 0
+    rows = {r["fuse"]: r for r in _rows(out / "train_bench.csv")}
+    assert set(rows) == {"on", "off"} and all(r["status"] == "ok" for r in rows.values())
+    assert "maxpool2d_relu: fwd=numpy_ref (override)" in rows["on"]["implementations"]  # the override where it applies
+    assert "maxpool2d_relu" not in rows["off"]["implementations"] and "relu: fwd=numpy_opt" in rows["off"][
+        "implementations"]
+    assert "numpy_opt unfused" in capsys.readouterr().out
+
+
+def test_train_bench_bad_fuse_value_is_one_line_and_exit_2(tmp_path, capsys):
+    code = main(["train-bench", "--models", "thesis-0", "--fuse", "on,maybe", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown --fuse value 'maybe'" in err and err.count("\n") == 1
+
+
 def test_train_bench_compile_peer_is_a_row_on_request(tmp_path):
     out = tmp_path / "bench"
     assert main(["train-bench", "--models", "thesis-0", "--backends", "numpy_opt", "--steps", "3", "--warmup", "1",
