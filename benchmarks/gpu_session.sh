@@ -165,6 +165,8 @@ F)  # issue 13's fused layers: GPU tests (pooling kernels with the ReLU flag, th
     # with the project's fused pooling kernel
   LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls tests/nets \
       -k "maxpool or fus or relu or xent or loss or graph" --deselect tests/impls/cuda/test_sanitizer.py | tail -6
+  LIMIT=120 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_winograd.py \
+      tests/impls/cuda/test_conv2d_small.py | tail -3  # the kernels whose shared code was factored out
   for set in smoke edge; do
     LIMIT=60 step python3 -m harness run --op maxpool2d_relu,softmax_xent --shapes $set --budget 0.02 --no-report \
         --impl cupy_naive,cupy_opt,cudnn,torch --out "$OUT/runs/fused-$set" | tail -1

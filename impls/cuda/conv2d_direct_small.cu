@@ -39,6 +39,38 @@ __device__ __forceinline__ void gather(float (&v)[DCRS], const float* __restrict
     }
 }
 
+// acc[j] += Σ_{i in [lo, hi)} patch[i] · ws[i][j]: chunks of DCRS gathers, the next chunk's loads issued before
+// this chunk's DCRS × DK FMAs (the filters read as float4 broadcasts), terms in index order.
+__device__ __forceinline__ void accumulate(float (&acc)[DK], const float* __restrict__ x, const int4* stab,
+                                           const float (*ws)[DK], long long xbase, int h0, int w0, int H, int W,
+                                           int lo, int hi)
+{
+    float xv[DCRS];
+    gather(xv, x, stab, xbase, h0, w0, H, W, lo, hi);
+    for (int base = lo; base < hi; base += DCRS) {
+        const bool more = base + DCRS < hi;
+        float xn[DCRS];  // the next chunk's gathers in flight during this chunk's FMAs
+        if (more) gather(xn, x, stab, xbase, h0, w0, H, W, base + DCRS, hi);
+#pragma unroll
+        for (int i = 0; i < DCRS; ++i) {
+            if (base + i < hi) {
+#pragma unroll
+                for (int g = 0; g < DK / 4; ++g) {
+                    const float4 v = *reinterpret_cast<const float4*>(&ws[base + i][g * 4]);
+                    acc[g * 4] = fmaf(xv[i], v.x, acc[g * 4]);
+                    acc[g * 4 + 1] = fmaf(xv[i], v.y, acc[g * 4 + 1]);
+                    acc[g * 4 + 2] = fmaf(xv[i], v.z, acc[g * 4 + 2]);
+                    acc[g * 4 + 3] = fmaf(xv[i], v.w, acc[g * 4 + 3]);
+                }
+            }
+        }
+        if (more) {
+#pragma unroll
+            for (int i = 0; i < DCRS; ++i) xv[i] = xn[i];
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(NT)
 conv_fprop_direct(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
                   float* __restrict__ y, const int4* __restrict__ tab, int N, int C, int H, int W, int K, int R,
@@ -64,30 +96,7 @@ conv_fprop_direct(const float* __restrict__ x, const float* __restrict__ w, cons
     float acc[DK];
 #pragma unroll
     for (int j = 0; j < DK; ++j) acc[j] = 0.f;
-    float xv[DCRS];
-    gather(xv, x, stab, xbase, h0, w0, H, W, 0, CRS);
-    for (int base = 0; base < CRS; base += DCRS) {
-        const bool more = base + DCRS < CRS;
-        float xn[DCRS];  // the next chunk's gathers in flight during this chunk's FMAs
-        if (more) gather(xn, x, stab, xbase, h0, w0, H, W, base + DCRS, CRS);
-#pragma unroll
-        for (int i = 0; i < DCRS; ++i) {
-            if (base + i < CRS) {
-#pragma unroll
-                for (int g = 0; g < DK / 4; ++g) {
-                    const float4 v = *reinterpret_cast<const float4*>(&ws[base + i][g * 4]);
-                    acc[g * 4] = fmaf(xv[i], v.x, acc[g * 4]);
-                    acc[g * 4 + 1] = fmaf(xv[i], v.y, acc[g * 4 + 1]);
-                    acc[g * 4 + 2] = fmaf(xv[i], v.z, acc[g * 4 + 2]);
-                    acc[g * 4 + 3] = fmaf(xv[i], v.w, acc[g * 4 + 3]);
-                }
-            }
-        }
-        if (more) {
-#pragma unroll
-            for (int i = 0; i < DCRS; ++i) xv[i] = xn[i];
-        }
-    }
+    accumulate(acc, x, stab, ws, xbase, h0, w0, H, W, 0, CRS);
     float* __restrict__ yo = y + n * K * PQ + pq;
 #pragma unroll
     for (int j = 0; j < DK; ++j)
@@ -149,30 +158,7 @@ __device__ __forceinline__ void direct_split(const float* __restrict__ x, const 
         const int pq = (int)(m - n * PQ), p = pq / Q, q = pq - p * Q;
         const int h0 = p * uh - ph, w0 = q * uw - pw;
         const long long xbase = n * C * H * W + (long long)h0 * W + w0;  // x offset of (n, 0, h0, w0); may be < 0
-        float xv[DCRS];
-        gather(xv, x, stab, xbase, h0, w0, H, W, lo, hi);
-        for (int base = lo; base < hi; base += DCRS) {
-            const bool more = base + DCRS < hi;
-            float xn[DCRS];  // the next chunk's gathers in flight during this chunk's FMAs
-            if (more) gather(xn, x, stab, xbase, h0, w0, H, W, base + DCRS, hi);
-#pragma unroll
-            for (int i = 0; i < DCRS; ++i) {
-                if (base + i < hi) {
-#pragma unroll
-                    for (int g = 0; g < DK / 4; ++g) {
-                        const float4 v = *reinterpret_cast<const float4*>(&ws[base + i][g * 4]);
-                        acc[g * 4] = fmaf(xv[i], v.x, acc[g * 4]);
-                        acc[g * 4 + 1] = fmaf(xv[i], v.y, acc[g * 4 + 1]);
-                        acc[g * 4 + 2] = fmaf(xv[i], v.z, acc[g * 4 + 2]);
-                        acc[g * 4 + 3] = fmaf(xv[i], v.w, acc[g * 4 + 3]);
-                    }
-                }
-            }
-            if (more) {
-#pragma unroll
-                for (int i = 0; i < DCRS; ++i) xv[i] = xn[i];
-            }
-        }
+        accumulate(acc, x, stab, ws, xbase, h0, w0, H, W, lo, hi);
     }
 #pragma unroll
     for (int j = 0; j < DK; ++j) red[part][j][px] = acc[j];

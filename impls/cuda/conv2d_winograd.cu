@@ -60,6 +60,30 @@ __device__ __forceinline__ void filter_transform(const float* __restrict__ src, 
     transform_filter(g, dst, stride);
 }
 
+// Image n and top-left input corner (h0, w0) (padded coordinates made image ones: may be negative) of the 4x4
+// patch of 2x2 output tile `tile` (tiles numbered n, then tile row, then tile column); zeros past the last tile.
+struct TileOrigin {
+    int n, h0, w0;
+};
+__device__ __forceinline__ TileOrigin tile_origin(int tile, int tiles, int TP, int TQ, int pad_h, int pad_w) {
+    if (tile >= tiles) return {0, 0, 0};
+    const int rem = tile % (TP * TQ);
+    return {tile / (TP * TQ), 2 * (rem / TQ) - pad_h, 2 * (rem % TQ) - pad_w};
+}
+
+// d = the 4x4 input patch of channel c at `o` (zero outside the image, and everywhere when !live).
+__device__ __forceinline__ void load_patch(float d[4][4], const float* __restrict__ x, const TileOrigin& o, int c,
+                                           bool live, int Cin, int H, int W) {
+    const float* src = x + ((long long)o.n * Cin + (live ? c : 0)) * ((long long)H * W);
+#pragma unroll
+    for (int a = 0; a < 4; ++a)
+#pragma unroll
+        for (int b = 0; b < 4; ++b) {
+            const int h = o.h0 + a, ww = o.w0 + b;
+            d[a][b] = (live && h >= 0 && h < H && ww >= 0 && ww < W) ? src[(long long)h * W + ww] : 0.0f;
+        }
+}
+
 // V = Bᵀ d B of one 4x4 input patch d into dst[e · stride], e = 4·a + b.
 __device__ __forceinline__ void transform_input(const float d[4][4], float* dst, int stride) {
     float t[4][4];  // Bᵀ d
@@ -112,14 +136,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2(
 
     // The patch this thread transforms: channel lc of the slice, tile lt of the block.
     const int lc = tid / BT, lt = tid % BT, my_tile = tile0 + lt;
-    int pn = 0, h0 = 0, w0 = 0;
-    if (my_tile < tiles) {
-        pn = my_tile / (TP * TQ);
-        const int rem = my_tile % (TP * TQ);
-        h0 = 2 * (rem / TQ) - pad_h;
-        w0 = 2 * (rem % TQ) - pad_w;
-    }
-    const long long plane = (long long)H * W;
+    const TileOrigin o = tile_origin(my_tile, tiles, TP, TQ, pad_h, pad_w);
 
     float acc[16][2][2];
 #pragma unroll
@@ -130,31 +147,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2(
     for (int c0 = 0; c0 < Cin; c0 += CC) {
         // Input transform V = Bᵀ d B of one 4x4 patch (zero outside the image, the tile range and Cin).
         float d[4][4];
-        const int c = c0 + lc;
-        const bool live = my_tile < tiles && c < Cin;
-        const float* src = x + ((long long)pn * Cin + (live ? c : 0)) * plane;
-#pragma unroll
-        for (int a = 0; a < 4; ++a)
-#pragma unroll
-            for (int b = 0; b < 4; ++b) {
-                const int h = h0 + a, ww = w0 + b;
-                d[a][b] = (live && h >= 0 && h < H && ww >= 0 && ww < W) ? src[(long long)h * W + ww] : 0.0f;
-            }
-        float t[4][4];  // Bᵀ d
-#pragma unroll
-        for (int b = 0; b < 4; ++b) {
-            t[0][b] = d[0][b] - d[2][b];
-            t[1][b] = d[1][b] + d[2][b];
-            t[2][b] = d[2][b] - d[1][b];
-            t[3][b] = d[1][b] - d[3][b];
-        }
-#pragma unroll
-        for (int a = 0; a < 4; ++a) {  // (Bᵀ d) B
-            Vs[lc][a * 4 + 0][lt] = t[a][0] - t[a][2];
-            Vs[lc][a * 4 + 1][lt] = t[a][1] + t[a][2];
-            Vs[lc][a * 4 + 2][lt] = t[a][2] - t[a][1];
-            Vs[lc][a * 4 + 3][lt] = t[a][1] - t[a][3];
-        }
+        load_patch(d, x, o, c0 + lc, my_tile < tiles && c0 + lc < Cin, Cin, H, W);
+        transform_input(d, &Vs[lc][0][lt], BT);
         // Filter transform of this slice's (channel cc = tid / 32, output channel kk = tid % 32) filter, into Us.
         {
             const int cc = tid / BKO, kk = tid % BKO, uc = c0 + cc, uk = k0 + kk;
@@ -193,24 +187,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2(
         for (int j = 0; j < 2; ++j) {
             const int k = k0 + 2 * ty + j;
             if (k >= Kout) continue;
-            float m[2][4];  // Aᵀ M
+            float m16[16];
 #pragma unroll
-            for (int b = 0; b < 4; ++b) {
-                m[0][b] = acc[0 * 4 + b][i][j] + acc[1 * 4 + b][i][j] + acc[2 * 4 + b][i][j];
-                m[1][b] = acc[1 * 4 + b][i][j] - acc[2 * 4 + b][i][j] - acc[3 * 4 + b][i][j];
-            }
-            const float bk = bias ? bias[k] : 0.0f;
-            float* dst = y + ((long long)n * Kout + k) * P * (long long)Q;
-#pragma unroll
-            for (int a = 0; a < 2; ++a) {
-                const float o0 = m[a][0] + m[a][1] + m[a][2] + bk;
-                const float o1 = m[a][1] - m[a][2] - m[a][3] + bk;
-                const int p = p0 + a;
-                if (p < P) {
-                    dst[(long long)p * Q + q0] = o0;
-                    if (q0 + 1 < Q) dst[(long long)p * Q + q0 + 1] = o1;
-                }
-            }
+            for (int e = 0; e < 16; ++e) m16[e] = acc[e][i][j];
+            store_output(m16, bias ? bias[k] : 0.0f, y + ((long long)n * Kout + k) * P * (long long)Q, p0, q0, P, Q);
         }
     }
 }
@@ -263,28 +243,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) wino_conv_f2_outer(
 
     // Loader: the patch of channel lc of the slice, tile lt of the block; the filter transform (channel lc, output kk).
     const int lc = tid / BT, lt = tid % BT, my_tile = tile0 + lt, kk = tid % BKO;
-    int pn = 0, h0 = 0, w0 = 0;
-    if (my_tile < tiles) {
-        pn = my_tile / (TP * TQ);
-        const int rem = my_tile % (TP * TQ);
-        h0 = 2 * (rem / TQ) - pad_h;
-        w0 = 2 * (rem % TQ) - pad_w;
-    }
-    const long long plane = (long long)H * W;
+    const TileOrigin o = tile_origin(my_tile, tiles, TP, TQ, pad_h, pad_w);
     float d[4][4];
     // The raw patch of slice c0: zero outside the image, the tile range and Cin.
-    auto load_slice = [&](int c0) {
-        const int c = c0 + lc;
-        const bool live = my_tile < tiles && c < Cin;
-        const float* src = x + ((long long)pn * Cin + (live ? c : 0)) * plane;
-#pragma unroll
-        for (int a = 0; a < 4; ++a)
-#pragma unroll
-            for (int b = 0; b < 4; ++b) {
-                const int h = h0 + a, ww = w0 + b;
-                d[a][b] = (live && h >= 0 && h < H && ww >= 0 && ww < W) ? src[(long long)h * W + ww] : 0.0f;
-            }
-    };
+    auto load_slice = [&](int c0) { load_patch(d, x, o, c0 + lc, my_tile < tiles && c0 + lc < Cin, Cin, H, W); };
     // The raw filters of slice c0 into raw (zero past Cin and Kout), row by row of w so that a warp's loads are
     // contiguous. fprop: w is Kout × Cin × 3 × 3, rows are the block's output channels k0 + tid / 8, each CC·9
     // floats of the slice (pitch CC·9 + 1); dgrad (flip): w is the layer's K × C × 3 × 3 = Cin × Kout × 3 × 3,
