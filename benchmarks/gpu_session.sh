@@ -182,13 +182,15 @@ F)  # issue 13's fused layers: GPU tests (pooling kernels with the ReLU flag, th
   LIMIT=60 step $T --backends cudnn --no-peer --use maxpool2d_relu=cupy_opt --out "$OUT/runs/fuse-own" | tail -10
   ;;
 R)  # issue 13's committed sample: reports/sample-h200-train, train-bench of thesis-1..4 on cupy_opt and cudnn with
-    # and without CUDA graphs beside PyTorch eager and graphed, at batch 32 and 256, every row twice (repeatability);
-    # then digits accuracy of thesis-1 after 15 epochs on every GPU backend, graphs on and off
+    # and without CUDA graphs and fusion beside PyTorch eager and graphed, at batch 32 and 256, every row twice
+    # (repeatability); then digits accuracy of thesis-1 after 15 epochs on every GPU backend, graphs and fusion on
+    # and off. R ARGS passes ARGS to both (e.g. --use maxpool2d_relu=cupy_opt)
   R=reports/sample-h200-train; rm -rf "$R"
-  LIMIT=200 step python3 -m harness train-bench --models thesis-1,thesis-2,thesis-3,thesis-4 --backends cupy_opt,cudnn \
-      --graph on,off --batch 32,256 --repeat 2 --warmup 5 --steps 300 --max-seconds 0.8 --out "$R" | tail -60
-  LIMIT=120 step python3 -m harness train-bench --models thesis-1 --backends cupy_naive,cupy_opt,cudnn --graph on,off \
-      --steps 20 --max-seconds 0.5 --accuracy-epochs 15 --out "$OUT/runs/train-accuracy" | tail -14
+  LIMIT=330 step python3 -m harness train-bench --models thesis-1,thesis-2,thesis-3,thesis-4 --backends cupy_opt,cudnn \
+      --graph on,off --fuse on,off --batch 32,256 --repeat 2 --warmup 5 --steps 300 --max-seconds 0.6 "${@:2}" \
+      --out "$R" | tail -84
+  LIMIT=150 step python3 -m harness train-bench --models thesis-1 --backends cupy_naive,cupy_opt,cudnn --graph on,off \
+      --fuse on,off --steps 20 --max-seconds 0.5 --accuracy-epochs 15 "${@:2}" --out "$OUT/runs/train-accuracy" | grep "accuracy after"
   tar czf "$OUT/sample-train.tgz" "$R"
   ;;
 esac
