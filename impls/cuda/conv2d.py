@@ -32,6 +32,8 @@ from impls.nvidia.cublas import cublas_math
 
 NAIVE, IGEMM, IM2COL = "conv2d_naive.cu", "conv2d_implicit_gemm.cu", "im2col.cu"
 DIRECT = "conv2d_direct_small.cu"
+BIAS = "conv2d_bias_grad.cu"
+BIAS_MIN_ELEMENTS = 4096  # per block of bias_grad_partial
 BK = 8  # conv2d_implicit_gemm.cu's reduction slice
 SMALL_TILES = {"fprop": (128, 32), "dgrad": (128, 32), "wgrad": (32, 128)}  # the small-layer kernels' BM × BN
 SMALL_BK = 32  # their reduction slice
@@ -469,10 +471,10 @@ def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, laun
                                                       np.int32(nbias)))
 
 
-def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
+def _tiled_details(pass_: str):
     def details(s: Conv2dShape) -> dict:
         if _depthwise(s):
-            return {**_cuda.attributes(IGEMM, [f"conv_dw_{pass_}", *extra]), "note": "depthwise: direct kernel"}
+            return {**_cuda.attributes(IGEMM, [f"conv_dw_{pass_}"]), "note": "depthwise: direct kernel"}
         launch = _launch_config(s, pass_)
         if launch.func == "conv_fprop_direct":
             note = f"direct: a pixel x {DIRECT_K} channels per thread, {launch.tiles} blocks"
@@ -487,7 +489,7 @@ def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
                     f"{launch.tiles} blocks")
             return {**_cuda.attributes(DIRECT, [launch.func]), "note": note}
         reduce = "splitk_reduce_warp" if launch.splits >= WARP_REDUCE_SPLITS else "splitk_reduce"
-        funcs = [launch.func, *extra, *([reduce] if launch.splits > 1 else [])]
+        funcs = [launch.func, *([reduce] if launch.splits > 1 else [])]
         split = f", split-K {launch.splits}" if launch.splits > 1 else ""
         groups = f", {s.groups} groups" if s.groups > 1 else ""
         small = f", BK {launch.bk}, table in shared memory" if launch.bk != BK else ""
@@ -496,10 +498,9 @@ def _tiled_details(pass_: str, extra: tuple[str, ...] = ()):
     return details
 
 
-def _reg_tiled(pass_: str, extra: tuple[str, ...] = ()):
+def _reg_tiled(pass_: str, details=None):
     return register("conv2d", pass_, name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
-                    family="own", fallback=1,
-                    supports=_tiled_supports, details=_tiled_details(pass_, extra))
+                    family="own", fallback=1, supports=_tiled_supports, details=details or _tiled_details(pass_))
 
 
 @_reg_tiled("fprop")
@@ -514,12 +515,40 @@ def conv2d_dgrad_tiled(s: Conv2dShape, dy, w, *, dx):
     _run_tiled(s, "dgrad", (dy, w), dx)
 
 
-@_reg_tiled("wgrad", ("conv_bias_grad",))
+def bias_splits(N: int, K: int, PQ: int, sms: int) -> int:
+    """Blocks per channel of bias_grad_partial (each whole images): ~4 blocks per SM in all, none with fewer than
+    BIAS_MIN_ELEMENTS elements, at most N; enough that no block counts 2^30 elements or more."""
+    fill = min(N, -(-4 * sms // K), max(1, N * PQ // BIAS_MIN_ELEMENTS))
+    return max(1, fill, min(N, -(-N * PQ // 2**30)))
+
+
+def bias_grad(s: Conv2dShape, dy, db) -> None:
+    """db[k] = Σ_{n,p,q} dy[n,k,p,q]: conv2d_bias_grad.cu's partial sums per (channel, range of images), then one
+    warp per channel over its partials in order (one stage when a channel takes one block). Also cudnn's db."""
+    import cupy
+
+    if not (dy.flags.c_contiguous and db.flags.c_contiguous):
+        raise ValueError("bias_grad needs C-contiguous dy and db")
+    splits = bias_splits(s.N, s.K, s.P * s.Q, _sm_count())
+    args = (np.int32(s.N), np.int32(s.K), np.int32(s.P * s.Q), np.int32(splits))
+    out = db if splits == 1 else cupy.empty(s.K * splits, dtype=cupy.float32)
+    _cuda.kernel(BIAS, "bias_grad_partial")((s.K, splits), (256,), (dy, out, *args))
+    if splits > 1:
+        _cuda.kernel(BIAS, "bias_grad_finish")((-(-s.K // 8),), (256,), (out, db, np.int32(s.K), np.int32(splits)))
+
+
+def _wgrad_details(s: Conv2dShape) -> dict:
+    """The dw kernels' details, with the bias-gradient kernels' attributes beside them."""
+    found = _tiled_details("wgrad")(s)
+    bias = _cuda.attributes(BIAS, ["bias_grad_partial", "bias_grad_finish"])["kernels"]
+    return {**found, "kernels": {**found.get("kernels", {}), **bias}}
+
+
+@_reg_tiled("wgrad", _wgrad_details)
 def conv2d_wgrad_tiled(s: Conv2dShape, x, dy, *, dw, db):
-    """Implicit GEMM K×(C·R·S)×(N·P·Q) (split-K), db by a one-block-per-channel shuffle reduction."""
+    """Implicit GEMM K×(C·R·S)×(N·P·Q) (split-K); db by a two-stage reduction over (channel, images) blocks."""
     _run_tiled(s, "wgrad", (x, dy), dw)
-    _cuda.kernel(IGEMM, "conv_bias_grad")((s.K,), (256,), (dy, db, np.int32(s.N), np.int32(s.K),
-                                                           np.int32(s.P * s.Q)))
+    bias_grad(s, dy, db)
 
 
 # ---------------------------------------------------------------- cupy_im2col_cublas

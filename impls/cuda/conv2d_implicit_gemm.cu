@@ -513,29 +513,6 @@ extern "C" __global__ void splitk_reduce_warp(const float* __restrict__ ws, floa
     }
 }
 
-// db[k] = Σ_{n,p,q} dy[n,k,p,q]: one block per k; threads stride over the N·P·Q elements of channel k, then a
-// warp-shuffle and shared-memory reduction in a fixed order.
-extern "C" __global__ void conv_bias_grad(const float* __restrict__ dy, float* __restrict__ db, int N, int K, int PQ)
-{
-    const int k = blockIdx.x;
-    float acc = 0.f;
-    const long long total = (long long)N * PQ;
-    for (long long i = threadIdx.x; i < total; i += blockDim.x) {
-        const long long n = i / PQ;
-        acc += dy[(n * K + k) * PQ + (i - n * PQ)];
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
-    __shared__ float warp_sums[32];
-    if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = acc;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float s = 0.f;
-        for (int i = 0; i < (int)(blockDim.x >> 5); ++i) s += warp_sums[i];
-        db[k] = s;
-    }
-}
-
 // ------------------------------------------------------------------ depthwise (G = C = K)
 // y[n,c,p,q] = b[c] + Σ_{r,s} x[n,c,p·uh+r·dh−ph,q·uw+s·dw−pw]·w[c,0,r,s]: each (n, c) plane is convolved with its
 // own R×S filter, 2·R·S FLOPs per output, so the op is bound by memory and the aim is to read x once.

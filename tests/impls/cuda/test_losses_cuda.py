@@ -17,8 +17,7 @@ IMPLS = ("cupy_naive", "cupy_opt")
 XENT_PATHS = [XentShape(64, 1024), XentShape(9, 1025), XentShape(5, 1021), XentShape(300, 7), XentShape(3, 2051)]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("pass_", ["fwd", "bwd"])
+@pytest.mark.parametrize(("pass_", "impl"), [(p, i) for p in ("fwd", "bwd") for i in IMPLS] + [("fused", "cupy_opt")])
 @pytest.mark.parametrize("shape", XENT_PATHS, ids=str)
 def test_xent_row_paths_match_the_oracle(shape, pass_, impl):
     assert_matches_oracle("softmax_xent", pass_, impl, [shape])
@@ -46,12 +45,12 @@ def test_opt_any_alignment(op, shape, offsets):
         ref = {k: np.empty(t.shape) for k, t in ps.outputs(shape).items()}
         get(op, pass_, "numpy_ref").fn(shape, **host, **ref)
         inputs = {k: _view(cupy, v, offsets[0]) for k, v in host.items()}
-        [(name, out_ref)] = ref.items()
-        out = _view(cupy, np.full(out_ref.shape, np.nan), offsets[1])
-        get(op, pass_, "cupy_opt").fn(shape, **inputs, **{name: out})
-        rtol = tolerance("fp32", ps.reduction(shape)[name], ps.transcendental)
-        c = compare(out.get(), out_ref, rtol, np.float32)
-        assert c.status == "pass", f"{pass_}: {c.reason}"
+        outs = {name: _view(cupy, np.full(r.shape, np.nan), offsets[1]) for name, r in ref.items()}
+        get(op, pass_, "cupy_opt").fn(shape, **inputs, **outs)
+        for name, out in outs.items():  # the fused pass has two outputs
+            rtol = tolerance("fp32", ps.reduction(shape)[name], ps.transcendental)
+            c = compare(out.get(), ref[name], rtol, np.float32)
+            assert c.status == "pass", f"{pass_} {name}: {c.reason}"
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -70,3 +69,27 @@ def test_mean_loss_is_bitwise_reproducible(op, shape, impl):
         losses.append(float(loss.get()))
     assert np.isfinite(losses[0])
     assert losses[0] == losses[1] == losses[2]
+
+
+def test_fused_loss_is_bitwise_reproducible_and_resets_its_counter():
+    """The last-block mean sums the blocks' partials in index order whichever block ends last, and leaves its
+    per-stream ticket at zero: five launches give the same bits, on two streams as on one."""
+    import cupy
+
+    shape = XentShape(4099, 1000)
+    host = get_op("softmax_xent").make_inputs(shape, "fused", seed=9)
+    inputs = {k: _view(cupy, v, 0) for k, v in host.items()}
+    ref = {"loss": np.empty(()), "dlogits": np.empty((shape.N, shape.K))}
+    get("softmax_xent", "fused", "numpy_ref").fn(shape, **host, **ref)
+    losses = []
+    for stream in (cupy.cuda.Stream(non_blocking=True), cupy.cuda.Stream(non_blocking=True)):
+        with stream:
+            for _ in range(5):
+                loss, g = cupy.full((), np.nan, dtype=cupy.float32), cupy.full(ref["dlogits"].shape, np.nan,
+                                                                               dtype=cupy.float32)
+                get("softmax_xent", "fused", "cupy_opt").fn(shape, **inputs, loss=loss, dlogits=g)
+                losses.append(float(loss.get()))
+        stream.synchronize()
+    assert len(set(losses)) == 1
+    rtol = tolerance("fp32", shape.N + shape.K, True)  # the pass's reduction length, as the checker derives it
+    assert compare(np.float32(losses[0]), ref["loss"], rtol, np.float32).status == "pass"
