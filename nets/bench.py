@@ -193,8 +193,11 @@ def add_speedups(rows: list[dict]) -> None:
 def accuracy(spec: ModelSpec, backend: str, cfg: BenchConfig, run_dir: Path, graph: str = "off") -> float | str:
     """Test accuracy on digits after cfg.accuracy_epochs epochs, trained with the row's graph mode (so a graph row's
     accuracy is the captured path's), or the one-line reason it failed."""
+    fuse = cfg.fuse == "on"
+    ops = ops_of(spec.layers(10, fuse=fuse), spec.loss_layer(fuse))
+    impl = {op: name for op, name in cfg.impl.items() if op in ops}  # as bench_backend: where the network has it
     try:
-        result = train(TrainConfig(model=spec.name, backend=backend, impl=cfg.impl, epochs=cfg.accuracy_epochs,
+        result = train(TrainConfig(model=spec.name, backend=backend, impl=impl, epochs=cfg.accuracy_epochs,
                                    seed=cfg.seed, graph=graph, fuse=cfg.fuse,
                                    out=str(run_dir / f"train-{spec.name}-{backend}-graph-{graph}-fuse-{cfg.fuse}"),
                                    progress=False), printer=lambda *a: None)

@@ -18,10 +18,17 @@ pytestmark = pytest.mark.gpu
 SETTINGS = {"epochs": 3, "train_size": 330, "test_size": 100, "progress": False}  # 330 = 10 x 32 + 10
 
 
+# thesis-3 on digits (upsampled 8x8 -> 40x40) has max-pooling windows of exactly equal values; with cuDNN's
+# non-deterministic weight-gradient engine (wgrad_alg0: atomics) two EAGER runs of the same code already part there
+# (4e-3 after three epochs on the H200, benchmarks/NOTES.md), so the curves are compared on random images, which
+# have no such ties (as in test_gpu_training.py).
+DATASET = {"thesis-3": "synthetic"}
+
+
 def _run(model, backend, graph, tmp_path, fuse="on"):
     out = tmp_path / f"{model}-{backend}-{graph}-{fuse}"
-    res = train(TrainConfig(model=model, backend=backend, graph=graph, fuse=fuse, out=str(out), **SETTINGS),
-                printer=lambda *a: None)
+    res = train(TrainConfig(model=model, backend=backend, graph=graph, fuse=fuse, out=str(out),
+                            dataset=DATASET.get(model, "digits"), **SETTINGS), printer=lambda *a: None)
     return res, json.loads((out / "meta.json").read_text())["graph"]
 
 
