@@ -39,7 +39,10 @@ from nets.train import TrainConfig, train
 
 PEERS = dict(zip(peer.KINDS, [(peer.NAME, peer_step), (peer.GRAPH_NAME, peer.peer_graph_step),
                               (peer.COMPILE_NAME, peer.peer_compile_step)], strict=True))  # kind -> (backend, maker)
-MIN_STEPS = 10  # timed steps before the spread may stop timing (harness.measure.timing's min_reps)
+# Timed steps before the spread may stop timing. 10 (harness.measure.timing's min_reps) let two runs of the same
+# graphed row differ by up to 10 % on the H200 (sample of 2026-12-03, medians of 10 steps of ~0.2 ms each); 50 cost
+# ~10 ms per graphed row and ~0.1 s per eager one.
+MIN_STEPS = 50
 TARGET_REL_IQR = 0.05  # stop once IQR / median is this small (harness.measure.timing's stopping rule)
 COLUMNS = ["device", "model", "backend", "graph", "fuse", "run", "status", "reason", "batch", "steps", "ms_per_step",
            "iqr_ms", "rel_iqr", "repeat_ratio",

@@ -216,8 +216,8 @@ def add_commands(subparsers) -> None:
                                       "cannot run get a row saying why")
     _use_option(p, "per-op override for every backend, e.g. conv2d=cudnn (repeatable; rows whose network lacks the "
                    "op, e.g. maxpool2d_relu with --fuse off, ignore it)")
-    p.add_argument("--steps", type=at_least(1), default=20, help="at most this many timed steps per row; "
-                   "timing stops earlier once the relative IQR is <= 5%% after 10 steps (default 20)")
+    p.add_argument("--steps", type=at_least(1), default=20, help="at most this many timed steps per row (default "
+                   "20); past 50, timing stops once the relative IQR is <= 5%% or --max-seconds are spent")
     p.add_argument("--warmup", type=at_least(0), default=3, help="untimed steps first (default 3)")
     p.add_argument("--batch", default="32", help="mini-batch sizes, comma separated (default 32, the thesis's)")
     p.add_argument("--max-seconds", type=positive, default=30.0,
