@@ -18,7 +18,7 @@ from collections import defaultdict
 
 from harness.device import synchronize
 from nets.backend import parse_overrides, resolve
-from nets.bench import BenchConfig, input_shape
+from nets.bench import BenchConfig, input_shape, model_parts
 from nets.data import fit, synthetic
 from nets.models import get_model
 from nets.network import SGD, Network, ops_of
@@ -49,10 +49,9 @@ def _profile(step, steps: int) -> tuple[dict[str, float], float, float]:
     return dict(per), wall, launches / steps
 
 
-def _ours(spec, backend_name: str, batch: int, fuse: bool, overrides: dict[str, str]):
-    layers, loss = spec.layers(10, fuse=fuse), spec.loss_layer(fuse)
-    ops = ops_of(layers, loss)
-    backend = resolve(backend_name, ops, {op: name for op, name in overrides.items() if op in ops})
+def _ours(spec, backend_name: str, batch: int, fuse: str, overrides: dict[str, str]):
+    layers, loss, ops, impl = model_parts(spec, fuse, overrides)
+    backend = resolve(backend_name, ops, impl)
     net = Network(layers, loss, backend, input_shape(spec))
     net.init(0)
     ds = fit(synthetic(4 * batch, input_shape(spec), seed=0), None)
@@ -73,7 +72,7 @@ def main() -> None:
     spec = get_model(args.model)
     cfg = BenchConfig(batch=args.batch)
     overrides = parse_overrides(args.use)
-    runs = {f"{name} fuse {f}": _ours(spec, name, args.batch, f == "on", overrides)
+    runs = {f"{name} fuse {f}": _ours(spec, name, args.batch, f, overrides)
             for name in args.backends.split(",") for f in args.fuse.split(",")}
     ref_layers, ref_loss = spec.layers(10), spec.loss_layer()
     ref = Network(ref_layers, ref_loss, resolve("numpy_ref", ops_of(ref_layers, ref_loss)), input_shape(spec))

@@ -32,6 +32,7 @@ from harness.results import write_meta
 from nets import peer
 from nets.backend import BACKENDS, resolve
 from nets.data import fit, synthetic
+from nets.layers import Layer, Loss
 from nets.models import THESIS_MODELS, ModelSpec, get_model
 from nets.network import SGD, Network, ops_of
 from nets.peer import peer_step, strict_fp32, torch_unavailable_reason
@@ -81,6 +82,16 @@ def _device_name(device: str, cpu_name: str) -> str:
     return cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"].decode()
 
 
+def model_parts(spec: ModelSpec, fuse: str, impl: dict[str, str]) -> tuple[list[Layer], Loss, list[str],
+                                                                             dict[str, str]]:
+    """A row's layers and loss (fused where `fuse` is "on", nets.fusion), their ops, and the overrides that apply to
+    them: an override of an op the network lacks (maxpool2d_relu with fusion off) is left out rather than refused."""
+    on = fuse == "on"
+    layers, loss = spec.layers(10, fuse=on), spec.loss_layer(on)
+    ops = ops_of(layers, loss)
+    return layers, loss, ops, {op: name for op, name in impl.items() if op in ops}
+
+
 def _time_steps(step, device: str, cfg: BenchConfig) -> list[float]:
     """Warm up, then per-step milliseconds until the relative IQR is <= TARGET_REL_IQR, cfg.steps are done or
     cfg.max_s is spent, with at least MIN_STEPS (or cfg.steps, if fewer) timed."""
@@ -108,11 +119,9 @@ def bench_backend(spec: ModelSpec, backend_name: str, cfg: BenchConfig, graph: s
     from nets.graph import GraphTrainer, make_trainer
 
     row = {"model": spec.name, "backend": backend_name, "batch": cfg.batch, "graph": graph, "fuse": cfg.fuse}
-    fuse = cfg.fuse == "on"
-    layers, loss = spec.layers(10, fuse=fuse), spec.loss_layer(fuse)
-    ops = ops_of(layers, loss)
-    try:  # an override of an op this row's network lacks (e.g. maxpool2d_relu, fusion off) does not apply to it
-        backend = resolve(backend_name, ops, {op: name for op, name in cfg.impl.items() if op in ops})
+    layers, loss, ops, impl = model_parts(spec, cfg.fuse, cfg.impl)
+    try:
+        backend = resolve(backend_name, ops, impl)
     except UsageError as exc:
         return {**row, "status": "skipped", "reason": str(exc)}, None
     row["implementations"] = "; ".join(backend.describe())
@@ -196,9 +205,7 @@ def add_speedups(rows: list[dict]) -> None:
 def accuracy(spec: ModelSpec, backend: str, cfg: BenchConfig, run_dir: Path, graph: str = "off") -> float | str:
     """Test accuracy on digits after cfg.accuracy_epochs epochs, trained with the row's graph mode (so a graph row's
     accuracy is the captured path's), or the one-line reason it failed."""
-    fuse = cfg.fuse == "on"
-    ops = ops_of(spec.layers(10, fuse=fuse), spec.loss_layer(fuse))
-    impl = {op: name for op, name in cfg.impl.items() if op in ops}  # as bench_backend: where the network has it
+    impl = model_parts(spec, cfg.fuse, cfg.impl)[3]  # the overrides the row's network has ops for
     try:
         result = train(TrainConfig(model=spec.name, backend=backend, impl=impl, epochs=cfg.accuracy_epochs,
                                    seed=cfg.seed, graph=graph, fuse=cfg.fuse,

@@ -99,10 +99,12 @@ def test_train_bench_unknown_peer_is_one_line_and_exit_2(tmp_path, capsys):
 def test_train_bench_fuse_on_and_off_are_rows_of_one_table(tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(["train-bench", "--models", "thesis-0", "--backends", "numpy_opt", "--fuse", "on,off", "--steps", "3",
-                 "--warmup", "1", "--no-peer", "--use", "maxpool2d_relu=numpy_ref", "--out", str(out)])
+                 "--warmup", "1", "--no-peer", "--use", "maxpool2d_relu=numpy_ref", "--accuracy-epochs", "1",
+                 "--out", str(out)])
     assert code == 0
     rows = {r["fuse"]: r for r in _rows(out / "train_bench.csv")}
     assert set(rows) == {"on", "off"} and all(r["status"] == "ok" for r in rows.values())
+    assert all(0 < float(r["test_acc"]) <= 1 for r in rows.values())  # the accuracy runs take the override too
     assert "maxpool2d_relu: fwd=numpy_ref (override)" in rows["on"]["implementations"]  # the override where it applies
     assert "maxpool2d_relu" not in rows["off"]["implementations"] and "relu: fwd=numpy_opt" in rows["off"][
         "implementations"]
