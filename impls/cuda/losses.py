@@ -49,8 +49,10 @@ def _mean(values, count: int, n: int, loss) -> None:
                                       (values, np.int64(count), np.float32(1.0 / n), loss))
 
 
-def _xent_bwd_kernel(K: int) -> str:
-    return "xent_bwd_vec_c8" if K <= XENT_CACHED_K else "xent_bwd_vec_c0"
+def _xent_rows_kernel(kind: str, K: int) -> str:
+    """losses.cu's warp-per-row kernel of `kind` (bwd, or fused: gradient and loss): xent_<kind>_vec_c8 for rows
+    it keeps in registers (K ≤ XENT_CACHED_K), else _c0 (the row re-read)."""
+    return f"xent_{kind}_vec_{'c8' if K <= XENT_CACHED_K else 'c0'}"
 
 
 # ---------------------------------------------------------------- softmax_xent
@@ -88,21 +90,28 @@ def xent_fwd_vec(s, logits, labels, *, loss):
     _mean(partials, grid, s.N, loss)
 
 
-def xent_bwd_launch(s, logits, labels, dlogits, func: str) -> None:
-    """Launch a vectorised softmax-xent gradient kernel (`func`: xent_bwd_vec_c8 or _c0) on a persistent grid."""
+def _xent_rows_launch(s, logits, labels, dlogits, loss=None) -> None:
+    """The warp-per-row gradient kernel on a persistent grid (float4 where logits and dlogits share an alignment);
+    with `loss`, the fused kernel, whose blocks also write partial loss sums that the last block to finish averages
+    into loss."""
+    import cupy
+
     require_contiguous(logits, labels, dlogits)
+    func = _xent_rows_kernel("bwd" if loss is None else "fused", s.K)
     vec = np.int32(logits.data.ptr % 16 == dlogits.data.ptr % 16)
     grid = persistent_blocks(FILE, func, 32 * s.N)
-    _cuda.kernel(FILE, func)((grid,), (THREADS,),
-                             (logits, labels, np.int64(s.N), np.int32(s.K), np.float32(1.0 / s.N), vec, dlogits))
+    args = (logits, labels, np.int64(s.N), np.int32(s.K), np.float32(1.0 / s.N), vec, dlogits)
+    if loss is not None:
+        args += (cupy.empty(grid, dtype=cupy.float32), _ticket(), loss)
+    _cuda.kernel(FILE, func)((grid,), (THREADS,), args)
 
 
 @register("softmax_xent", "bwd", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
           family="own", fallback=1,
-          details=lambda s: _cuda.attributes(FILE, [_xent_bwd_kernel(s.K)]))
+          details=lambda s: _cuda.attributes(FILE, [_xent_rows_kernel("bwd", s.K)]))
 def xent_bwd_vec(s, logits, labels, *, dlogits):
     """One warp per row: the row in registers (K ≤ 1024) or re-read, online max/sum, float4 gradient stores."""
-    xent_bwd_launch(s, logits, labels, dlogits, _xent_bwd_kernel(s.K))
+    _xent_rows_launch(s, logits, labels, dlogits)
 
 
 _TICKETS: dict[tuple[int, int], object] = {}  # (device, stream) -> the fused kernel's block counter (reset by it)
@@ -119,26 +128,13 @@ def _ticket():
     return _TICKETS[key]
 
 
-def _xent_fused_kernel(K: int) -> str:
-    return "xent_fused_vec_c8" if K <= XENT_CACHED_K else "xent_fused_vec_c0"
-
-
 @register("softmax_xent", "fused", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
           family="own", fallback=1,
-          details=lambda s: _cuda.attributes(FILE, [_xent_fused_kernel(s.K)]))
+          details=lambda s: _cuda.attributes(FILE, [_xent_rows_kernel("fused", s.K)]))
 def xent_fused_vec(s, logits, labels, *, loss, dlogits):
     """One launch: the gradient kernel's warp per row also sums the row losses; the last block to finish takes the
     mean of the blocks' partial sums (losses.cu)."""
-    import cupy
-
-    require_contiguous(logits, labels, dlogits)
-    func = _xent_fused_kernel(s.K)
-    vec = np.int32(logits.data.ptr % 16 == dlogits.data.ptr % 16)
-    grid = persistent_blocks(FILE, func, 32 * s.N)
-    partials = cupy.empty(grid, dtype=cupy.float32)
-    _cuda.kernel(FILE, func)((grid,), (THREADS,),
-                             (logits, labels, np.int64(s.N), np.int32(s.K), np.float32(1.0 / s.N), vec, dlogits,
-                              partials, _ticket(), loss))
+    _xent_rows_launch(s, logits, labels, dlogits, loss)
 
 
 # ---------------------------------------------------------------- sigmoid_bce
