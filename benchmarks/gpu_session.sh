@@ -8,8 +8,8 @@
 #         multi-GPU tests (equivalence, resume at another GPU count, a lost peer in a collective), NCCL all-reduce,
 #         and a --gpus training run. Part D: per-rank and lone-process step times of the thesis models.
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
-# Part F: issue 13's fused layers, measured (fusion off / on).
-# Part K: issue 12's sample report (reports/sample-h200-kernels); part KG re-makes only its gemm rows. Part R:
+# Part F: issue 13's fused layers, measured (fusion off / on). Part C: its conv2d_bias_relu op, tested and timed.
+# Part K: issue 12's sample report (reports/sample-h200-kernels); parts KG and KC re-make only its gemm / conv2d rows. Part R:
 #         issue 13's (reports/sample-h200-train).
 # Part V: every gpu test of tests/harness and tests/impls, and benchmarks/sanitize.sh beside them.
 # Part T: the timer's integrity (issue 11): the committed sample report (thesis conv and pooling layers), the other
@@ -30,7 +30,38 @@ kernels_gemm() {  # kernels_gemm RUN_DIR [IMPLS: only these, instead of the samp
   add 60 --op gemm --shapes thesis --impl "${2:-cupy_naive,cupy_opt,cublas}"
   add 60 --op gemm --shapes gemm-tall --impl "${2:-cupy_naive,cupy_opt,cublas}"
 }
+drop_rows() {  # drop_rows RUN_DIR OP [IMPLS]: remove OP's rows (only IMPLS' when given) from a run's results.csv
+  python3 -c "import pandas as pd, sys; from harness.results import COLUMNS; \
+t = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False); \
+drop = (t.op == sys.argv[2]) & (t.impl.isin(sys.argv[3].split(',')) if sys.argv[3] else True); \
+t[~drop].reindex(columns=COLUMNS, fill_value='').to_csv(sys.argv[1], index=False)" "$1/results.csv" "$2" "$3"
+}
+kernels_conv() {  # the conv2d part of issue 12's sample: thesis (with torch), resnet50 at batch 32 and 128
+  add 60 --op conv2d --shapes thesis --impl cupy_opt,cupy_winograd,cudnn,torch
+  add 90 --op conv2d --shapes resnet50 --impl cupy_opt,cupy_winograd,cudnn
+  add 120 --op conv2d --shapes resnet50-128 --impl cupy_opt,cupy_winograd,cudnn
+}
 case "${1:-A}" in
+C)  # issue 13's conv2d_bias_relu, the merged softmax-xent launcher and issue 12's batched 1x1 layers: their gpu
+    # tests; the fused op timed beside conv2d fprop + relu fwd on the thesis and resnet50 layers
+    # (benchmarks/fusion_gain.py); conv2d fprop and dgrad on resnet50 (cupy_opt's 1x1 layers on the v7 SGEMM)
+  LIMIT=300 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_bias_relu.py \
+      tests/impls/cuda/test_conv2d_pointwise.py tests/impls/cuda/test_losses_cuda.py | tail -6
+  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/test_registered.py \
+      -k "conv2d_bias_relu or softmax_xent" | tail -4
+  for set_impls in thesis:cupy_naive,cupy_opt,cudnn,torch resnet50:cupy_opt,cudnn,torch; do
+    set=${set_impls%:*} impls=${set_impls#*:}
+    LIMIT=150 step python3 -m harness run --op conv2d_bias_relu,conv2d --pass fprop --shapes $set $B --no-report \
+        --impl $impls --out "$OUT/runs/fused-conv-$set" | tail -2
+    LIMIT=60 step python3 -m harness run --op relu --pass fwd --shapes $set $B --no-report --impl $impls \
+        --out "$OUT/runs/relu-$set" | tail -2
+  done
+  LIMIT=100 step python3 -m harness run --op conv2d --pass dgrad --shapes resnet50 $B --no-report \
+      --impl cupy_opt,cudnn --out "$OUT/runs/dgrad-resnet50" | tail -2
+  python3 benchmarks/fusion_gain.py "$OUT"/runs/fused-conv-* "$OUT"/runs/relu-*
+  python3 benchmarks/summarize.py "$OUT"/runs/fused-conv-* "$OUT"/runs/dgrad-resnet50
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
 G)  # conv geometry (issue 16), correctness: every gpu test of tests/impls (new-geometry cases of every kernel and
     # the registered implementations on smoke and edge), the GPU fuzz of conv2d and maxpool2d, the CUDA templates
   LIMIT=330 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls \
@@ -138,11 +169,16 @@ KG) # the gemm rows of issue 12's committed sample, re-made (the other rows kept
     # KG IMPLS (comma list, e.g. cupy_opt) re-makes only those implementations' gemm rows; the kept baselines'
     # rows give the new rows their speedups
   R=reports/sample-h200-kernels
-  python3 -c "import pandas as pd, sys; from harness.results import COLUMNS; \
-t = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False); \
-drop = (t.op == 'gemm') & (t.impl.isin(sys.argv[2].split(',')) if sys.argv[2] else True); \
-t[~drop].reindex(columns=COLUMNS, fill_value='').to_csv(sys.argv[1], index=False)" "$R/results.csv" "${2:-}"
+  drop_rows "$R" gemm "${2:-}"
   kernels_gemm "$R" "${2:-}"
+  python3 -m harness report "$R" | tail -1
+  python3 benchmarks/summarize.py "$R"
+  tar czf "$OUT/sample-kernels.tgz" "$R"
+  ;;
+KC) # the conv2d rows of issue 12's committed sample, re-made (the gemm and maxpool2d rows kept): a conv kernel changed
+  R=reports/sample-h200-kernels
+  drop_rows "$R" conv2d ""
+  kernels_conv "$R"
   python3 -m harness report "$R" | tail -1
   python3 benchmarks/summarize.py "$R"
   tar czf "$OUT/sample-kernels.tgz" "$R"
@@ -152,9 +188,8 @@ K)  # issue 12's committed sample: reports/sample-h200-kernels, one run folder b
     # resnet50 at batch 32 and 128 and on thesis (cupy_winograd beside cupy_opt and cuDNN), maxpool2d thesis
   R=reports/sample-h200-kernels; rm -rf "$R"
   kernels_gemm "$R"
-  add 60 --op conv2d,maxpool2d --shapes thesis --impl cupy_opt,cupy_winograd,cudnn,torch
-  add 90 --op conv2d --shapes resnet50 --impl cupy_opt,cupy_winograd,cudnn
-  add 120 --op conv2d --shapes resnet50-128 --impl cupy_opt,cupy_winograd,cudnn
+  kernels_conv "$R"
+  add 60 --op maxpool2d --shapes thesis --impl cupy_opt,cudnn,torch
   python3 -m harness report "$R" | tail -1
   python3 benchmarks/summarize.py "$R"
   tar czf "$OUT/sample-kernels.tgz" "$R"

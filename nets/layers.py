@@ -10,8 +10,8 @@ The chain rule is the thesis's (seed 003): dense §2.5.2/§3.1.2, activations §
 convolution §2.6.1, max pooling §2.6.2, flattening §2.6.3.
 
 Fused layers (made by nets.fusion from the plain ones, same parameters and same function): Dense(relu=True), the
-dense layer with its ReLU as the gemm's epilogue, and ReLUMaxPool2d, a ReLU and the max pool after it as one
-maxpool2d_relu op.
+dense layer with its ReLU as the gemm's epilogue, Conv2d(relu=True), the convolution's fprop with bias and ReLU as
+one conv2d_bias_relu op, and ReLUMaxPool2d, a ReLU and the max pool after it as one maxpool2d_relu op.
 """
 
 from __future__ import annotations
@@ -150,13 +150,14 @@ class Dense(Layer):
 
 
 class Conv2d(Layer):
-    """NCHW convolution (conv2d fprop); backward: wgrad for dW and db, dgrad for dX (skipped for the first layer)."""
+    """NCHW convolution (conv2d fprop); backward: wgrad for dW and db, dgrad for dX (skipped for the first layer).
+    With relu=True, y = ReLU(conv + b) in one conv2d_bias_relu fprop, and the backward pass first masks dY by y > 0
+    (relu bwd), as Dense(relu=True) does."""
 
-    ops = ("conv2d",)
-
-    def __init__(self, filters: int, kernel: int = 3, stride: int = 1, pad: int = 1):
+    def __init__(self, filters: int, kernel: int = 3, stride: int = 1, pad: int = 1, relu: bool = False):
         super().__init__()
-        self.filters, self.kernel, self.stride, self.pad = filters, kernel, stride, pad
+        self.filters, self.kernel, self.stride, self.pad, self.relu = filters, kernel, stride, pad, relu
+        self.ops = ("conv2d_bias_relu", "conv2d", "relu") if relu else ("conv2d",)
 
     def _shape(self, n: int) -> Conv2dShape:
         c, h, w = self.in_shape
@@ -171,17 +172,31 @@ class Conv2d(Layer):
         return [("w", (self.filters, c, self.kernel, self.kernel), c * self.kernel**2), ("b", (self.filters,), None)]
 
     def _at_batch(self, n):
-        return {"shape": self._shape(n), "y": self._empty(n, *self.out_shape), "dx": self._empty(n, *self.in_shape)}
+        setup = {"shape": self._shape(n), "y": self._empty(n, *self.out_shape), "dx": self._empty(n, *self.in_shape)}
+        if self.relu:
+            setup |= {"relu": TensorShape(n, *self.out_shape), "dz": self._empty(n, *self.out_shape)}
+        return setup
+
+    def check_shapes(self, setup: dict) -> None:
+        if not self.relu:
+            return super().check_shapes(setup)
+        for op, pass_ in (("conv2d_bias_relu", "fprop"), ("conv2d", "dgrad"), ("conv2d", "wgrad")):
+            self.backend.check_shape(op, pass_, setup["shape"])
+        self.backend.check_shape("relu", "bwd", setup["relu"])
 
     def forward(self, x):
         p = self.at_batch(x.shape[0])
         w, b = (q.value for q in self.params)
         self.x = x
-        return self.backend.call("conv2d", "fprop", p["shape"], {"x": x, "w": w, "b": b}, {"y": p["y"]})["y"]
+        op = "conv2d_bias_relu" if self.relu else "conv2d"
+        self.y = self.backend.call(op, "fprop", p["shape"], {"x": x, "w": w, "b": b}, {"y": p["y"]})["y"]
+        return self.y
 
     def backward(self, dy, need_dx=True):
         p = self.at_batch(dy.shape[0])
         w, b = self.params
+        if self.relu:
+            dy = self.backend.call("relu", "bwd", p["relu"], {"y": self.y, "dy": dy}, {"dx": p["dz"]})["dx"]
         self.backend.call("conv2d", "wgrad", p["shape"], {"x": self.x, "dy": dy}, {"dw": w.grad, "db": b.grad})
         if not need_dx:
             return None

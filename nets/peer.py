@@ -98,6 +98,9 @@ def to_torch(net: Network):
             w, b = layer.params
             m.weight.data = torch.from_numpy(w.value.copy())
             m.bias.data = torch.from_numpy(b.value.copy())
+            if layer.relu:
+                mods.append(m)
+                m = torch.nn.ReLU()
         elif isinstance(layer, MaxPool2d):
             m = torch.nn.MaxPool2d(layer.size, layer.stride)
         elif isinstance(layer, ReLU):

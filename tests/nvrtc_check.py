@@ -17,12 +17,13 @@ ARCHS = ("sm_80", "sm_90")
 WARNING_OPTIONS = ("--Wreorder",)
 
 
-def compile_source(path: Path, arch: str) -> tuple[bool, str]:
-    """(compiled, log) for one source file and one target architecture (machine code, so ptxas runs too)."""
+def compile_source(path: Path, arch: str, defines: tuple[str, ...] = ()) -> tuple[bool, str]:
+    """(compiled, log) for one source file and one target architecture (machine code, so ptxas runs too), with
+    `defines` added to the options (a variant of the file, as impls.cuda.common.module compiles it)."""
     err, prog = nvrtc.nvrtcCreateProgram(path.read_bytes(), path.name.encode(), 0, [], [])
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcCreateProgram: {err}"
     try:
-        opts = [o.encode() for o in (*DEFAULT_OPTIONS, f"--gpu-architecture={arch}", *WARNING_OPTIONS)]
+        opts = [o.encode() for o in (*DEFAULT_OPTIONS, *defines, f"--gpu-architecture={arch}", *WARNING_OPTIONS)]
         (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         err, size = nvrtc.nvrtcGetProgramLogSize(prog)
         assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcGetProgramLogSize: {err}"

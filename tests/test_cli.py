@@ -19,7 +19,7 @@ def run_cli(*args):
 
 @pytest.mark.parametrize("args, needle", [
     (["run", "--op", "conv2d", "--impl", "nosuch"], "unknown implementation 'nosuch'; valid: "),
-    (["run", "--op", "nosuch"], "unknown op 'nosuch'; valid: conv2d, gemm"),
+    (["run", "--op", "nosuch"], "unknown op 'nosuch'; valid: conv2d, conv2d_bias_relu, gemm"),
     (["run", "--op", "conv2d", "--pass", "backward"], "unknown pass of conv2d 'backward'; valid: dgrad, fprop, wgrad"),
     (["run", "--op", "conv2d", "--shapes", "huge"], "unknown shape set for conv2d 'huge'; valid: deepbench, depthwise, "
      "dilated, edge"),

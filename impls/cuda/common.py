@@ -2,7 +2,8 @@
 
 CUDA sources live beside their Python wrappers as .cu files anywhere under impls/, named uniquely, and are found by
 file name. `module(name)` compiles one file with NVRTC through cupy.RawModule (cached per process) and
-`kernel(file, func)` returns one of its `extern "C"` kernels.
+`kernel(file, func)` returns one of its `extern "C"` kernels. `defines` (e.g. ("-DCONV_RELU=1",)) compile a variant
+of a file, a second module beside the first (conv2d_bias_relu's fused epilogue).
 The same files are compiled by tests/impls/cuda/test_nvrtc_compile.py on machines without a GPU, with the same
 options (NVRTC_OPTIONS).
 """
@@ -39,20 +40,22 @@ def cuda_files() -> dict[str, Path]:
 
 
 @functools.cache
-def module(name: str):
-    """The compiled cupy.RawModule of the .cu file `name` under impls/ (harness.cuda compiles and caches it)."""
-    return cuda.module(cuda_files()[name], NVRTC_OPTIONS)
+def module(name: str, defines: tuple[str, ...] = ()):
+    """The compiled cupy.RawModule of the .cu file `name` under impls/, with `defines` added to the NVRTC options
+    (harness.cuda compiles and caches it)."""
+    return cuda.module(cuda_files()[name], NVRTC_OPTIONS + defines)
 
 
-def kernel(name: str, func: str):
-    """One `extern "C"` kernel of the .cu file `name`."""
-    return module(name).get_function(func)
+def kernel(name: str, func: str, defines: tuple[str, ...] = ()):
+    """One `extern "C"` kernel of the .cu file `name` (compiled with `defines`)."""
+    return module(name, defines).get_function(func)
 
 
-def attributes(name: str, funcs: list[str], launch: dict[str, tuple[int, int]] | None = None) -> dict:
+def attributes(name: str, funcs: list[str], launch: dict[str, tuple[int, int]] | None = None,
+               defines: tuple[str, ...] = ()) -> dict:
     """A `details` result: registers, shared bytes and local (spill) bytes of the compiled kernels; with `launch`
     ({func: (threads, dynamic shared bytes)}) also dynamic shared memory and occupancy (harness.cuda.attributes)."""
-    return cuda.attributes(cuda_files()[name], funcs, NVRTC_OPTIONS, launch)
+    return cuda.attributes(cuda_files()[name], funcs, NVRTC_OPTIONS + defines, launch)
 
 
 def blocks(n: int, threads: int) -> int:

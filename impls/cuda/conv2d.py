@@ -12,7 +12,13 @@
   (conv2d_direct_small.cu: a pixel × 16 channels per thread, no slice chain); a longer one (≤ DIRECT_CRS_MAX) with
   K ≤ SPLIT_CHOSEN_K (the C = 16 / 32 layers) conv_fprop_direct_split (the reduction split in 8 parts inside the
   block), and the stride-1 dgrad of those layers (C ≤ 32) as the fprop of dy (conv_dgrad_direct_split).
-  Depthwise layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad).
+  Depthwise layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad). 1x1 stride-1 unpadded
+  layers with one group (`pointwise`: ResNet-50's bottleneck ends, MobileNet's pointwise layers) are one plain
+  GEMM per image, Y_n = W·X_n (+ b) and dX_n = Wᵀ·dY_n: fprop and dgrad run them as one batched launch of the v7
+  SGEMM kernel (gemm_warptile.cu, grid.z = n, tuned per shape: impls/cuda/gemm.py's batched_gemm).
+- conv2d_bias_relu fprop (cupy_naive, cupy_opt): the same fprop kernels from a second module of their files,
+  compiled with -DCONV_RELU=1 (RELU), whose epilogues write max(0, y): every configuration above, split-K's
+  reduction and the depthwise kernel included, with the ReLU where y is written.
 - cupy_im2col_cublas (im2col.cu + cupy.matmul, strict FP32), batched over images n and groups g (W_g: K/G ×
   C/G·R·S): fprop = W_g·col_n,g, dgrad = W_gᵀ·dy_n,g then col2im, wgrad = dW_gᵀ = col_g · dY_g (one strided-batched
   GEMM over the groups, reduction N·P·Q).
@@ -33,6 +39,7 @@ from impls.nvidia.cublas import cublas_math
 NAIVE, IGEMM, IM2COL = "conv2d_naive.cu", "conv2d_implicit_gemm.cu", "im2col.cu"
 DIRECT = "conv2d_direct_small.cu"
 BIAS = "conv2d_bias_grad.cu"
+RELU = ("-DCONV_RELU=1",)  # the NVRTC define of the fprop kernels' ReLU epilogue (conv2d_bias_relu)
 BIAS_MIN_ELEMENTS = 4096  # per block of bias_grad_partial
 BK = 8  # conv2d_implicit_gemm.cu's reduction slice
 SMALL_TILES = {"fprop": (128, 32), "dgrad": (128, 32), "wgrad": (32, 128)}  # the small-layer kernels' BM × BN
@@ -58,6 +65,7 @@ SPLIT_MIN_K = 16  # ... and K ≥ this (both passes: the thesis layers' 16 and 3
 SPLIT_MAX_PIXELS = 2**13  # ... and output pixels (fprop N·P·Q, dgrad N·H·W) ≤ this: the crossover measured on the
 # H200 (reports/sample-h200-kernels, NOTES.md): at ≤ 8192 pixels the split kernels won on 8 of 10 thesis rows, above
 # it they lost on 4 of 7 (dgrad C = 3 50×50: 110 µs against the narrow kernel's 58)
+POINTWISE_MIN_ROWS = 64  # the smallest warp-tiled tile's rows: a 1x1 layer with fewer GEMM rows keeps the implicit GEMM
 INT_LIMIT = 2**31 - 2**16  # GEMM rows, columns and per-image offsets must stay inside int32 (with a tile's margin)
 
 
@@ -68,26 +76,31 @@ def _args(s: Conv2dShape) -> tuple:
                                        s.pad_h, s.pad_w, s.dilation_h, s.dilation_w, s.groups))
 
 
-def _launch_1d(file: str, func: str, total: int, args: tuple) -> None:
+def _launch_1d(file: str, func: str, total: int, args: tuple, defines: tuple[str, ...] = ()) -> None:
     """One thread per element (the kernels also grid-stride, so any total fits)."""
-    _cuda.kernel(file, func)((min(_cuda.blocks(total, 256), 2**31 - 1),), (256,), args)
+    _cuda.kernel(file, func, defines)((min(_cuda.blocks(total, 256), 2**31 - 1),), (256,), args)
 
 
 # ---------------------------------------------------------------- cupy_naive
-def _naive_details(funcs):
-    return lambda s: _cuda.attributes(NAIVE, funcs)
+def _naive_details(funcs, defines: tuple[str, ...] = ()):
+    return lambda s: _cuda.attributes(NAIVE, funcs, defines=defines)
 
 
-def _reg_naive(pass_: str, funcs: list[str]):
-    return register("conv2d", pass_, name="cupy_naive", device="gpu", math="fp32", available=_cuda.available,
-                    family="own", fallback=2,
-                    details=_naive_details(funcs))
+def _reg_naive(pass_: str, funcs: list[str], op: str = "conv2d", defines: tuple[str, ...] = ()):
+    return register(op, pass_, name="cupy_naive", device="gpu", math="fp32", available=_cuda.available,
+                    family="own", fallback=2, details=_naive_details(funcs, defines))
 
 
 @_reg_naive("fprop", ["conv_fprop_naive"])
 def conv2d_fprop_naive(s: Conv2dShape, x, w, b, *, y):
     """y = b + Σ x·w, one thread per output element."""
     _launch_1d(NAIVE, "conv_fprop_naive", y.size, (x, w, b, y, *_args(s)))
+
+
+@_reg_naive("fprop", ["conv_fprop_naive"], "conv2d_bias_relu", RELU)
+def conv2d_bias_relu_naive(s: Conv2dShape, x, w, b, *, y):
+    """y = max(0, b + Σ x·w), one thread per output element (conv_fprop_naive with its ReLU epilogue)."""
+    _launch_1d(NAIVE, "conv_fprop_naive", y.size, (x, w, b, y, *_args(s)), RELU)
 
 
 @_reg_naive("dgrad", ["conv_dgrad_naive"])
@@ -397,6 +410,29 @@ def _dw_patch_bytes(s: Conv2dShape) -> int:
     return 4 * (s.R * s.S + rows * cols)
 
 
+def pointwise(s: Conv2dShape, pass_: str) -> bool:
+    """fprop or dgrad of a 1x1, stride-1, unpadded, one-group layer whose per-image GEMM (fprop K × P·Q × C, dgrad
+    C × H·W × K) has at least POINTWISE_MIN_ROWS rows, at most 65535 images (grid.z): the batched v7 SGEMM."""
+    rows = s.K if pass_ == "fprop" else s.C
+    return (pass_ in ("fprop", "dgrad") and (s.R, s.S) == (1, 1) and s.stride_h == s.stride_w == 1
+            and s.pad_h == s.pad_w == 0 and s.groups == 1 and rows >= POINTWISE_MIN_ROWS and s.N <= 65535)
+
+
+def _pointwise_product(s: Conv2dShape, pass_: str) -> tuple:
+    """(layout, rows, columns, reduction) of a pointwise layer's per-image GEMM."""
+    return ("bnn", s.K, s.H * s.W, s.C) if pass_ == "fprop" else ("btn", s.C, s.H * s.W, s.K)
+
+
+def _run_pointwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias, relu: bool) -> None:
+    """fprop: Y_n (K × H·W) = W (K × C) · X_n (C × H·W) + b per row; dgrad: dX_n (C × H·W) = Wᵀ · dY_n (K × H·W);
+    one batched_gemm over the N images (W shared: stride 0)."""
+    from impls.cuda.gemm import batched_gemm
+
+    layout, m, n, k = _pointwise_product(s, pass_)
+    data, w = operands[0], operands[1]  # fprop (x, w), dgrad (dy, w)
+    batched_gemm(layout, w, data, out, bias, m, n, k, s.C, n, s.N, (0, k * n, m * n), relu)
+
+
 def _tiled_supports(s: Conv2dShape) -> str | None:
     """The implicit-GEMM kernels index GEMM rows/columns and per-image offsets in int32 (tensors in int64); the
     groups (times dgrad's stride phases) run on grid.z (≤ 65535); depthwise patches fit in shared memory."""
@@ -415,14 +451,14 @@ def _tiled_supports(s: Conv2dShape) -> str | None:
     return None
 
 
-def _run_depthwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None) -> None:
+def _run_depthwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, defines: tuple[str, ...] = ()) -> None:
     """The direct depthwise kernels (conv2d_implicit_gemm.cu, end): fprop 8×32 output tiles per (n, c) plane,
     dgrad one thread per dx element, wgrad one block per (c, r, s)."""
     planes, geo = s.N * s.C, _args(s)
     if pass_ == "fprop":
         tiles = _cuda.blocks(s.P, DW_TP) * _cuda.blocks(s.Q, DW_TQ)
-        _cuda.kernel(IGEMM, "conv_dw_fprop")((tiles, planes), (256,), (*operands, bias, out, *geo),
-                                              shared_mem=_dw_patch_bytes(s))
+        _cuda.kernel(IGEMM, "conv_dw_fprop", defines)((tiles, planes), (256,), (*operands, bias, out, *geo),
+                                                       shared_mem=_dw_patch_bytes(s))
     elif pass_ == "dgrad":
         _cuda.kernel(IGEMM, "conv_dw_dgrad")((_cuda.blocks(s.H * s.W, 256), planes), (256,), (*operands, out, *geo),
                                               shared_mem=4 * s.R * s.S)
@@ -431,14 +467,18 @@ def _run_depthwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None) 
 
 
 def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, launch: Launch | None = None,
-               between=None) -> None:
+               between=None, defines: tuple[str, ...] = ()) -> None:
     """Launch the configured kernel (or `launch`); with split-K, into a workspace that splitk_reduce sums (+ bias)
     into out. benchmarks/conv_probe.py forces `launch` and calls `between()` (an event record) between the GEMM
-    and the reduction to time each kernel."""
+    and the reduction to time each kernel. defines=RELU (fprop only): the kernels with the ReLU epilogue."""
     import cupy
 
+    assert not defines or pass_ == "fprop", "only fprop's kernels have the ReLU epilogue"
     if _depthwise(s):
-        _run_depthwise(s, pass_, operands, out, bias)
+        _run_depthwise(s, pass_, operands, out, bias, defines)
+        return
+    if launch is None and pointwise(s, pass_):
+        _run_pointwise(s, pass_, operands, out, bias, relu=defines == RELU)
         return
     launch = launch or _launch_config(s, pass_)
     total = out.size
@@ -446,8 +486,8 @@ def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, laun
         px = 256 if launch.func == "conv_fprop_direct" else SPLIT_PX
         geo = dgrad_as_fprop(s) if launch.func == "conv_dgrad_direct_split" else s  # dgrad: as the fprop of dy
         grid = (_cuda.blocks(geo.N * geo.P * geo.Q, px), _cuda.blocks(geo.K, DIRECT_K))
-        _cuda.kernel(DIRECT, launch.func)(grid, (256,), (*operands, _cuda.NULL if bias is None else bias, out,
-                                                         _table(geo), *_args(geo)))
+        _cuda.kernel(DIRECT, launch.func, defines)(grid, (256,), (*operands, _cuda.NULL if bias is None else bias,
+                                                                  out, _table(geo), *_args(geo)))
         return
     if launch.func == "conv_dgrad_narrow":
         _cuda.kernel(IGEMM, launch.func)((launch.tiles, 1, launch.phases), (256,), (*operands, out, _dgrad_tables(s)[1],
@@ -459,30 +499,35 @@ def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, laun
     else:
         lead, tables = operands, (_dgrad_tables(s) if pass_ == "dgrad" else (_table(s),))
     args = (*lead, target, *tables, *_args(s), np.int32(launch.kt_per), np.int64(total))
-    _cuda.kernel(IGEMM, launch.func)((launch.tiles, launch.splits, launch.phases), (256,), args)
+    _cuda.kernel(IGEMM, launch.func, defines)((launch.tiles, launch.splits, launch.phases), (256,), args)
     if between is not None:
         between()
     if launch.splits > 1:
         plane, nbias = (s.P * s.Q, s.K) if bias is not None else (1, 1)
         func, lanes = ("splitk_reduce_warp", 32) if launch.splits >= WARP_REDUCE_SPLITS else ("splitk_reduce", 1)
         blocks = min(_cuda.blocks(total * lanes, 256), 8 * _sm_count())
-        _cuda.kernel(IGEMM, func)((blocks,), (256,), (target, out, np.int64(total), np.int32(launch.splits),
-                                                      _cuda.NULL if bias is None else bias, np.int64(plane),
-                                                      np.int32(nbias)))
+        _cuda.kernel(IGEMM, func, defines)((blocks,), (256,), (target, out, np.int64(total), np.int32(launch.splits),
+                                                               _cuda.NULL if bias is None else bias, np.int64(plane),
+                                                               np.int32(nbias)))
 
 
-def _tiled_details(pass_: str):
+def _tiled_details(pass_: str, defines: tuple[str, ...] = ()):
     def details(s: Conv2dShape) -> dict:
         if _depthwise(s):
-            return {**_cuda.attributes(IGEMM, [f"conv_dw_{pass_}"]), "note": "depthwise: direct kernel"}
+            found = _cuda.attributes(IGEMM, [f"conv_dw_{pass_}"], defines=defines)
+            return {**found, "note": "depthwise: direct kernel"}
+        if pointwise(s, pass_):
+            from impls.cuda.gemm import batched_details
+
+            return batched_details(*_pointwise_product(s, pass_), pass_ == "fprop", defines == RELU, s.N)
         launch = _launch_config(s, pass_)
         if launch.func == "conv_fprop_direct":
             note = f"direct: a pixel x {DIRECT_K} channels per thread, {launch.tiles} blocks"
-            return {**_cuda.attributes(DIRECT, [launch.func]), "note": note}
+            return {**_cuda.attributes(DIRECT, [launch.func], defines=defines), "note": note}
         if launch.func == "conv_fprop_direct_split":
             note = (f"direct split (rule K<={SPLIT_CHOSEN_K}, C*R*S<={DIRECT_CRS_MAX}): {SPLIT_PX} pixels x "
                     f"{SPLIT_PARTS} reduction parts per block, {DIRECT_K} channels per thread, {launch.tiles} blocks")
-            return {**_cuda.attributes(DIRECT, [launch.func]), "note": note}
+            return {**_cuda.attributes(DIRECT, [launch.func], defines=defines), "note": note}
         if launch.func == "conv_dgrad_direct_split":
             note = (f"direct split as the fprop of dy, flipped filters (rule stride 1, C<={SPLIT_CHOSEN_K}, "
                     f"K*R*S<={DIRECT_CRS_MAX}): {SPLIT_PX} pixels x {SPLIT_PARTS} reduction parts per block, "
@@ -494,12 +539,12 @@ def _tiled_details(pass_: str):
         groups = f", {s.groups} groups" if s.groups > 1 else ""
         small = f", BK {launch.bk}, table in shared memory" if launch.bk != BK else ""
         note = f"tile {launch.bm}x{launch.bn}{small}, {launch.tiles} tiles{groups}{split}"
-        return {**_cuda.attributes(IGEMM, funcs), "note": note}
+        return {**_cuda.attributes(IGEMM, funcs, defines=defines), "note": note}
     return details
 
 
-def _reg_tiled(pass_: str, details=None):
-    return register("conv2d", pass_, name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
+def _reg_tiled(pass_: str, details=None, op: str = "conv2d"):
+    return register(op, pass_, name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,
                     family="own", fallback=1, supports=_tiled_supports, details=details or _tiled_details(pass_))
 
 
@@ -507,6 +552,12 @@ def _reg_tiled(pass_: str, details=None):
 def conv2d_fprop_tiled(s: Conv2dShape, x, w, b, *, y):
     """Implicit GEMM (N·P·Q)×K×(C·R·S), bias fused (or added by the split-K reduction)."""
     _run_tiled(s, "fprop", (x, w), y, b)
+
+
+@_reg_tiled("fprop", _tiled_details("fprop", RELU), "conv2d_bias_relu")
+def conv2d_bias_relu_tiled(s: Conv2dShape, x, w, b, *, y):
+    """conv2d fprop's kernel for the shape, from the RELU module: y = max(0, conv + b) written once."""
+    _run_tiled(s, "fprop", (x, w), y, b, defines=RELU)
 
 
 @_reg_tiled("dgrad")

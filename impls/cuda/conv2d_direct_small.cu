@@ -18,11 +18,19 @@
 // - writes y[n, k, p, q] for its DK channels (consecutive threads: consecutive q, coalesced per channel), + bias.
 // Threads: 256 per block, grid (ceil(N·P·Q / 256), ceil(K / DK)). Offsets are 64-bit. Strict FP32, one FMA per
 // product-sum, reduction in (c, r, s) order.
+// conv2d_bias_relu compiles this file again with -DCONV_RELU=1: the fprop kernels then write max(0, y) (the
+// dgrad kernel, FLIP, never: it is not launched from that module, and ignores the flag).
 
 #define NT 256
 #define DK 16     // output channels per thread
 #define DCRS 32   // patch elements gathered per round trip
 #define DTAB 352  // largest C·R·S (impls/cuda/conv2d.py checks: DIRECT_CRS_MAX)
+#ifndef CONV_RELU
+#define CONV_RELU 0
+#endif
+
+// fprop's output epilogue: v, or ReLU(v) in the -DCONV_RELU=1 module (as eltwise.cu's relu_f).
+__device__ __forceinline__ float fprop_out(float v) { return CONV_RELU ? (v > 0.f ? v : 0.f) : v; }
 
 // The thread's patch elements base .. base+DCRS−1 (0 past CRS and outside the image): independent loads.
 __device__ __forceinline__ void gather(float (&v)[DCRS], const float* __restrict__ x, const int4* stab,
@@ -100,7 +108,7 @@ conv_fprop_direct(const float* __restrict__ x, const float* __restrict__ w, cons
     float* __restrict__ yo = y + n * K * PQ + pq;
 #pragma unroll
     for (int j = 0; j < DK; ++j)
-        if (k0 + j < K) yo[(long long)(k0 + j) * PQ] = acc[j] + (b ? __ldg(&b[k0 + j]) : 0.f);
+        if (k0 + j < K) yo[(long long)(k0 + j) * PQ] = fprop_out(acc[j] + (b ? __ldg(&b[k0 + j]) : 0.f));
 }
 
 // conv_fprop_direct_split: the same direct fprop for a longer reduction (C·R·S up to DTAB: the thesis's C = 16 and
@@ -173,7 +181,8 @@ __device__ __forceinline__ void direct_split(const float* __restrict__ x, const 
 #pragma unroll
             for (int pt = 1; pt < SPART; ++pt) sum += red[pt][j][opx];
             const long long n = mo / PQ, pq = mo - n * PQ;
-            y[(n * K + k0 + j) * PQ + pq] = sum + (b ? __ldg(&b[k0 + j]) : 0.f);
+            const float v = sum + (b ? __ldg(&b[k0 + j]) : 0.f);
+            y[(n * K + k0 + j) * PQ + pq] = FLIP ? v : fprop_out(v);
         }
     }
 }

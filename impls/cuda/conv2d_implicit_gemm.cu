@@ -42,20 +42,32 @@
 // - Offsets are 64-bit (long long) wherever a tensor index can pass 2^31.
 // - Depthwise convolution (G = C = K: one input and one output channel per group) is no GEMM worth tiling (one
 //   column, R·S reduction): it runs the direct kernels at the end of this file.
+// - conv2d_bias_relu (y = max(0, conv + b)) compiles this file a second time with -DCONV_RELU=1: fprop's
+//   outputs pass through ReLU where they are written (the GEMM epilogue without split-K, the split-K reduction,
+//   the depthwise kernel), so the pre-activation never reaches memory. impls/cuda/conv2d.py launches only fprop's
+//   kernels from that module.
 // Strict IEEE float32: compiled without fast-math; each product-sum is one fused multiply-add.
 
 #define NT 256
 #define BK 8
+#ifndef CONV_RELU
+#define CONV_RELU 0
+#endif
+
+// fprop's output epilogue: v, or ReLU(v) in the -DCONV_RELU=1 module (eltwise.cu's relu_f: NaN maps to 0 there too).
+__device__ __forceinline__ float fprop_out(float v) { return CONV_RELU ? (v > 0.f ? v : 0.f) : v; }
 
 // ------------------------------------------------------------------ the three passes as GEMM element accessors
 // Each provides: a(kg, m) and b(kg, col) (the GEMM operand elements, 0 outside), begin_slice(k0) (per-slice
 // setup), row_offset(m) and col_offset(col) (output element = out[row_offset + col_offset]).
 // A_KFAST: A's loader walks the reduction index fastest across threads (wgrad), else the row index (fprop, dgrad).
+// RELU_OUT: the epilogue applies fprop_out (fprop only; its split-K partials are left raw for splitk_reduce).
 
 template <bool STAB>  // STAB: tab points at shared memory (the small-layer kernels), else at global memory
 struct Fprop {  // rows m = (n, p, q), columns k < Kpg, reduction kg = (c, r, s); tab[kg] = {c·H·W + r·dh·W + s·dw,
                 // r·dh, s·dw, 0}. x, w point at the group's first channel and filter.
     static constexpr bool A_KFAST = false;
+    static constexpr bool RELU_OUT = CONV_RELU != 0;
     const float* __restrict__ x;
     const float* __restrict__ w;
     const int4* __restrict__ tab;
@@ -104,6 +116,7 @@ struct Fprop {  // rows m = (n, p, q), columns k < Kpg, reduction kg = (c, r, s)
 template <bool STAB>  // STAB: tab points at shared memory (this phase's entries), else at global memory
 struct Dgrad {
     static constexpr bool A_KFAST = false;
+    static constexpr bool RELU_OUT = false;
     const float* __restrict__ dy;
     const float* __restrict__ w;
     const int4* __restrict__ tab;
@@ -156,6 +169,7 @@ struct Dgrad {
 template <int BKT, bool STAB>
 struct Wgrad {
     static constexpr bool A_KFAST = true;
+    static constexpr bool RELU_OUT = false;
     const float* __restrict__ x;
     const float* __restrict__ dy;
     const int4* __restrict__ tab;
@@ -201,7 +215,7 @@ struct Wgrad {
 
 // ------------------------------------------------------------------ the shared main loop
 // Mg × Ng output tile (m0, n0) of one split (reduction slices [kt_begin, kt_end)); out already points at the
-// split's buffer. bias (may be null) is added per column. BKT: the reduction slice (BK = 8, or 32 for small layers).
+// split's buffer. bias (may be null) is added per column, then Op::RELU_OUT's ReLU where there is no split-K. BKT: the reduction slice (BK = 8, or 32 for small layers).
 template <int BM, int BN, int TM, int TN, int BKT, bool ROWS_FAST, class Op>
 __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const float* __restrict__ bias, int Mg, int Ng,
                                       int m0, int n0, int kt_begin, int kt_end)
@@ -287,6 +301,8 @@ __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const flo
         __syncthreads();
     }
 
+    const bool relu = Op::RELU_OUT && gridDim.y == 1;  // with split-K, splitk_reduce applies it to the sum
+
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
         const int m = m0 + ((i / 4) * THR_M + tr) * 4 + (i % 4);
@@ -295,7 +311,10 @@ __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const flo
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
             const int col = n0 + ((j / 4) * THR_N + tc) * 4 + (j % 4);
-            if (col < Ng) out[ro + op.col_offset(col)] = acc[i][j] + (bias ? __ldg(&bias[col]) : 0.f);
+            if (col < Ng) {
+                const float v = acc[i][j] + (bias ? __ldg(&bias[col]) : 0.f);
+                out[ro + op.col_offset(col)] = relu ? fprop_out(v) : v;
+            }
         }
     }
 }
@@ -482,7 +501,8 @@ conv_dgrad_narrow(const float* __restrict__ dy, const float* __restrict__ w, flo
         if (c < C) out[c * HW] = acc[c];
 }
 
-// out[i] = Σ_s ws[s·total + i] (+ bias[(i / plane) % nbias]): the fixed-order sum of the split-K partials.
+// out[i] = Σ_s ws[s·total + i] (+ bias[(i / plane) % nbias]): the fixed-order sum of the split-K partials (through
+// fprop_out: ReLU in the -DCONV_RELU=1 module, which only fprop launches).
 extern "C" __global__ void splitk_reduce(const float* __restrict__ ws, float* __restrict__ out, long long total,
                                          int splits, const float* __restrict__ bias, long long plane, int nbias)
 {
@@ -491,7 +511,7 @@ extern "C" __global__ void splitk_reduce(const float* __restrict__ ws, float* __
         float s = 0.f;
         for (int k = 0; k < splits; ++k) s += ws[k * total + i];
         if (bias) s += bias[(i / plane) % nbias];
-        out[i] = s;
+        out[i] = fprop_out(s);
     }
 }
 
@@ -509,7 +529,7 @@ extern "C" __global__ void splitk_reduce_warp(const float* __restrict__ ws, floa
         for (int k = lane; k < splits; k += 32) s += ws[k * total + i];
 #pragma unroll
         for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
-        if (lane == 0) out[i] = s + (bias ? bias[(i / plane) % nbias] : 0.f);
+        if (lane == 0) out[i] = fprop_out(s + (bias ? bias[(i / plane) % nbias] : 0.f));
     }
 }
 
@@ -550,7 +570,7 @@ conv_dw_fprop(const float* __restrict__ x, const float* __restrict__ w, const fl
         const float* row = patch + (tp * uh + r * dh) * ph_cols + tq * uw;
         for (int s = 0; s < S; ++s) acc = fmaf(row[s * dw], wf[r * S + s], acc);
     }
-    y[plane * P * Q + (long long)p * Q + q] = acc + __ldg(&b[c]);
+    y[plane * P * Q + (long long)p * Q + q] = fprop_out(acc + __ldg(&b[c]));
 }
 
 // dx[n,c,h,w] = Σ_{r,s} dy[n,c,(h+ph−r·dh)/uh,(w+pw−s·dw)/uw]·w[c,0,r,s] over the taps where the strides divide:

@@ -13,10 +13,14 @@
 // linear index, so tensors past 2^31 elements work); the thread decomposes its index and sums the formula's terms
 // in order, reading every operand straight from global memory. Padding is handled by skipping taps that fall
 // outside the image; dgrad gathers (each dx element sums the dy entries it contributed to, no atomics).
+// conv2d_bias_relu (y = max(0, conv + b)) runs conv_fprop_naive compiled with -DCONV_RELU=1.
 
 // The common int arguments of every kernel, in impls/cuda/conv2d.py's _args order (C and K count all groups).
 #define CONV_GEOMETRY int N, int C, int H, int W, int K, int R, int S, int P, int Q, int uh, int uw, int ph, int pw, \
                       int dh, int dw, int G
+#ifndef CONV_RELU
+#define CONV_RELU 0
+#endif
 
 extern "C" __global__ void conv_fprop_naive(const float* __restrict__ x, const float* __restrict__ w,
                                             const float* __restrict__ b, float* __restrict__ y, CONV_GEOMETRY)
@@ -39,7 +43,8 @@ extern "C" __global__ void conv_fprop_naive(const float* __restrict__ x, const f
                     acc += x[((n * C + c0 + c) * H + h) * W + ww] * w[(((long long)k * Cg + c) * R + r) * S + s];
                 }
             }
-        y[i] = acc + b[k];
+        const float v = acc + b[k];
+        y[i] = CONV_RELU ? (v > 0.f ? v : 0.f) : v;
     }
 }
 

@@ -15,6 +15,9 @@ climb (forward product; bwd for v1 and v6 only):
                     per SM; K slices of 16 and of 32); dX and dW are the same kernel with transpose flags, db a
                     two-stage deterministic column sum.
 
+`batched_gemm` runs the v7 kernel over a batch of products (grid.z), tuned the same way: conv2d's 1x1 layers
+(impls/cuda/conv2d.py), one product per image.
+
 Only cupy_naive and cupy_opt have a `fallback` rank: training backends never pick a ladder step.
 """
 
@@ -33,6 +36,7 @@ NAIVE, TILED, WARPTILE = "gemm_naive.cu", "gemm_tiled.cu", "gemm_warptile.cu"
 SMEM, REG1D, REG2D = "gemm_smem.cu", "gemm_regblock1d.cu", "gemm_regblock2d.cu"
 TILE = 128  # gemm_tiled.cu's BM = BN
 GRID_Y = 65535  # the ladder kernels put row tiles on grid.y
+BATCHED = ("-DGEMM_BATCHED=1",)  # gemm_warptile.cu's module of the batched kernels (layouts bnn, btn)
 
 
 def _i32(v: int) -> np.int32:
@@ -161,7 +165,7 @@ def gemm_fwd_v5_vec_dbuf(s: GemmShape, x, w, b=None, *, y):
 
 # ---------------------------------------------------------------- v6: cupy_opt, gemm_warptile.cu
 _CACHE: _tune.TuneCache | None = None
-_CHOSEN: dict[tuple, tuple[_tune.Config, str]] = {}  # (layout, M, N, K, bias, relu) -> (config, how it was chosen)
+_CHOSEN: dict[tuple, tuple[_tune.Config, str]] = {}  # (v6, layout, M, N, K, bias, relu, batch) -> (config, how)
 _SMEM_SET: set[tuple[int, str]] = set()  # (device, kernel) whose dynamic shared-memory limit was raised
 
 
@@ -196,7 +200,7 @@ def _wt_func(cfg: _tune.Config, layout: str) -> str:
 def _wt_kernel(cfg: _tune.Config, layout: str, dev: int):
     """The kernel of one configuration and layout, its dynamic shared-memory limit raised once per device."""
     func = _wt_func(cfg, layout)
-    kern = _cuda.kernel(WARPTILE, func)
+    kern = _cuda.kernel(WARPTILE, func, BATCHED if layout.startswith("b") else ())
     if (dev, func) not in _SMEM_SET:
         kern.max_dynamic_shared_size_bytes = cfg.tile.smem
         _SMEM_SET.add((dev, func))
@@ -229,24 +233,24 @@ def _wt_launch(cfg: _tune.Config, layout: str, dev: int, a, b, c, bias, m: int, 
 
 
 def _plan(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tuple[bool, ...],
-          launch, v6: bool = False) -> None:
-    """Run C = A·B with the configuration cached for this key, tuning it first when there is none (and tuning
-    is on and the stream is not being captured into a graph); launch(cfg) does the work. `v6`: only the v6
-    table (cupy_v6_warptile, tuned and cached apart)."""
+          launch, v6: bool = False, batch: int = 1) -> None:
+    """Run C = A·B (`batch` of them) with the configuration cached for this key, tuning it first when there is
+    none (and tuning is on and the stream is not being captured into a graph); launch(cfg) does the work. `v6`:
+    only the v6 table (cupy_v6_warptile, tuned and cached apart)."""
     import cupy
 
     _, name, sms, smem_limit = _device()
-    key = ("v6 " if v6 else "") + _tune.key(layout, m, n, k, bias, relu, vec)
+    key = ("v6 " if v6 else "") + _tune.key(layout, m, n, k, bias, relu, vec, batch)
     cfg, how, launched = _cache().get(name, key), "cached", False
     if cfg is None:
-        cands = _tune.candidates(m, n, k, sms, smem_limit, names=_tune.V6_TILES if v6 else None)
+        cands = _tune.candidates(m, n, k, sms, smem_limit, names=_tune.V6_TILES if v6 else None, batch=batch)
         if _tune.enabled() and not cupy.cuda.get_current_stream().is_capturing():
             cfg, times = _tune.tune(cands, launch)  # its last launch is cfg's: the outputs are written
             _cache().put(name, key, cfg)
             how, launched = (f"tuned over {len(cands)}" if times else "only candidate"), True
         else:
-            cfg, how = _tune.heuristic(m, n, k, sms, smem_limit), "heuristic"
-    _CHOSEN[(v6, layout, m, n, k, bias, relu)] = (cfg, how)
+            cfg, how = _tune.heuristic(m, n, k, sms, smem_limit, batch), "heuristic"
+    _CHOSEN[(v6, layout, m, n, k, bias, relu, batch)] = (cfg, how)
     if not launched:
         launch(cfg)
 
@@ -262,6 +266,35 @@ def _wt_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, ldb: 
     _plan(layout, m, n, k, bias is not None, relu, (vec_a, vec_b, _aligned(c, n)), launch, v6)
 
 
+def batched_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, ldb: int, batch: int,
+                 strides: tuple[int, int, int], relu: bool = False) -> None:
+    """C_z = A_z·B_z (+ bias per row, ReLU) for z < batch in one launch (grid.z = z), A_z = a + z·strides[0],
+    B_z = b + z·strides[1], C_z = c + z·strides[2] (elements; ldc = n): layout "bnn" (A k-contiguous, as nn) or
+    "btn" (A m-contiguous, as tn). Tuned once per shape among the tiles, without split-K."""
+    dev = _device()[0]
+    sa, sb, sc = strides
+    vec = (_aligned(a, lda, sa), _aligned(b, ldb, sb), _aligned(c, n, sc))
+
+    def launch(cfg: _tune.Config) -> None:
+        _wt_kernel(cfg, layout, dev)((_tune.tiles(cfg.tile, m, n), 1, batch), (cfg.tile.threads,),
+                                     (a, b, c, _cuda.NULL if bias is None else bias, _i32(m), _i32(n), _i32(k),
+                                      _i64(lda), _i64(ldb), _i64(n), _i32(relu), *(_i32(v) for v in vec), _i32(k),
+                                      _i64(sa), _i64(sb), _i64(sc)), shared_mem=cfg.tile.smem)
+
+    _plan(layout, m, n, k, bias is not None, relu, vec, launch, batch=batch)
+
+
+def batched_details(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, batch: int) -> dict:
+    """details of one batched_gemm product: its chosen kernel (resources, occupancy) and the choice, once run."""
+    chosen = _CHOSEN.get((False, layout, m, n, k, bias, relu, batch))
+    if chosen is None:
+        return {"note": f"batched {layout} GEMM {batch} x {m}x{n}x{k}: not run yet"}
+    cfg, how = chosen
+    func = _wt_func(cfg, layout)
+    found = _cuda.attributes(WARPTILE, [func], launch={func: (cfg.tile.threads, cfg.tile.smem)}, defines=BATCHED)
+    return {**found, "note": f"batched {layout} GEMM {batch} x {m}x{n}x{k} (gemm_warptile.cu): {cfg.name} ({how})"}
+
+
 def _wt_details(products, v6: bool = False):
     """details(shape) of cupy_opt (cupy_v6_warptile when `v6`): the chosen kernel of each product (resources,
     occupancy) and the choice in the note. `products(shape)` lists (layout, M, N, K, bias, relu) of the call's
@@ -269,7 +302,7 @@ def _wt_details(products, v6: bool = False):
     def details(s: GemmShape) -> dict:
         kernels, notes = {}, []
         for prod in products(s):
-            chosen = _CHOSEN.get((v6, *prod))
+            chosen = _CHOSEN.get((v6, *prod, 1))
             if chosen is None:
                 continue
             cfg, how = chosen

@@ -33,10 +33,15 @@
 // - Split-K for products with few output tiles and a long K (the thesis's dense layers: M = 32, K up to 3200):
 //   grid.y = S slices of K, each writing its partial tile to a workspace; splitk_reduce then adds the S partials
 //   in slice order (deterministic, no atomics) with the bias and ReLU.
+// - The same kernel batched over grid.z, bias per row, for the 1x1 convolutions (impls/cuda/conv2d.py): compiled
+//   as its own module (-DGEMM_BATCHED=1), see SGEMM_WT_BATCHED at the end.
 // Strict IEEE float32: no fast-math; each product-sum is one fused multiply-add, accumulated in k order.
 
 #define PAD 4
 #define GROUP_M 8
+#ifndef GEMM_BATCHED  // 1: the module of the batched 1x1-convolution kernels (the end of this file), 0: the rest
+#define GEMM_BATCHED 0
+#endif
 
 __device__ __forceinline__ unsigned smem_addr(const void* p)
 {
@@ -148,7 +153,7 @@ struct SliceLoader {
 };
 
 template <int BM, int BN, int BK, int WM, int WN, int TM, int TN, int STAGES, int NT, bool A_KCONTIG,
-          bool B_KCONTIG>
+          bool B_KCONTIG, bool ROW_BIAS = false>
 __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, const float* __restrict__ B,
                                                float* __restrict__ C, const float* __restrict__ bias, int M, int N,
                                                int K, long long lda, long long ldb, long long ldc, int relu,
@@ -256,7 +261,7 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 float x = acc[i][g * 4 + j];
-                if (bias_e && n + j < N) x += bias_e[n + j];
+                if (bias_e && n + j < N) x += ROW_BIAS ? bias_e[m] : bias_e[n + j];
                 v[j] = relu_e ? fmaxf(x, 0.f) : x;
             }
             if (vec_c && n + 3 < N) {
@@ -289,13 +294,41 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
     SGEMM_WT_LAYOUT(NAME, nt, true, true, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                               \
     SGEMM_WT_LAYOUT(NAME, tn, false, false, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)
 
-//              name            BM   BN  BK  WM  WN  TM TN  stages threads min-blocks/SM
-SGEMM_WT_CONFIG(b128x128k16s3, 128, 128, 16, 64, 32, 8, 8, 3, 256, 2)
-SGEMM_WT_CONFIG(b128x128k8s3,  128, 128, 8,  64, 32, 8, 8, 3, 256, 2)
-SGEMM_WT_CONFIG(b128x64k16s4,  128, 64,  16, 64, 32, 8, 8, 4, 128, 4)
-SGEMM_WT_CONFIG(b64x64k16s4,   64,  64,  16, 32, 32, 8, 4, 4, 128, 4)
-SGEMM_WT_CONFIG(b128x256k16s3, 128, 256, 16, 64, 64, 8, 16, 3, 256, 1)
-SGEMM_WT_CONFIG(b128x256k32s2, 128, 256, 32, 64, 64, 8, 16, 2, 256, 1)
+// Batched products for the 1x1 stride-1 convolutions of impls/cuda/conv2d.py, one image per grid.z: product z
+// reads A + z·sa, B + z·sb and writes C + z·sc (elements), the bias (if any) is per row, and there is no split-K.
+//   bnn: fprop  Y_n = W·X_n + b   A = W (K×C, k-contiguous), B = X_n (C×P·Q, n-contiguous), bias b[k] per row
+//   btn: dgrad dX_n = Wᵀ·dY_n     A = Wᵀ, element (c, k) = W[k·C + c] (m-contiguous), B = dY_n (K×P·Q)
+#define SGEMM_WT_BATCHED(NAME, LAYOUT, AK, BKC, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                         \
+    extern "C" __global__ void __launch_bounds__(NT, MINB) sgemm_wt_##NAME##_b##LAYOUT(                         \
+        const float* A, const float* B, float* C, const float* bias, int M, int N, int K, long long lda,          \
+        long long ldb, long long ldc, int relu, int vec_a, int vec_b, int vec_c, int k_split, long long sa,       \
+        long long sb, long long sc)                                                                               \
+    {                                                                                                             \
+        const long long z = blockIdx.z;                                                                           \
+        sgemm_warptile<BM, BN, BK, WM, WN, TM, TN, ST, NT, AK, BKC, true>(A + z * sa, B + z * sb, C + z * sc,     \
+                                                                           bias, M, N, K, lda, ldb, ldc, relu,    \
+                                                                           vec_a, vec_b, vec_c, k_split);         \
+    }
+#define SGEMM_WT_CONV(NAME, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                                            \
+    SGEMM_WT_BATCHED(NAME, nn, true, false, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                             \
+    SGEMM_WT_BATCHED(NAME, tn, false, false, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)
+
+// The tile configurations, one CONFIG(name, BM, BN, BK, WM, WN, TM, TN, stages, threads, min blocks/SM) each
+// (impls/cuda/gemm_tune.py's TILES mirrors them), instantiated as the plain kernels, or as the batched ones in the
+// module compiled with -DGEMM_BATCHED=1 (which then holds those and splitk_reduce only: the plain module's compile
+// time stays as it was).
+#define SGEMM_WT_TABLE(CONFIG)                                    \
+    CONFIG(b128x128k16s3, 128, 128, 16, 64, 32, 8, 8, 3, 256, 2)  \
+    CONFIG(b128x128k8s3,  128, 128, 8,  64, 32, 8, 8, 3, 256, 2)  \
+    CONFIG(b128x64k16s4,  128, 64,  16, 64, 32, 8, 8, 4, 128, 4)  \
+    CONFIG(b64x64k16s4,   64,  64,  16, 32, 32, 8, 4, 4, 128, 4)  \
+    CONFIG(b128x256k16s3, 128, 256, 16, 64, 64, 8, 16, 3, 256, 1) \
+    CONFIG(b128x256k32s2, 128, 256, 32, 64, 64, 8, 16, 2, 256, 1)
+#if GEMM_BATCHED
+SGEMM_WT_TABLE(SGEMM_WT_CONV)
+#else
+SGEMM_WT_TABLE(SGEMM_WT_CONFIG)
+#endif
 
 // Y[m, n] = relu(Σ_s P[s, m, n] + bias[n]): the split-K partials added in slice order, one thread per element.
 extern "C" __global__ void splitk_reduce(const float* __restrict__ P, float* __restrict__ Y,

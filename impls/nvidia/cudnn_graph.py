@@ -20,7 +20,8 @@ Precision.
   F(2x2, 3x3), 6x6 is F(4x4, 3x3)), so that the checker applies that algorithm's bound; the note says what was
   found.
 
-Fused where cuDNN fuses: conv2d fprop is conv_fprop → bias in one graph, gemm fwd is matmul (→ bias) (→ relu).
+Fused where cuDNN fuses: conv2d fprop is conv_fprop → bias in one graph (conv2d_bias_relu's → relu too), gemm fwd
+is matmul (→ bias) (→ relu).
 When cuDNN builds no plan for the fused graph, the unfused node runs on cuDNN and the epilogue on CuPy (a
 broadcast add, a maximum); the note says which ran and why.
 
@@ -97,13 +98,15 @@ def _conv_args(s: Conv2dShape, c) -> dict:
             "dilation": [s.dilation_h, s.dilation_w], "compute_data_type": c.data_type.FLOAT}
 
 
-def _conv_fprop_recipe(s: Conv2dShape, bias: bool) -> Callable:
+def _conv_fprop_recipe(s: Conv2dShape, bias: bool, relu: bool = False) -> Callable:
     def recipe(g, c):
         t = {"x": _tensor(g, "x", [s.N, s.C, s.H, s.W]), "w": _tensor(g, "w", [s.K, s.Cg, s.R, s.S])}
         y = g.conv_fprop(image=t["x"], weight=t["w"], name="conv", **_conv_args(s, c))
         if bias:
             t["b"] = _tensor(g, "b", [1, s.K, 1, 1])
             y = g.bias(input=y, bias=t["b"], name="bias", compute_data_type=c.data_type.FLOAT)
+        if relu:
+            y = g.relu(input=y, name="relu", compute_data_type=c.data_type.FLOAT)
         t["y"] = _output(y, [s.N, s.K, s.P, s.Q])
         return t
     return recipe
@@ -164,23 +167,34 @@ def _matmul_recipe(a: tuple[str, list[int], list[int]], b: tuple[str, list[int],
 
 
 # ---------------------------------------------------------------- conv2d
-def _conv2d_fprop(name: str):
-    strict = name == "cudnn"
+def _conv2d_fprop(name: str, relu: bool = False):
+    """conv2d fprop, or with `relu` conv2d_bias_relu's: the most fused graph cuDNN builds a plan for, of conv → bias
+    (→ relu), conv → bias, conv; what the graph lacks runs on CuPy after it (a broadcast add, a maximum in place)."""
+    strict, op = name == "cudnn", "conv2d_bias_relu" if relu else "conv2d"
+    graphs = [("y = conv + bias + relu", True, True)] if relu else []
+    graphs += [("y = conv + bias", True, False), ("y = conv", False, False)]  # (role, bias, relu) in the graph
 
     def conv2d_fprop(s: Conv2dShape, x, w, b, *, y):
+        import cupy
+
         h = bound_handle()
-        ptrs = {"x": x.data.ptr, "w": w.data.ptr, "b": b.data.ptr, "y": y.data.ptr}
-        fused_key = plan_key("conv2d", "fprop", name, s, "y = conv + bias")
-        fused = try_plan(fused_key, _conv_fprop_recipe(s, bias=True), strict, h, ptrs)
-        if fused is not None:
-            fused.run(h, ptrs)
-            return
-        del ptrs["b"]
-        get_plan(plan_key("conv2d", "fprop", name, s, "y = conv"), _conv_fprop_recipe(s, bias=False), strict, h,
-              ptrs).run(h, ptrs)
-        fallback_note(fused_key, "bias added by CuPy (broadcast add)")
-        y += b[None, :, None, None]
-    conv2d_fprop.__doc__ = f"cuDNN Frontend conv_fprop → bias, one graph ({MODES[name]})."
+        first = plan_key(op, "fprop", name, s, graphs[0][0])
+        for role, with_bias, with_relu in graphs:
+            ptrs = {"x": x.data.ptr, "w": w.data.ptr, "y": y.data.ptr} | ({"b": b.data.ptr} if with_bias else {})
+            find = get_plan if role == "y = conv" else try_plan  # the plain conv always has a plan
+            plan = find(plan_key(op, "fprop", name, s, role), _conv_fprop_recipe(s, with_bias, with_relu), strict,
+                        h, ptrs)
+            if plan is not None:
+                break
+        plan.run(h, ptrs)
+        if role != graphs[0][0]:
+            fallback_note(first, " and ".join([*(["bias added by CuPy (broadcast add)"] if not with_bias else []),
+                                               *(["ReLU by CuPy (maximum)"] if relu and not with_relu else [])]))
+        if not with_bias:
+            y += b[None, :, None, None]
+        if relu and not with_relu:
+            cupy.maximum(y, 0, out=y)
+    conv2d_fprop.__doc__ = f"cuDNN Frontend conv_fprop → bias{' → relu' if relu else ''}, one graph ({MODES[name]})."
     return conv2d_fprop
 
 
@@ -318,6 +332,10 @@ def _register_all() -> None:
                      group="cudnn", supports=_conv_support(pass_, name),
                      details=details_for("conv2d", pass_, name),
                      algorithm=algorithm_for("conv2d", pass_, name))(make(name))
+        register("conv2d_bias_relu", "fprop", name=name, device="gpu", math=math, available=available,
+                 family="vendor", group="cudnn", supports=_conv_support("fprop", name),
+                 details=details_for("conv2d_bias_relu", "fprop", name),
+                 algorithm=algorithm_for("conv2d_bias_relu", "fprop", name))(_conv2d_fprop(name, relu=True))
         strict = name == "cudnn"
         for pass_, make in (("fwd", _gemm_fwd), ("bwd", _gemm_bwd)):
             register("gemm", pass_, name=name, device="gpu", math=math, family="vendor", group="cudnn",

@@ -240,7 +240,7 @@ def try_plan(key: tuple, recipe: Callable, strict: bool, handle, ptrs: dict[str,
         return None
     _plans[key] = b
     NOTES[key] = b.describe()
-    if key[0] == "conv2d":
+    if key[0].startswith("conv2d"):
         declare_algorithm(key, recipe, strict)
     return b
 

@@ -137,6 +137,14 @@ def conv2d_fprop(s, x, w, b, *, y):
     y.copy_(F.conv2d(x, w, b, **_conv_geometry(s)))
 
 
+def conv2d_bias_relu_fprop(s, x, w, b, *, y):
+    """torch.nn.functional.conv2d (with bias) copied into y, then ReLU in place on y (eager PyTorch runs them as two
+    kernels: its cheapest composition)."""
+    import torch.nn.functional as F
+
+    y.copy_(F.conv2d(x, w, b, **_conv_geometry(s))).relu_()
+
+
 def conv2d_dgrad(s, dy, w, *, dx):
     """torch.nn.grad.conv2d_input, copied into dx."""
     import torch.nn.grad
@@ -281,6 +289,7 @@ def sgd_update(s, dw, *, w):
 
 
 PRECISION_SENSITIVE = {("gemm", "fwd"): gemm_fwd, ("gemm", "bwd"): gemm_bwd, ("conv2d", "fprop"): conv2d_fprop,
+                       ("conv2d_bias_relu", "fprop"): conv2d_bias_relu_fprop,
                        ("conv2d", "dgrad"): conv2d_dgrad, ("conv2d", "wgrad"): conv2d_wgrad}
 OTHERS = {("maxpool2d", "fwd"): maxpool2d_fwd, ("maxpool2d", "bwd"): maxpool2d_bwd,
           ("maxpool2d_relu", "fwd"): maxpool2d_relu_fwd, ("maxpool2d_relu", "bwd"): maxpool2d_relu_bwd,

@@ -10,6 +10,7 @@
 - gemm: one BLAS call per product, bias and ReLU applied in place on the output (no temporaries).
 - maxpool2d, activations, losses, sgd: vectorised NumPy with `out=` buffers, one pass per R·S window tap (maxpool2d:
   each tap clipped to the image, so padding, −inf, is never read or written).
+- conv2d_bias_relu: conv2d fprop, then ReLU in place on its output.
 - maxpool2d_relu: maxpool2d's passes with the ReLU moved to the pooled side (a max of the window maxima, a mask of
   dy).
 """
@@ -81,6 +82,13 @@ def conv2d_fprop(s: Conv2dShape, x, w, b, *, y):
     out = np.matmul(_w_matrices(s, w), im2col(s, x))  # (G, Kg, N·P·Q) = (K, N, P, Q)
     y[...] = out.reshape(s.K, s.N, s.P, s.Q).transpose(1, 0, 2, 3)
     y += b[None, :, None, None]
+
+
+@reg("conv2d_bias_relu", "fprop")
+def conv2d_bias_relu_fprop(s: Conv2dShape, x, w, b, *, y):
+    """conv2d fprop, then ReLU in place on y (the same buffer, no temporary)."""
+    conv2d_fprop(s, x, w, b, y=y)
+    np.maximum(y, 0, out=y)
 
 
 @reg("conv2d", "wgrad")

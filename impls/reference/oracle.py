@@ -147,6 +147,13 @@ def maxpool2d_bwd(s: Pool2dShape, x, y, dy, *, dx):
     dx[...] = _unpad(dxp, s)
 
 
+@reg("conv2d_bias_relu", "fprop")
+def conv2d_bias_relu_fprop(s: Conv2dShape, x, w, b, *, y):
+    """y = ReLU(conv2d fprop(x, w, b)): the composition of the two ops, as written."""
+    conv2d_fprop(s, x, w, b, y=y)
+    relu_fwd(s, y.copy(), y=y)
+
+
 @reg("maxpool2d_relu", "fwd")
 def maxpool2d_relu_fwd(s: Pool2dShape, x, *, y):
     """y = maxpool(ReLU(x)): the composition of the two ops, as written (ReLU first)."""

@@ -27,6 +27,47 @@ def test_rules_fuse_relu_pool_and_dense_relu_only():
     assert type(get_model("mlp1-bce").loss_layer(fuse=True)) is SigmoidBCE  # BCE has no fused pass
 
 
+def test_conv_relu_fuses_where_no_pool_follows():
+    layers = [Conv2d(4, 3, 1, 1), ReLU(), Conv2d(6, 5, 2, 2), ReLU(), MaxPool2d(2, 2), Conv2d(3), ReLU()]
+    out = fuse(layers)
+    assert [type(x) for x in out] == [Conv2d, Conv2d, ReLUMaxPool2d, Conv2d]
+    assert [x.relu for x in (out[0], out[1], out[3])] == [True, False, True]  # the pooled block keeps its pool rule
+    assert [x.position for x in out] == [0, 2, 3, 5]
+    assert (out[0].filters, out[0].kernel, out[0].stride, out[0].pad) == (4, 3, 1, 1)
+    assert out[0].ops == ("conv2d_bias_relu", "conv2d", "relu") and out[1].ops == ("conv2d",)
+    assert not any(getattr(x, "relu", False) for x in fuse(get_model("thesis-2").layers(10)) if type(x) is Conv2d)
+
+
+@pytest.mark.parametrize("backend", ["numpy_ref", "numpy_opt"])
+def test_fused_conv_relu_network_computes_the_plain_one(backend):
+    """A conv → ReLU → conv → ReLU → pool stack: fused (conv2d_bias_relu, then conv + maxpool2d_relu) and plain, the
+    same loss and the same gradients for every parameter (float64: to rounding; float32: within a few ulps)."""
+    from nets.backend import resolve
+    from nets.network import Network, ops_of
+
+    def net(fuse_on: bool):
+        layers = [Conv2d(4), ReLU(), Conv2d(5), ReLU(), MaxPool2d(2, 2), Flatten(), Dense(3)]
+        layers, loss = (fuse(layers) if fuse_on else layers), SoftmaxCrossEntropy(fused=fuse_on)
+        n = Network(layers, loss, resolve(backend, ops_of(layers, loss)), (2, 8, 8))
+        n.init(0)
+        return n
+
+    plain, fused = net(False), net(True)
+    assert "conv2d_bias_relu" in ops_of(fused.layers, fused.loss)
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(6, 2, 8, 8)).astype(plain.backend.dtype), rng.integers(0, 3, 6).astype(np.int32)
+    losses = []
+    for n in (plain, fused):
+        losses.append(float(n.loss.forward_loss(n.forward(x), labels)))
+        n.backward(n.loss.backward_loss())
+    rtol = 1e-12 if backend == "numpy_ref" else 1e-5
+    np.testing.assert_allclose(losses[1], losses[0], rtol=rtol)
+    grads = [{p.name: p.grad for p in n.params} for n in (plain, fused)]
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        np.testing.assert_allclose(grads[1][name], grads[0][name], rtol=rtol, atol=rtol * np.abs(grads[0][name]).max())
+
+
 def _run(tmp_path, fuse: str, backend: str, model: str = "thesis-0", seed: int = 0):
     return train(TrainConfig(model=model, backend=backend, seed=seed, epochs=2, train_size=256, test_size=64,
                              progress=False, fuse=fuse, out=str(tmp_path / f"{model}-{backend}-{fuse}-{seed}")),

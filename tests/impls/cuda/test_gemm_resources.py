@@ -11,6 +11,7 @@ import pytest
 
 from harness.cuda import DEFAULT_OPTIONS
 from impls.cuda.common import cuda_files
+from impls.cuda.gemm import BATCHED
 
 nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
 from nvrtc_check import ARCHS  # noqa: E402
@@ -19,13 +20,13 @@ BEST = "gemm_warptile.cu"
 LADDER = ("gemm_tiled.cu", "gemm_regblock2d.cu", "gemm_regblock1d.cu", "gemm_smem.cu")
 
 
-def ptxas_report(name: str, arch: str) -> dict[str, tuple[int, int]]:
-    """{kernel: (registers, spill store + load bytes)} from ptxas -v for one file and architecture."""
+def ptxas_report(name: str, arch: str, defines: tuple[str, ...] = ()) -> dict[str, tuple[int, int]]:
+    """{kernel: (registers, spill store + load bytes)} from ptxas -v for one file and architecture (+ `defines`)."""
     path = cuda_files()[name]
     err, prog = nvrtc.nvrtcCreateProgram(path.read_bytes(), path.name.encode(), 0, [], [])
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS
     try:
-        opts = [o.encode() for o in (*DEFAULT_OPTIONS, f"--gpu-architecture={arch}", "-Xptxas", "-v")]
+        opts = [o.encode() for o in (*DEFAULT_OPTIONS, *defines, f"--gpu-architecture={arch}", "-Xptxas", "-v")]
         (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         _, size = nvrtc.nvrtcGetProgramLogSize(prog)
         log = b" " * size
@@ -45,21 +46,21 @@ def ptxas_report(name: str, arch: str) -> dict[str, tuple[int, int]]:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_best_version_does_not_spill(arch: str):
-    report = ptxas_report(BEST, arch)
+    report = {**ptxas_report(BEST, arch), **ptxas_report(BEST, arch, BATCHED)}  # and its batched module
     print(BEST, arch, report)
     spilled = {f: v for f, v in report.items() if v[1]}
     assert not spilled, f"{BEST} spills for {arch}: {spilled}"
     # registers within what __launch_bounds__ leaves for the configuration's resident blocks
     limit = {f"sgemm_wt_{name}_{layout}": 65536 // (threads * blocks) for name, threads, blocks in _launch_bounds()
-             for layout in ("nn", "nt", "tn")}
+             for layout in ("nn", "nt", "tn", "bnn", "btn")}
     over = {f: regs for f, (regs, _) in report.items() if f.startswith("sgemm_wt_") and regs > limit[f]}
     assert not over, over
 
 
 def _launch_bounds() -> list[tuple[str, int, int]]:
-    """(name, threads, min blocks per SM) of each SGEMM_WT_CONFIG line of gemm_warptile.cu."""
+    """(name, threads, min blocks per SM) of each CONFIG line of SGEMM_WT_TABLE of gemm_warptile.cu."""
     text = cuda_files()[BEST].read_text()
-    rows = re.findall(r"^SGEMM_WT_CONFIG\((\w+),([\d,\s]+)\)", text, flags=re.M)
+    rows = re.findall(r"^\s*CONFIG\((\w+),([\d,\s]+)\)", text, flags=re.M)
     return [(name, *(int(v) for v in vals.split(",")[-2:])) for name, vals in rows]
 
 
@@ -76,3 +77,6 @@ def test_every_configuration_and_layout_is_a_kernel():
     report = ptxas_report("gemm_warptile.cu", "sm_90")
     want = {f"sgemm_wt_{t}_{layout}" for t in gemm_tune.TILES for layout in ("nn", "nt", "tn")} | {"splitk_reduce"}
     assert set(report) == want
+    batched = ptxas_report("gemm_warptile.cu", "sm_90", BATCHED)  # the 1x1 convolutions' module: its kernels only
+    assert set(batched) == {f"sgemm_wt_{t}_{layout}" for t in gemm_tune.TILES for layout in ("bnn", "btn")} | {
+        "splitk_reduce"}

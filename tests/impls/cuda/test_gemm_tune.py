@@ -15,9 +15,9 @@ H200 = {"sms": 132, "smem_limit": 232448}  # multiprocessors and opt-in shared m
 
 
 def _cu_configs() -> dict[str, tuple[int, ...]]:
-    """name -> (BM, BN, BK, WM, WN, TM, TN, stages, threads, min blocks) of each SGEMM_WT_CONFIG line."""
+    """name -> (BM, BN, BK, WM, WN, TM, TN, stages, threads, min blocks) of each CONFIG line of SGEMM_WT_TABLE."""
     text = cuda_files()["gemm_warptile.cu"].read_text()
-    rows = re.findall(r"^SGEMM_WT_CONFIG\((\w+),([\d,\s]+)\)", text, flags=re.M)
+    rows = re.findall(r"^\s*CONFIG\((\w+),([\d,\s]+)\)", text, flags=re.M)
     return {name: tuple(int(v) for v in vals.split(",")) for name, vals in rows}
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from impls.cuda.common import cuda_files
+from impls.cuda.conv2d import RELU
+from impls.cuda.gemm import BATCHED
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
 from nvrtc_check import ARCHS, compile_source
@@ -32,3 +34,21 @@ def test_compiles_without_warnings(path: Path, arch: str):
     print(log)
     assert ok, f"{path.name} failed to compile for {arch}:\n{log}"
     assert not log, f"{path.name} compiled for {arch} with diagnostics:\n{log}"
+
+
+# Files compiled a second time with defines (impls.cuda.common.module's `defines`): conv2d_bias_relu's ReLU
+# epilogue in conv2d fprop's three files, the batched 1x1-convolution kernels of the SGEMM file.
+VARIANTS = [*((p, RELU) for p in SOURCES if "CONV_RELU" in p.read_text()),
+            *((p, BATCHED) for p in SOURCES if "GEMM_BATCHED" in p.read_text())]
+
+
+def test_the_variants_are_the_expected_files():
+    assert sorted(p.name for p, _ in VARIANTS) == ["conv2d_direct_small.cu", "conv2d_implicit_gemm.cu",
+                                                   "conv2d_naive.cu", "gemm_warptile.cu"]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(("path", "defines"), VARIANTS, ids=[f"{p.name}{''.join(d)}" for p, d in VARIANTS])
+def test_variants_compile_without_warnings(path: Path, defines: tuple[str, ...], arch: str):
+    ok, log = compile_source(path, arch, defines)
+    assert ok and not log, f"{path.name} with {defines} for {arch}:\n{log}"

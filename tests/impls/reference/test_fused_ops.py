@@ -1,5 +1,5 @@
-"""The fused ops and passes (maxpool2d_relu, softmax_xent's `fused` pass) against the oracle's composition, and
-plausible-but-wrong fusions that the checker must catch."""
+"""The fused ops and passes (maxpool2d_relu, conv2d_bias_relu, softmax_xent's `fused` pass) against the oracle's
+composition, and plausible-but-wrong fusions that the checker must catch."""
 
 from __future__ import annotations
 
@@ -73,20 +73,51 @@ def test_wrong_fusions_are_caught(throwaway):
         z = logits[0] - logits[0].max()
         loss[...] = np.log(np.exp(z).sum()) - z[labels[0]]
 
+    def conv_without_relu(s, x, w, b, *, y):  # the plain convolution
+        cpu.conv2d_fprop(s, x, w, b, y=y)
+
+    def relu_before_bias(s, x, w, b, *, y):  # ReLU(conv) + b: right wherever b and conv + b have one sign
+        cpu.conv2d_fprop(s, x, w, np.zeros_like(b), y=y)
+        np.maximum(y, 0, out=y)
+        y += b[None, :, None, None]
+
     throwaway("maxpool2d_relu", "fwd", "cheat_norelu", pool_without_relu)
+    throwaway("conv2d_bias_relu", "fprop", "cheat_norelu", conv_without_relu)
+    throwaway("conv2d_bias_relu", "fprop", "cheat_relu_first", relu_before_bias)
     throwaway("maxpool2d_relu", "bwd", "cheat_nomask", bwd_without_mask)
     throwaway("maxpool2d_relu", "bwd", "cheat_xmask", bwd_relu_of_x)
     throwaway("softmax_xent", "fused", "cheat_rowloss", xent_fused_stale_loss)
     for op, pass_, name in [("maxpool2d_relu", "fwd", "cheat_norelu"), ("maxpool2d_relu", "bwd", "cheat_nomask"),
-                            ("maxpool2d_relu", "bwd", "cheat_xmask"), ("softmax_xent", "fused", "cheat_rowloss")]:
+                            ("maxpool2d_relu", "bwd", "cheat_xmask"), ("softmax_xent", "fused", "cheat_rowloss"),
+                            ("conv2d_bias_relu", "fprop", "cheat_norelu"),
+                            ("conv2d_bias_relu", "fprop", "cheat_relu_first")]:
         with pytest.raises(AssertionError, match="fail"):
             assert_matches_oracle(op, pass_, name)
 
 
 @pytest.mark.parametrize("name", ["numpy_opt", "torch_cpu"])
 def test_cpu_fusions_match_the_oracle(name):
-    for op, pass_ in [("maxpool2d_relu", "fwd"), ("maxpool2d_relu", "bwd"), ("softmax_xent", "fused")]:
+    for op, pass_ in [("maxpool2d_relu", "fwd"), ("maxpool2d_relu", "bwd"), ("softmax_xent", "fused"),
+                      ("conv2d_bias_relu", "fprop")]:
         assert_matches_oracle(op, pass_, name)
+
+
+def test_conv_relu_is_the_composition_and_zeroes_about_half_the_outputs():
+    """The oracle's conv2d_bias_relu is ReLU of conv2d's fprop, bit for bit; its random inputs leave outputs of both
+    signs before the ReLU (so a missing or misplaced ReLU shows), on every smoke and edge shape."""
+    spec, conv = get_op("conv2d_bias_relu"), get_op("conv2d")
+    zeros = []
+    for s in spec.shape_sets["smoke"] + spec.shape_sets["edge"]:
+        inputs = spec.make_inputs(s, "fprop", seed=5)
+        y, plain = np.full((s.N, s.K, s.P, s.Q), np.nan), np.full((s.N, s.K, s.P, s.Q), np.nan)
+        oracle.conv2d_bias_relu_fprop(s, **inputs, y=y)
+        oracle.conv2d_fprop(s, **inputs, y=plain)
+        np.testing.assert_array_equal(y, np.maximum(plain, 0))
+        zeros.append((y == 0).mean())
+    assert 0.3 < np.mean(zeros) < 0.7, zeros
+    s = spec.shape_sets["thesis"][0]
+    assert spec.flops(s, "fprop") == conv.flops(s, "fprop") + s.N * s.K * s.P * s.Q
+    assert spec.bytes(s, "fprop") == conv.bytes(s, "fprop")  # the pre-activation never reaches memory
 
 
 def test_fused_xent_flops_are_the_backward_pass_plus_the_loss_per_row():
