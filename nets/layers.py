@@ -89,6 +89,13 @@ class Layer:
     def _empty(self, *shape: int):
         return self.backend.xp.empty(shape, dtype=self.backend.dtype)
 
+    def _relu_backward(self, p: dict, dy):
+        """dY·[y > 0] for a layer whose ReLU is fused into its forward call (Dense(relu=True), Conv2d(relu=True)):
+        relu bwd on the NCHW view of the batch's "dz" buffer (shape "relu"), returned in dy's shape."""
+        nchw = p["dz"].shape
+        return self.backend.call("relu", "bwd", p["relu"], {"y": self.y.reshape(nchw), "dy": dy.reshape(nchw)},
+                                 {"dx": p["dz"]})["dx"].reshape(dy.shape)
+
     def forward(self, x):
         raise NotImplementedError
 
@@ -141,9 +148,7 @@ class Dense(Layer):
         p = self.at_batch(dy.shape[0])
         w, b = self.params
         if self.relu:
-            dy = self.backend.call("relu", "bwd", p["relu"], {"y": self.y.reshape(p["dz"].shape),
-                                                              "dy": dy.reshape(p["dz"].shape)},
-                                   {"dx": p["dz"]})["dx"].reshape(dy.shape)
+            dy = self._relu_backward(p, dy)
         self.backend.call("gemm", "bwd", p["shape"], {"x": self.x, "w": w.value, "dy": dy},
                           {"dx": p["dx"], "dw": w.grad, "db": b.grad})
         return p["dx"]
@@ -196,7 +201,7 @@ class Conv2d(Layer):
         p = self.at_batch(dy.shape[0])
         w, b = self.params
         if self.relu:
-            dy = self.backend.call("relu", "bwd", p["relu"], {"y": self.y, "dy": dy}, {"dx": p["dz"]})["dx"]
+            dy = self._relu_backward(p, dy)
         self.backend.call("conv2d", "wgrad", p["shape"], {"x": self.x, "dy": dy}, {"dw": w.grad, "db": b.grad})
         if not need_dx:
             return None

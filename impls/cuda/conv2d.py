@@ -34,6 +34,7 @@ import numpy as np
 from harness.ops.conv2d import Conv2dShape, phase_taps
 from harness.registry import register
 from impls.cuda import common as _cuda
+from impls.cuda.gemm import batched_details, batched_gemm
 from impls.nvidia.cublas import cublas_math
 
 NAIVE, IGEMM, IM2COL = "conv2d_naive.cu", "conv2d_implicit_gemm.cu", "im2col.cu"
@@ -426,8 +427,6 @@ def _pointwise_product(s: Conv2dShape, pass_: str) -> tuple:
 def _run_pointwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias, relu: bool) -> None:
     """fprop: Y_n (K × H·W) = W (K × C) · X_n (C × H·W) + b per row; dgrad: dX_n (C × H·W) = Wᵀ · dY_n (K × H·W);
     one batched_gemm over the N images (W shared: stride 0)."""
-    from impls.cuda.gemm import batched_gemm
-
     layout, m, n, k = _pointwise_product(s, pass_)
     data, w = operands[0], operands[1]  # fprop (x, w), dgrad (dy, w)
     batched_gemm(layout, w, data, out, bias, m, n, k, s.C, n, s.N, (0, k * n, m * n), relu)
@@ -517,8 +516,6 @@ def _tiled_details(pass_: str, defines: tuple[str, ...] = ()):
             found = _cuda.attributes(IGEMM, [f"conv_dw_{pass_}"], defines=defines)
             return {**found, "note": "depthwise: direct kernel"}
         if pointwise(s, pass_):
-            from impls.cuda.gemm import batched_details
-
             return batched_details(*_pointwise_product(s, pass_), pass_ == "fprop", defines == RELU, s.N)
         launch = _launch_config(s, pass_)
         if launch.func == "conv_fprop_direct":

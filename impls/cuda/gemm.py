@@ -208,9 +208,11 @@ def _wt_kernel(cfg: _tune.Config, layout: str, dev: int):
 
 
 def _wt_launch(cfg: _tune.Config, layout: str, dev: int, a, b, c, bias, m: int, n: int, k: int, lda: int,
-               ldb: int, relu: bool, vec_a: bool, vec_b: bool) -> None:
+               ldb: int, relu: bool, vec_a: bool, vec_b: bool, batch: int = 1,
+               strides: tuple[int, int, int] = (0, 0, 0)) -> None:
     """C (m×n, ldc = n) = A·B (+ bias, ReLU) with one configuration; split-K through a workspace and
-    splitk_reduce."""
+    splitk_reduce. A batched layout (bnn, btn) runs `batch` products on grid.z, `strides` (elements of A, B, C)
+    apart; it is never split."""
     import cupy
 
     kern = _wt_kernel(cfg, layout, dev)
@@ -218,11 +220,14 @@ def _wt_launch(cfg: _tune.Config, layout: str, dev: int, a, b, c, bias, m: int, 
     kps = _tune.k_per_split(k, cfg.splits, cfg.tile.bk)
     splits = _cuda.blocks(k, kps)
     bias_arg = _cuda.NULL if bias is None else bias
+    batched = layout.startswith("b")
     if splits == 1:
-        kern((tiles, 1), (cfg.tile.threads,), (a, b, c, bias_arg, _i32(m), _i32(n), _i32(k), _i64(lda), _i64(ldb),
-                                                _i64(n), _i32(relu), _i32(vec_a), _i32(vec_b),
-                                                _i32(_aligned(c, n)), _i32(kps)), shared_mem=cfg.tile.smem)
+        kern((tiles, 1, batch), (cfg.tile.threads,),
+             (a, b, c, bias_arg, _i32(m), _i32(n), _i32(k), _i64(lda), _i64(ldb), _i64(n), _i32(relu), _i32(vec_a),
+              _i32(vec_b), _i32(_aligned(c, n, strides[2])), _i32(kps),
+              *((_i64(v) for v in strides) if batched else ())), shared_mem=cfg.tile.smem)
         return
+    assert not batched and batch == 1, "a batch of products is never split"
     ws = cupy.empty((splits, m, n), dtype=cupy.float32)
     kern((tiles, splits), (cfg.tile.threads,), (a, b, ws, _cuda.NULL, _i32(m), _i32(n), _i32(k), _i64(lda),
                                                  _i64(ldb), _i64(n), _i32(0), _i32(vec_a), _i32(vec_b),
@@ -272,14 +277,10 @@ def batched_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, l
     B_z = b + z·strides[1], C_z = c + z·strides[2] (elements; ldc = n): layout "bnn" (A k-contiguous, as nn) or
     "btn" (A m-contiguous, as tn). Tuned once per shape among the tiles, without split-K."""
     dev = _device()[0]
-    sa, sb, sc = strides
-    vec = (_aligned(a, lda, sa), _aligned(b, ldb, sb), _aligned(c, n, sc))
+    vec = (_aligned(a, lda, strides[0]), _aligned(b, ldb, strides[1]), _aligned(c, n, strides[2]))
 
     def launch(cfg: _tune.Config) -> None:
-        _wt_kernel(cfg, layout, dev)((_tune.tiles(cfg.tile, m, n), 1, batch), (cfg.tile.threads,),
-                                     (a, b, c, _cuda.NULL if bias is None else bias, _i32(m), _i32(n), _i32(k),
-                                      _i64(lda), _i64(ldb), _i64(n), _i32(relu), *(_i32(v) for v in vec), _i32(k),
-                                      _i64(sa), _i64(sb), _i64(sc)), shared_mem=cfg.tile.smem)
+        _wt_launch(cfg, layout, dev, a, b, c, bias, m, n, k, lda, ldb, relu, vec[0], vec[1], batch, strides)
 
     _plan(layout, m, n, k, bias is not None, relu, vec, launch, batch=batch)
 
