@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -83,32 +82,6 @@ def _workload(op: str, pass_: str, impl: str, shape) -> InputSets:
     return InputSets(get(op, pass_, impl), ReferenceCache(get_op(op), shape, pass_), (0, 1, 2))
 
 
-def cupti_spans_ms(work: InputSets, flush, calls: int) -> tuple[float, int]:
-    """Median over `calls` of the span from the first kernel's start to the last kernel's end of one call, as
-    CUPTI records them (harness.measure.cupti), and the number of kernels per call."""
-    import cupy
-
-    dev = cupy.cuda.Device()
-    for i in range(3):  # warm: compiled, planned, allocated
-        work.reset(i)
-        work.run()
-    dev.synchronize()
-
-    def one(i: int) -> None:
-        work.reset(i)
-        flush()
-        dev.synchronize()
-        work.run()
-        dev.synchronize()
-
-    kernels = cupti.kernels(one, calls)
-    per_call, rest = divmod(len(kernels), calls)
-    assert per_call >= 1 and rest == 0, f"{len(kernels)} kernels for {calls} calls"
-    spans = [(g[-1]["ts"] + g[-1]["dur"] - g[0]["ts"]) / 1e3
-             for g in (kernels[k * per_call:(k + 1) * per_call] for k in range(calls))]
-    return float(np.median(spans)), per_call
-
-
 CASES = [("maxpool2d", "fwd", "thesis", 0), ("softmax_xent", "bwd", "thesis", 0), ("conv2d", "fprop", "thesis", 0),
          ("conv2d", "fprop", "resnet50", 3)]
 
@@ -131,7 +104,7 @@ def test_harness_time_equals_cupti_kernel_time(op, pass_, shape_set, k, warm):
             cupy.cuda.runtime.memsetAsync(timer.flush_buffer.data.ptr, 0, timer.flush_buffer.nbytes,
                                           cupy.cuda.get_current_stream().ptr)
 
-    span, kernels = cupti_spans_ms(work, flush, 50)
+    span, _, kernels = cupti.call_spans_ms(work, flush, 50)
     harness = t.stats.median_ms
     print(f"{op}/{pass_} {shape} {'warm' if warm else 'cold'}: harness {harness * 1e3:.2f} us, CUPTI span "
           f"{span * 1e3:.2f} us over {kernels} kernel(s), host {t.host_ms * 1e3:.1f} us, event overhead "
@@ -152,7 +125,7 @@ def test_without_cupti_the_overhead_comes_from_the_kernels_own_clock(monkeypatch
     assert "without CUPTI" in timer.overhead_how
     t = timer.time(work)
     monkeypatch.undo()
-    span, _ = cupti_spans_ms(work, lambda: None, 50)
+    span, _, _ = cupti.call_spans_ms(work, lambda: None, 50)
     print(f"globaltimer-calibrated: harness {t.stats.median_ms * 1e3:.2f} us, CUPTI {span * 1e3:.2f} us, overhead "
           f"{timer.overhead_ms * 1e3:.2f} us")
     assert abs(t.stats.median_ms - span) <= 0.05 * span + 1e-3
