@@ -9,6 +9,7 @@
 #         and a --gpus training run. Part D: per-rank and lone-process step times of the thesis models.
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
 # Part F: issue 13's fused layers, measured (fusion off / on). Part C: its conv2d_bias_relu op, tested and timed.
+# Part I: issue 12's implicit GEMM on the v7 kernel, tested and timed; part IC: its figures beside CUPTI's.
 # Part K: issue 12's sample report (reports/sample-h200-kernels); parts KG and KC re-make only its gemm / conv2d rows. Part R:
 #         issue 13's (reports/sample-h200-train).
 # Part V: every gpu test of tests/harness and tests/impls, and benchmarks/sanitize.sh beside them.
@@ -42,6 +43,34 @@ kernels_conv() {  # the conv2d part of issue 12's sample: thesis (with torch), r
   add 120 --op conv2d --shapes resnet50-128 --impl cupy_opt,cupy_winograd,cudnn
 }
 case "${1:-A}" in
+I)  # issue 12's implicit GEMM on the v7 kernel (warp_igemm: the 3x3 / 7x7 fprop and stride-1 dgrad layers): its gpu
+    # tests and the conv kernels' beside them, then resnet50 fprop/dgrad timed against cuDNN, each row checked first
+  LIMIT=330 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py \
+      tests/impls/cuda/test_conv2d_cuda.py tests/impls/cuda/test_conv2d_bias_relu.py \
+      tests/impls/cuda/test_conv2d_pointwise.py | tail -8
+  for set in resnet50 resnet50-128; do
+    LIMIT=120 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
+        --impl cupy_opt,cudnn --out "$OUT/runs/igemm-$set" | tail -2
+  done
+  python3 benchmarks/summarize.py "$OUT"/runs/igemm-*
+  python3 - "$OUT"/runs/igemm-* <<'PY'
+import sys
+import pandas as pd
+for run in sys.argv[1:]:  # per layer: cupy_opt and cuDNN medians (ms), their ratio, cupy_opt's kernel choice
+    d = pd.read_csv(f"{run}/results.csv")
+    d = d[d.status == "pass"]
+    p = d.pivot_table(index=["pass", "shape"], columns="impl", values="median_ms")
+    p["x"] = p.cudnn / p.cupy_opt
+    note = d[d.impl == "cupy_opt"].set_index(["pass", "shape"]).note.str.extract(r"(b\w+ \(\w+[^)]*\)|tile \S+.*)")[0]
+    print(run.rsplit("/", 1)[-1], p.join(note.rename("cupy_opt kernel")).round(3).to_string(), sep="\n")
+    print(p.groupby("pass")[["cupy_opt", "cudnn"]].sum().assign(x=lambda f: f.cudnn / f.cupy_opt).round(3))
+PY
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
+IC) # the independent check of part I's figures: harness times beside CUPTI's (benchmarks/cupti_check.py)
+  LIMIT=300 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50 \
+      --impl cupy_opt,cudnn
+  ;;
 C)  # issue 13's conv2d_bias_relu, the merged softmax-xent launcher and issue 12's batched 1x1 layers: their gpu
     # tests; the fused op timed beside conv2d fprop + relu fwd on the thesis and resnet50 layers
     # (benchmarks/fusion_gain.py); conv2d fprop and dgrad on resnet50 (cupy_opt's 1x1 layers on the v7 SGEMM)

@@ -15,7 +15,13 @@
   Depthwise layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad). 1x1 stride-1 unpadded
   layers with one group (`pointwise`: ResNet-50's bottleneck ends, MobileNet's pointwise layers) are one plain
   GEMM per image, Y_n = W·X_n (+ b) and dX_n = Wᵀ·dY_n: fprop and dgrad run them as one batched launch of the v7
-  SGEMM kernel (gemm_warptile.cu, grid.z = n, tuned per shape: impls/cuda/gemm.py's batched_gemm).
+  SGEMM kernel (gemm_warptile.cu, grid.z = n, tuned per shape: impls/cuda/gemm.py's batched_gemm). The other
+  one-group fprop layers with ≥ 64 output channels and stride-1 dgrad layers with ≥ 64 input channels
+  (`warp_igemm`: ResNet-50's 3x3 and 7x7 layers) run the v7 kernel as an implicit GEMM (impls/cuda/gemm.py's
+  implicit_gemm): Y = W·im2col(X) + b, dX = Wᵀ·im2col'(dY) (Wᵀ a transposed copy of w), the image columns
+  gathered by 4-byte cp.async through a reduction table (`igemm_table`), tuned per layer with split-K. Strided
+  one-group dgrad layers with C ≤ 4 but C·R·S ≥ 64 (`lowered_dgrad`: ResNet-50's stem) are lowered:
+  col_n = Wᵀ·dY_n on the batched v7 kernel (C·R·S × P·Q × K per image), then col2im (im2col.cu) folds col into dx.
 - conv2d_bias_relu fprop (cupy_naive, cupy_opt): the same fprop kernels from a second module of their files,
   compiled with -DCONV_RELU=1 (RELU), whose epilogues write max(0, y): every configuration above, split-K's
   reduction and the depthwise kernel included, with the ReLU where y is written.
@@ -34,7 +40,7 @@ import numpy as np
 from harness.ops.conv2d import Conv2dShape, phase_taps
 from harness.registry import register
 from impls.cuda import common as _cuda
-from impls.cuda.gemm import batched_details, batched_gemm
+from impls.cuda.gemm import batched_details, batched_gemm, igemm_details, implicit_gemm
 from impls.nvidia.cublas import cublas_math
 
 NAIVE, IGEMM, IM2COL = "conv2d_naive.cu", "conv2d_implicit_gemm.cu", "im2col.cu"
@@ -67,6 +73,13 @@ SPLIT_MAX_PIXELS = 2**13  # ... and output pixels (fprop N·P·Q, dgrad N·H·W)
 # H200 (reports/sample-h200-kernels, NOTES.md): at ≤ 8192 pixels the split kernels won on 8 of 10 thesis rows, above
 # it they lost on 4 of 7 (dgrad C = 3 50×50: 110 µs against the narrow kernel's 58)
 POINTWISE_MIN_ROWS = 64  # the smallest warp-tiled tile's rows: a 1x1 layer with fewer GEMM rows keeps the implicit GEMM
+# (and so does a layer with fewer output channels for warp_igemm's fprop, fewer input channels for its dgrad)
+WARP_IGEMM = "sgemm_wt_igemm"  # _plan's launch for warp_igemm's layers (gemm_warptile.cu's igemm kernels)
+LOWERED_DGRAD = "lowered_dgrad"  # _plan's launch for lowered_dgrad's layers (batched btn GEMM + col2im)
+LOWER_MAX_BYTES = 2**31  # lowered_dgrad's col buffer (N·C·R·S·P·Q floats) stays below this
+TAP_LIMIT = 2**14  # warp_igemm's table holds taps as signed 16-bit: planes and dilated filters below this
+IGEMM_TAB_ALIGN = 32  # its table is padded to a multiple of the largest K slice (gemm_warptile.cu's tiles)
+NEVER = -(2**15)  # the row tap of the padding entries: far outside any plane below TAP_LIMIT
 INT_LIMIT = 2**31 - 2**16  # GEMM rows, columns and per-image offsets must stay inside int32 (with a tile's margin)
 
 
@@ -162,8 +175,14 @@ def _plan(s: Conv2dShape, pass_: str, small: bool, sms: int) -> Launch:
     block, ≤ 2 round trips per thread, 32 pixels per block); dgrad with stride 1, K·R·S ≤ DIRECT_CRS_MAX and
     C ≤ SPLIT_CHOSEN_K (all thesis layers): the same kernel on the equivalent fprop of dy (dgrad_as_fprop,
     conv_dgrad_direct_split: flipped filters). small=False: the BK = 8 choice only
-    (benchmarks/conv_probe.py and the tests compare).
+    (benchmarks/conv_probe.py and the tests compare). Layers that take warp_igemm (either way) get the WARP_IGEMM
+    launch: the v7 kernel's implicit GEMM, planned by the gemm tuner; dgrad layers that take lowered_dgrad the
+    LOWERED_DGRAD launch (batched GEMM + col2im).
     """
+    if warp_igemm(s, pass_):  # the tile and split-K are the gemm tuner's, per layer (impls/cuda/gemm.py)
+        return Launch(WARP_IGEMM, 0, 0, 0, 1, 0, 1)
+    if pass_ == "dgrad" and lowered_dgrad(s):  # the same: batched_gemm's tuner
+        return Launch(LOWERED_DGRAD, 0, 0, 0, 1, 0, 1)
     rows, cols, red, zdim = gemm_dims(s, pass_)
     if pass_ == "fprop" and small and s.groups == 1 and red <= DIRECT_CHOSEN_CRS and s.K <= 65535 * DIRECT_K:
         return direct_launch(s)
@@ -432,6 +451,96 @@ def _run_pointwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias, relu:
     batched_gemm(layout, w, data, out, bias, m, n, k, s.C, n, s.N, (0, k * n, m * n), relu)
 
 
+def warp_igemm(s: Conv2dShape, pass_: str) -> bool:
+    """fprop or dgrad that runs the v7 kernel as an implicit GEMM (gemm_warptile.cu's igemm): one group, not
+    pointwise; fprop with ≥ POINTWISE_MIN_ROWS output channels and a reduction longer than the direct kernel's
+    (C·R·S > DIRECT_CHOSEN_CRS), dgrad with stride 1 and ≥ POINTWISE_MIN_ROWS input channels; planes and dilated
+    filters below TAP_LIMIT (the table's 16-bit taps)."""
+    if pass_ not in ("fprop", "dgrad") or s.groups != 1 or pointwise(s, pass_):
+        return False
+    small = max(s.H + s.pad_h, s.W + s.pad_w, s.P, s.Q, s.dilation_h * s.R, s.dilation_w * s.S) < TAP_LIMIT
+    if pass_ == "fprop":
+        return small and s.K >= POINTWISE_MIN_ROWS and s.C * s.R * s.S > DIRECT_CHOSEN_CRS
+    return small and s.stride_h == s.stride_w == 1 and s.C >= POINTWISE_MIN_ROWS
+
+
+def lowered_dgrad(s: Conv2dShape) -> bool:
+    """dgrad of a strided (either axis) one-group layer with ≤ NARROW_C input channels but ≥ POINTWISE_MIN_ROWS
+    rows C·R·S per image, ≤ 65535 images and a col buffer below LOWER_MAX_BYTES: col_n = Wᵀ·dY_n (batched v7
+    GEMM), dx = col2im(col). Its stride phases would be GEMMs of C ≤ 4 rows (the narrow kernel: 3x slower than
+    cuDNN at the stem); with more channels the phases win (ResNet-50's 3x3 stride-2 layer: 0.44 ms against 0.69
+    lowered, H200, NOTES.md)."""
+    col_bytes = 4 * s.N * s.C * s.R * s.S * s.P * s.Q
+    return (s.groups == 1 and (s.stride_h, s.stride_w) != (1, 1) and s.C <= NARROW_C
+            and s.C * s.R * s.S >= POINTWISE_MIN_ROWS and s.N <= 65535 and col_bytes < LOWER_MAX_BYTES)
+
+
+def _lowered_product(s: Conv2dShape) -> tuple:
+    """(layout, rows, columns, reduction) of lowered_dgrad's per-image GEMM col_n = Wᵀ·dY_n."""
+    return "btn", s.C * s.R * s.S, s.P * s.Q, s.K
+
+
+def _run_lowered_dgrad(s: Conv2dShape, dy, w, dx) -> None:
+    """col_n (C·R·S × P·Q) = Wᵀ (W as K × C·R·S) · dY_n (K × P·Q) for every image in one batched launch, then
+    col2im sums each dx element's taps (a gather, no atomics)."""
+    import cupy
+
+    layout, m, n, k = _lowered_product(s)
+    col = cupy.empty((s.N, m, n), dtype=cupy.float32)
+    batched_gemm(layout, w, dy, col, None, m, n, k, m, n, s.N, (0, k * n, m * n))
+    _launch_1d(IM2COL, "col2im", dx.size, (col, dx, *_args(s)))
+
+
+def igemm_table(s: Conv2dShape, pass_: str) -> np.ndarray:
+    """warp_igemm's reduction table (host), int32 pairs {source offset, row tap << 16 | column tap & 0xffff}:
+    fprop over (c, r, s) {c·H·W + r·dh·W + s·dw, (r·dh, s·dw)}; dgrad over (k, r, s) {k·P·Q − r·dh·Q − s·dw,
+    (−r·dh, −s·dw)} (dx[h, w] reads dy[h + ph − r·dh, w + pw − s·dw]); padded to a multiple of IGEMM_TAB_ALIGN
+    with {0, (NEVER, 0)}, entries whose row lands outside every plane."""
+    chans, (plane, row) = (s.C, (s.H * s.W, s.W)) if pass_ == "fprop" else (s.K, (s.P * s.Q, s.Q))
+    sign = 1 if pass_ == "fprop" else -1
+    c, r, q = np.meshgrid(np.arange(chans, dtype=np.int64), sign * np.arange(s.R) * s.dilation_h,
+                          sign * np.arange(s.S) * s.dilation_w, indexing="ij")
+    offset, taps = c * plane + r * row + q, r * 65536 + (q & 0xFFFF)
+    pad = -len(offset.ravel()) % IGEMM_TAB_ALIGN
+    tab = np.stack([np.append(offset.ravel(), [0] * pad), np.append(taps.ravel(), [NEVER * 65536] * pad)], axis=1)
+    return tab.astype(np.int32)
+
+
+@functools.cache
+def _igemm_table(s: Conv2dShape, pass_: str):
+    """igemm_table on the GPU (uploaded once per shape and pass)."""
+    import cupy
+
+    return cupy.asarray(igemm_table(s, pass_))
+
+
+def igemm_problem(s: Conv2dShape, pass_: str) -> tuple[int, int, int, tuple[int, ...]]:
+    """(rows, columns, reduction, geo) of warp_igemm's product: fprop K × N·P·Q × C·R·S gathering x (origin
+    (p·uh − ph, q·uw − pw) in H × W), dgrad C × N·H·W × K·R·S gathering dy (origin (h + ph, w + pw) in P × Q);
+    geo = (PQ, Q, uh, uw, oh, ow, Hs, Ws, src_img, out_img) of the output plane, as gemm_warptile.cu's ConvGeo."""
+    if pass_ == "fprop":
+        geo = (s.P * s.Q, s.Q, s.stride_h, s.stride_w, -s.pad_h, -s.pad_w, s.H, s.W, s.C * s.H * s.W,
+               s.K * s.P * s.Q)
+        return s.K, s.N * s.P * s.Q, s.C * s.R * s.S, geo
+    geo = (s.H * s.W, s.W, 1, 1, s.pad_h, s.pad_w, s.P, s.Q, s.K * s.P * s.Q, s.C * s.H * s.W)
+    return s.C, s.N * s.H * s.W, s.K * s.R * s.S, geo
+
+
+def _igemm_tag(s: Conv2dShape, pass_: str) -> str:
+    """The tuner's key of a layer's implicit GEMM (its geometry, not only the product's sizes)."""
+    return f"{pass_} " + ",".join(f"{k}={v}" for k, v in s.key_values().items())
+
+
+def _run_igemm(s: Conv2dShape, pass_: str, operands: tuple, out, bias, relu: bool) -> None:
+    """warp_igemm's product: fprop y = W·im2col(x) + b (ReLU), dgrad dx = Wᵀ·im2col'(dy), Wᵀ = w as C × K·R·S."""
+    import cupy
+
+    m, n, k, geo = igemm_problem(s, pass_)
+    data, w = operands
+    a = w if pass_ == "fprop" else cupy.ascontiguousarray(w.reshape(s.K, s.C, s.R * s.S).transpose(1, 0, 2))
+    implicit_gemm(a, data, out, bias, m, n, k, _igemm_table(s, pass_), geo, _igemm_tag(s, pass_), relu)
+
+
 def _tiled_supports(s: Conv2dShape) -> str | None:
     """The implicit-GEMM kernels index GEMM rows/columns and per-image offsets in int32 (tensors in int64); the
     groups (times dgrad's stride phases) run on grid.z (≤ 65535); depthwise patches fit in shared memory."""
@@ -480,6 +589,12 @@ def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, laun
         _run_pointwise(s, pass_, operands, out, bias, relu=defines == RELU)
         return
     launch = launch or _launch_config(s, pass_)
+    if launch.func == WARP_IGEMM:
+        _run_igemm(s, pass_, operands, out, bias, relu=defines == RELU)
+        return
+    if launch.func == LOWERED_DGRAD:
+        _run_lowered_dgrad(s, *operands, out)
+        return
     total = out.size
     if launch.func in ("conv_fprop_direct", "conv_fprop_direct_split", "conv_dgrad_direct_split"):
         px = 256 if launch.func == "conv_fprop_direct" else SPLIT_PX
@@ -518,6 +633,14 @@ def _tiled_details(pass_: str, defines: tuple[str, ...] = ()):
         if pointwise(s, pass_):
             return batched_details(*_pointwise_product(s, pass_), pass_ == "fprop", defines == RELU, s.N)
         launch = _launch_config(s, pass_)
+        if launch.func == WARP_IGEMM:
+            m, n, k, _ = igemm_problem(s, pass_)
+            return igemm_details(_igemm_tag(s, pass_), m, n, k, pass_ == "fprop", defines == RELU)
+        if launch.func == LOWERED_DGRAD:
+            found = batched_details(*_lowered_product(s), False, False, s.N)
+            col2im = _cuda.attributes(IM2COL, ["col2im"])["kernels"]
+            return {**found, "kernels": {**found.get("kernels", {}), **col2im},
+                    "note": f"lowered: {found['note']}, then col2im"}
         if launch.func == "conv_fprop_direct":
             note = f"direct: a pixel x {DIRECT_K} channels per thread, {launch.tiles} blocks"
             return {**_cuda.attributes(DIRECT, [launch.func], defines=defines), "note": note}

@@ -16,7 +16,8 @@ climb (forward product; bwd for v1 and v6 only):
                     two-stage deterministic column sum.
 
 `batched_gemm` runs the v7 kernel over a batch of products (grid.z), tuned the same way: conv2d's 1x1 layers
-(impls/cuda/conv2d.py), one product per image.
+(impls/cuda/conv2d.py), one product per image; `implicit_gemm` runs it with its B operand gathered from an image
+through a reduction table: conv2d's other fprop and stride-1 dgrad layers.
 
 Only cupy_naive and cupy_opt have a `fallback` rank: training backends never pick a ladder step.
 """
@@ -36,7 +37,7 @@ NAIVE, TILED, WARPTILE = "gemm_naive.cu", "gemm_tiled.cu", "gemm_warptile.cu"
 SMEM, REG1D, REG2D = "gemm_smem.cu", "gemm_regblock1d.cu", "gemm_regblock2d.cu"
 TILE = 128  # gemm_tiled.cu's BM = BN
 GRID_Y = 65535  # the ladder kernels put row tiles on grid.y
-BATCHED = ("-DGEMM_BATCHED=1",)  # gemm_warptile.cu's module of the batched kernels (layouts bnn, btn)
+BATCHED = ("-DGEMM_BATCHED=1",)  # gemm_warptile.cu's module of the convolution kernels (bnn, btn, igemm)
 
 
 def _i32(v: int) -> np.int32:
@@ -197,10 +198,15 @@ def _wt_func(cfg: _tune.Config, layout: str) -> str:
     return f"sgemm_wt_{cfg.tile.name}_{layout}"
 
 
+def _defines(layout: str) -> tuple[str, ...]:
+    """The module of a layout's kernels: the convolution module for the batched ones and igemm."""
+    return BATCHED if layout.startswith("b") or layout == "igemm" else ()
+
+
 def _wt_kernel(cfg: _tune.Config, layout: str, dev: int):
     """The kernel of one configuration and layout, its dynamic shared-memory limit raised once per device."""
     func = _wt_func(cfg, layout)
-    kern = _cuda.kernel(WARPTILE, func, BATCHED if layout.startswith("b") else ())
+    kern = _cuda.kernel(WARPTILE, func, _defines(layout))
     if (dev, func) not in _SMEM_SET:
         kern.max_dynamic_shared_size_bytes = cfg.tile.smem
         _SMEM_SET.add((dev, func))
@@ -283,6 +289,53 @@ def batched_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, l
         _wt_launch(cfg, layout, dev, a, b, c, bias, m, n, k, lda, ldb, relu, vec[0], vec[1], batch, strides)
 
     _plan(layout, m, n, k, bias is not None, relu, vec, launch, batch=batch)
+
+
+def implicit_gemm(a, src, out, bias, m: int, n: int, k: int, tab, geo: tuple[int, ...], tag: str,
+                  relu: bool = False) -> None:
+    """out = A·B (+ bias per row, ReLU) on the v7 kernel with B gathered from `src` (gemm_warptile.cu's igemm
+    kernels): A (m×k, k-contiguous) the weights, B (k×n) the image's columns through the reduction table `tab`
+    (int32 pairs, padded to a multiple of 32) and geo = (PQ, Q, uh, uw, oh, ow, Hs, Ws, src_img, out_img) (ConvGeo);
+    output element (row, column j) at row·PQ + conv_col(j). Tuned once per `tag` (the layer) among the tiles and
+    split-K factors; a split product writes its partials to an m×n workspace that conv_splitk_reduce sums."""
+    import cupy
+
+    dev = _device()[0]
+    pq, out_img = geo[0], geo[9]
+    vec_a, vec_c = _aligned(a, k), _aligned(out, pq)
+    geo_args = (*(_i32(v) for v in geo[:8]), _i64(geo[8]), _i64(out_img))
+
+    def launch(cfg: _tune.Config) -> None:
+        kern = _wt_kernel(cfg, "igemm", dev)
+        kps = _tune.k_per_split(k, cfg.splits, cfg.tile.bk)
+        splits = _cuda.blocks(k, kps)
+        target = out if splits == 1 else cupy.empty((splits, m, n), dtype=cupy.float32)
+        vec_t = vec_c if splits == 1 else _aligned(target, n)
+        kern((_tune.tiles(cfg.tile, m, n), splits), (cfg.tile.threads,),
+             (a, src, target, _cuda.NULL if bias is None else bias, _i32(m), _i32(n), _i32(k), _i64(k), _i64(0),
+              _i64(n), _i32(relu), _i32(vec_a), _i32(0), _i32(vec_t), _i32(kps), tab, *geo_args),
+             shared_mem=cfg.tile.smem)
+        if splits > 1:
+            _cuda.kernel(WARPTILE, "conv_splitk_reduce", BATCHED)(
+                (min(_cuda.blocks(m * n, 256), 65535),), (256,),
+                (target, out, _cuda.NULL if bias is None else bias, _i32(m), _i32(n), _i32(pq), _i64(out_img),
+                 _i32(splits), _i32(relu)))
+
+    _plan(f"igemm {tag}", m, n, k, bias is not None, relu, (vec_a, vec_c), launch)
+
+
+def igemm_details(tag: str, m: int, n: int, k: int, bias: bool, relu: bool) -> dict:
+    """details of one implicit_gemm product: its chosen kernels (resources, occupancy) and the choice, once run."""
+    chosen = _CHOSEN.get((False, f"igemm {tag}", m, n, k, bias, relu, 1))
+    if chosen is None:
+        return {"note": f"implicit GEMM {m}x{n}x{k} on the v7 kernel: not run yet"}
+    cfg, how = chosen
+    func = _wt_func(cfg, "igemm")
+    launch = {func: (cfg.tile.threads, cfg.tile.smem)}
+    if cfg.splits > 1:
+        launch["conv_splitk_reduce"] = (256, 0)
+    found = _cuda.attributes(WARPTILE, list(launch), launch=launch, defines=BATCHED)
+    return {**found, "note": f"implicit GEMM {m}x{n}x{k} on the v7 kernel (gemm_warptile.cu): {cfg.name} ({how})"}
 
 
 def batched_details(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, batch: int) -> dict:

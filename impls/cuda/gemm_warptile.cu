@@ -33,13 +33,15 @@
 // - Split-K for products with few output tiles and a long K (the thesis's dense layers: M = 32, K up to 3200):
 //   grid.y = S slices of K, each writing its partial tile to a workspace; splitk_reduce then adds the S partials
 //   in slice order (deterministic, no atomics) with the bias and ReLU.
-// - The same kernel batched over grid.z, bias per row, for the 1x1 convolutions (impls/cuda/conv2d.py): compiled
-//   as its own module (-DGEMM_BATCHED=1), see SGEMM_WT_BATCHED at the end.
+// - The same kernel batched over grid.z, bias per row, for the 1x1 convolutions (impls/cuda/conv2d.py), and as an
+//   implicit-GEMM convolution (fprop, stride-1 dgrad: the 3x3 and 7x7 layers) whose B operand is gathered from
+//   the image through a reduction table (GatherLoader, ConvGeo): compiled as their own module (-DGEMM_BATCHED=1),
+//   see SGEMM_WT_BATCHED and SGEMM_WT_IGEMM at the end.
 // Strict IEEE float32: no fast-math; each product-sum is one fused multiply-add, accumulated in k order.
 
 #define PAD 4
 #define GROUP_M 8
-#ifndef GEMM_BATCHED  // 1: the module of the batched 1x1-convolution kernels (the end of this file), 0: the rest
+#ifndef GEMM_BATCHED  // 1: the module of the convolution kernels (batched 1x1, implicit GEMM: the end), 0: the rest
 #define GEMM_BATCHED 0
 #endif
 
@@ -64,6 +66,25 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// The implicit-GEMM convolution's gathered B operand and output (the igemm kernels at the end, built only in the
+// -DGEMM_BATCHED=1 module). GEMM column j is output pixel (image j / PQ, row p, column q of j % PQ); its source
+// origin is (p·uh + oh, q·uw + ow) in an Hs × Ws plane of the source (x for fprop, dy for dgrad); reduction index
+// kg is tab[kg] = {source offset, row tap << 16 | (column tap & 0xffff)} (taps as signed 16-bit: one 8-byte entry,
+// the 128×256×32 tile spills with 16-byte ones), read at origin + offset when origin + taps lies inside the plane,
+// else a zero (padding). tab is padded past the reduction to a multiple of 32 with entries that never land.
+struct ConvGeo {
+    const int2* tab;
+    int PQ, Q, uh, uw, oh, ow, Hs, Ws, k_split;
+    long long src_img, out_img;  // elements per image of the source and of the output
+};
+
+// Output offset of GEMM column j (image, pixel) within an output channel's rows: img·out_img + pixel.
+__device__ __forceinline__ long long conv_col(const ConvGeo& g, int j)
+{
+    const int img = j / g.PQ;
+    return img * g.out_img + (j - img * g.PQ);
+}
 
 // The copies of one operand's R×BK slices (R = BM for A, BN for B) into k-major shared tiles S[BK][R + PAD].
 // KCONTIG: element (r, k) at P[r·ld + k], transposed on the way in with 4-byte copies; a warp's 32 copies are
@@ -109,13 +130,18 @@ struct SliceLoader {
         step = (KCONTIG ? STEP_K : vec ? STEP_V : STEP_K) * ld;
         base = KCONTIG ? P + (long long)(r0 + r) * ld + k : P + (long long)k * ld + (r0 + r);
     }
+    // The B operand's constructor in the kernels that may gather (GatherLoader's signature; no geometry used).
+    __device__ __forceinline__ SliceLoader(const float* P, long long ld, int r0, bool vec, const ConvGeo&, int)
+        : SliceLoader(P, ld, r0, vec)
+    {
+    }
 
     // Issue the copies of the slice starting at k0 (a multiple of BK) into S; out-of-range elements are zeros,
     // copied from `safe` (the operand's own first element) with source size 0, so no copy names an address
     // outside the operand. rows, K: the operand's extents (K counted from this split's first k); r0: the tile's
     // first row.
     __device__ __forceinline__ void issue(float* S, int k0, long long ld, int rows, int K, int r0, bool vec,
-                                          const float* safe)
+                                          const float* safe, const ConvGeo& = ConvGeo{})
     {
         int r, k;
         coords(vec, r, k);
@@ -152,12 +178,71 @@ struct SliceLoader {
     }
 };
 
+// The gathered B operand of the implicit-GEMM convolution (ConvGeo): each thread owns one column (pixel) of the
+// tile, r = tid % R, and copies the slice's reduction indices k = tid / R + i·(NT / R) of it with 4-byte cp.async
+// (zero-filled outside the source plane). Consecutive threads take consecutive pixels: consecutive source
+// addresses along a row. The column's decomposition is done once; per copy a table entry (one address for the
+// whole warp: a broadcast), the taps unpacked, two compares and an address.
+template <int R, int BK, int NT>
+struct GatherLoader {
+    static constexpr int P_ = R + PAD;
+    static constexpr int STEP_K = NT / R;
+    static constexpr int N_K = R * BK / NT;
+    static_assert(NT % R == 0 && R * BK % NT == 0, "a thread's copies must share one column");
+
+    const float* base;  // the source at this column's origin (only offsets inside the source are ever read)
+    int h0, w0;         // the origin; h0 is far negative for a column past N, so nothing lands
+
+    __device__ __forceinline__ GatherLoader(const float* P, long long, int r0, bool, const ConvGeo& g, int cols)
+    {
+        int tid;
+        asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid));
+        const int j = r0 + tid % R;
+        const bool in = j < cols;
+        const int img = in ? j / g.PQ : 0, pq = in ? j - img * g.PQ : 0, p = pq / g.Q, q = pq - p * g.Q;
+        h0 = in ? p * g.uh + g.oh : -(1 << 28);
+        w0 = q * g.uw + g.ow;
+        base = P + img * g.src_img + (long long)h0 * g.Ws + w0;
+        if (!in) base = P;
+    }
+
+    // The copies of the slice at k0 (from this split's first index) into S; safe: the source's first element.
+    __device__ __forceinline__ void issue(float* S, int k0, long long, int, int, int, bool, const float* safe,
+                                          const ConvGeo& g)
+    {
+        int tid;
+        asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid));
+        const int k = tid / R;
+        const int kb = gridDim.y > 1 ? blockIdx.y * g.k_split : 0;
+        const int2* e = g.tab + kb + k0 + k;
+        S += k * P_ + tid % R;
+#pragma unroll
+        for (int i = 0; i < N_K; ++i) {
+            const int2 t = __ldg(e + i * STEP_K);
+            const bool in = (unsigned)(h0 + (t.y >> 16)) < (unsigned)g.Hs
+                            && (unsigned)(w0 + ((t.y << 16) >> 16)) < (unsigned)g.Ws;
+            cp_async4(S + i * STEP_K * P_, in ? base + t.x : safe, in ? 4 : 0);
+        }
+    }
+};
+
+// The B operand's loader: the gather, or the plain slices.
+template <bool GATHER, bool KCONTIG, int R, int BK, int NT>
+struct LoaderB {
+    using type = SliceLoader<KCONTIG, R, BK, NT>;
+};
+template <bool KCONTIG, int R, int BK, int NT>
+struct LoaderB<true, KCONTIG, R, BK, NT> {
+    using type = GatherLoader<R, BK, NT>;
+};
+
 template <int BM, int BN, int BK, int WM, int WN, int TM, int TN, int STAGES, int NT, bool A_KCONTIG,
-          bool B_KCONTIG, bool ROW_BIAS = false>
+          bool B_KCONTIG, bool ROW_BIAS = false, bool GATHER = false>
 __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, const float* __restrict__ B,
                                                float* __restrict__ C, const float* __restrict__ bias, int M, int N,
                                                int K, long long lda, long long ldb, long long ldc, int relu,
-                                               int vec_a, int vec_b, int vec_c, int k_split)
+                                               int vec_a, int vec_b, int vec_c, int k_split,
+                                               const ConvGeo& geo = ConvGeo{})
 {
     constexpr int LM = WM / TM, LN = WN / TN;  // lanes of a warp along m and n
     constexpr int WARPS_N = BN / WN;
@@ -199,14 +284,14 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
 
     SliceLoader<A_KCONTIG, BM, BK, NT> load_a(A + (A_KCONTIG ? (long long)k_begin : (long long)k_begin * lda), lda,
                                               m0, vec_a);
-    SliceLoader<B_KCONTIG, BN, BK, NT> load_b(B + (B_KCONTIG ? (long long)k_begin : (long long)k_begin * ldb), ldb,
-                                              n0, vec_b);
+    typename LoaderB<GATHER, B_KCONTIG, BN, BK, NT>::type load_b(
+        GATHER ? B : B + (B_KCONTIG ? (long long)k_begin : (long long)k_begin * ldb), ldb, n0, vec_b, geo, N);
     const int ktiles = (k_len + BK - 1) / BK;
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
         if (s < ktiles) {
             load_a.issue(As + s * A_STAGE, s * BK, lda, M, k_len, m0, vec_a, A);
-            load_b.issue(Bs + s * B_STAGE, s * BK, ldb, N, k_len, n0, vec_b, B);
+            load_b.issue(Bs + s * B_STAGE, s * BK, ldb, N, k_len, n0, vec_b, B, geo);
         }
         cp_async_commit();
     }
@@ -218,7 +303,7 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
         if (next < ktiles) {
             const int slot = next % STAGES;
             load_a.issue(As + slot * A_STAGE, next * BK, lda, M, k_len, m0, vec_a, A);
-            load_b.issue(Bs + slot * B_STAGE, next * BK, ldb, N, k_len, n0, vec_b, B);
+            load_b.issue(Bs + slot * B_STAGE, next * BK, ldb, N, k_len, n0, vec_b, B, geo);
         }
         cp_async_commit();  // an empty group past the end keeps the wait count uniform
 
@@ -245,15 +330,17 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
     }
     cp_async_wait<0>();
 
-    // Epilogue: + bias, ReLU, store (float4 where the row allows it); a split-K partial goes raw to its slice.
+    // Epilogue: + bias, ReLU, store (float4 where the row allows it); a split-K partial goes raw to its slice
+    // (M×ldc, a convolution's too). A convolution's output element (m, j) is at m·PQ + conv_col(j).
     float* const Cs = split ? C + (long long)blockIdx.y * M * ldc : C;
     const float* const bias_e = split ? nullptr : bias;
     const int relu_e = split ? 0 : relu;
+    const bool conv = GATHER && !split;
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
         const int m = m0 + wm0 + (i / 4) * 4 * LM + lm * 4 + (i % 4);
         if (m >= M) continue;
-        float* crow = Cs + (long long)m * ldc;
+        float* crow = Cs + (long long)m * (conv ? geo.PQ : ldc);
 #pragma unroll
         for (int g = 0; g < TN / 4; ++g) {
             const int n = n0 + wn0 + g * 4 * LN + ln * 4;
@@ -264,12 +351,13 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
                 if (bias_e && n + j < N) x += ROW_BIAS ? bias_e[m] : bias_e[n + j];
                 v[j] = relu_e ? fmaxf(x, 0.f) : x;
             }
-            if (vec_c && n + 3 < N) {
-                *reinterpret_cast<float4*>(crow + n) = make_float4(v[0], v[1], v[2], v[3]);
+            if (vec_c && n + 3 < N) {  // conv: PQ % 4 == 0, so the 4 columns are 4 pixels of one image
+                *reinterpret_cast<float4*>(crow + (conv ? conv_col(geo, n) : n)) = make_float4(v[0], v[1], v[2],
+                                                                                              v[3]);
             } else {
 #pragma unroll
                 for (int j = 0; j < 4; ++j)
-                    if (n + j < N) crow[n + j] = v[j];
+                    if (n + j < N) crow[conv ? conv_col(geo, n + j) : n + j] = v[j];
             }
         }
     }
@@ -309,9 +397,24 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
                                                                            bias, M, N, K, lda, ldb, ldc, relu,    \
                                                                            vec_a, vec_b, vec_c, k_split);         \
     }
+// The implicit-GEMM convolution (impls/cuda/conv2d.py's warp_igemm), C = A·B with B gathered (ConvGeo):
+//   fprop  Y = W·im2col(X) + b   A = W (K×C·R·S, k-contiguous), columns the output pixels (n, p, q), bias per row
+//   dgrad  dX = Wᵀ·im2col'(dY)   A = Wᵀ as a (C×K·R·S) copy, columns the input pixels (n, h, w), taps reversed
+// Split-K partials go to an M×N workspace that conv_splitk_reduce sums into the output.
+#define SGEMM_WT_IGEMM(NAME, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                                           \
+    extern "C" __global__ void __launch_bounds__(NT, MINB) sgemm_wt_##NAME##_igemm(                             \
+        const float* A, const float* B, float* C, const float* bias, int M, int N, int K, long long lda,          \
+        long long ldb, long long ldc, int relu, int vec_a, int vec_b, int vec_c, int k_split, const int2* tab,    \
+        int PQ, int Q, int uh, int uw, int oh, int ow, int Hs, int Ws, long long src_img, long long out_img)     \
+    {                                                                                                             \
+        const ConvGeo g{tab, PQ, Q, uh, uw, oh, ow, Hs, Ws, k_split, src_img, out_img};                           \
+        sgemm_warptile<BM, BN, BK, WM, WN, TM, TN, ST, NT, true, false, true, true>(                              \
+            A, B, C, bias, M, N, K, lda, ldb, ldc, relu, vec_a, vec_b, vec_c, k_split, g);                        \
+    }
 #define SGEMM_WT_CONV(NAME, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                                            \
     SGEMM_WT_BATCHED(NAME, nn, true, false, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                             \
-    SGEMM_WT_BATCHED(NAME, tn, false, false, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)
+    SGEMM_WT_BATCHED(NAME, tn, false, false, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)                            \
+    SGEMM_WT_IGEMM(NAME, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)
 
 // The tile configurations, one CONFIG(name, BM, BN, BK, WM, WN, TM, TN, stages, threads, min blocks/SM) each
 // (impls/cuda/gemm_tune.py's TILES mirrors them), instantiated as the plain kernels, or as the batched ones in the
@@ -342,3 +445,23 @@ extern "C" __global__ void splitk_reduce(const float* __restrict__ P, float* __r
         Y[e] = relu ? fmaxf(x, 0.f) : x;
     }
 }
+
+#if GEMM_BATCHED
+// The igemm kernels' split-K reduction: element (m, j) of the M×N partials, summed in slice order, + bias[m],
+// ReLU, written to the output at m·PQ + conv_col(j) (consecutive threads: consecutive pixels of one image).
+extern "C" __global__ void conv_splitk_reduce(const float* __restrict__ P, float* __restrict__ Y,
+                                              const float* __restrict__ bias, int M, int N, int PQ,
+                                              long long out_img, int splits, int relu)
+{
+    const long long MN = (long long)M * N;
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < MN;
+         e += (long long)gridDim.x * blockDim.x) {
+        const int m = (int)(e / N), j = (int)(e - (long long)m * N);
+        float x = 0.f;
+        for (int s = 0; s < splits; ++s) x += P[s * MN + e];
+        if (bias) x += bias[m];
+        const int img = j / PQ;
+        Y[img * out_img + (long long)m * PQ + (j - img * PQ)] = relu ? fmaxf(x, 0.f) : x;
+    }
+}
+#endif

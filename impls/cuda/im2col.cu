@@ -13,6 +13,8 @@
 //   [N][C·R·S][P·Q] (batched GEMM per image, fprop and dgrad) or [C·R·S][N][P·Q] (one GEMM over N·P·Q, wgrad).
 //   Consecutive threads take consecutive q, so the writes are coalesced and the reads stride by uw.
 // - col2im gathers (each dx element sums its R·S candidates, no atomics); the col buffer is [N][C·R·S][P·Q].
+//   Without dilation it visits only the taps of the pixel's stride phase (about R·S / (uh·uw) of them, no
+//   division inside the loop: the stem's 7x7 stride-2 dgrad visits 12 of 49), in the same (r, s) order.
 
 // The common int arguments, in impls/cuda/conv2d.py's _args order (C and K count all groups).
 #define CONV_GEOMETRY int N, int C, int H, int W, int K, int R, int S, int P, int Q, int uh, int uw, int ph, int pw, \
@@ -44,6 +46,16 @@ extern "C" __global__ void col2im(const float* __restrict__ col, float* __restri
         const long long n = i / ((long long)C * H * W);
         const float* coln = col + n * CRS * PQ;
         float acc = 0.f;
+        if (dh == 1 && dw == 1) {  // only the taps that land: r ≡ h + ph (mod uh), s ≡ w + pw (mod uw), same order
+            const int hh = h + ph, wp = ww + pw;
+            for (int r = hh % uh, p = hh / uh; r < R && p >= 0; r += uh, --p) {
+                if (p >= P) continue;
+                for (int s = wp % uw, q = wp / uw; s < S && q >= 0; s += uw, --q)
+                    if (q < Q) acc += coln[(((long long)c * R + r) * S + s) * PQ + (long long)p * Q + q];
+            }
+            dx[i] = acc;
+            continue;
+        }
         for (int r = 0; r < R; ++r) {
             const int hp = h + ph - r * dh;  // = p·uh when tap r of output row p lands on h
             if (hp < 0 || hp % uh) continue;

@@ -52,7 +52,7 @@ def test_best_version_does_not_spill(arch: str):
     assert not spilled, f"{BEST} spills for {arch}: {spilled}"
     # registers within what __launch_bounds__ leaves for the configuration's resident blocks
     limit = {f"sgemm_wt_{name}_{layout}": 65536 // (threads * blocks) for name, threads, blocks in _launch_bounds()
-             for layout in ("nn", "nt", "tn", "bnn", "btn")}
+             for layout in ("nn", "nt", "tn", "bnn", "btn", "igemm")}
     over = {f: regs for f, (regs, _) in report.items() if f.startswith("sgemm_wt_") and regs > limit[f]}
     assert not over, over
 
@@ -77,6 +77,6 @@ def test_every_configuration_and_layout_is_a_kernel():
     report = ptxas_report("gemm_warptile.cu", "sm_90")
     want = {f"sgemm_wt_{t}_{layout}" for t in gemm_tune.TILES for layout in ("nn", "nt", "tn")} | {"splitk_reduce"}
     assert set(report) == want
-    batched = ptxas_report("gemm_warptile.cu", "sm_90", BATCHED)  # the 1x1 convolutions' module: its kernels only
-    assert set(batched) == {f"sgemm_wt_{t}_{layout}" for t in gemm_tune.TILES for layout in ("bnn", "btn")} | {
-        "splitk_reduce"}
+    batched = ptxas_report("gemm_warptile.cu", "sm_90", BATCHED)  # the convolutions' module: its kernels only
+    assert set(batched) == {f"sgemm_wt_{t}_{layout}" for t in gemm_tune.TILES
+                            for layout in ("bnn", "btn", "igemm")} | {"splitk_reduce", "conv_splitk_reduce"}
