@@ -458,10 +458,10 @@ def warp_igemm(s: Conv2dShape, pass_: str) -> bool:
     filters below TAP_LIMIT (the table's 16-bit taps)."""
     if pass_ not in ("fprop", "dgrad") or s.groups != 1 or pointwise(s, pass_):
         return False
-    small = max(s.H + s.pad_h, s.W + s.pad_w, s.P, s.Q, s.dilation_h * s.R, s.dilation_w * s.S) < TAP_LIMIT
+    taps_fit = max(s.H + s.pad_h, s.W + s.pad_w, s.P, s.Q, s.dilation_h * s.R, s.dilation_w * s.S) < TAP_LIMIT
     if pass_ == "fprop":
-        return small and s.K >= POINTWISE_MIN_ROWS and s.C * s.R * s.S > DIRECT_CHOSEN_CRS
-    return small and s.stride_h == s.stride_w == 1 and s.C >= POINTWISE_MIN_ROWS
+        return taps_fit and s.K >= POINTWISE_MIN_ROWS and s.C * s.R * s.S > DIRECT_CHOSEN_CRS
+    return taps_fit and s.stride_h == s.stride_w == 1 and s.C >= POINTWISE_MIN_ROWS
 
 
 def lowered_dgrad(s: Conv2dShape) -> bool:

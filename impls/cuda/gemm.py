@@ -311,7 +311,7 @@ def implicit_gemm(a, src, out, bias, m: int, n: int, k: int, tab, geo: tuple[int
         splits = _cuda.blocks(k, kps)
         target = out if splits == 1 else cupy.empty((splits, m, n), dtype=cupy.float32)
         vec_t = vec_c if splits == 1 else _aligned(target, n)
-        kern((_tune.tiles(cfg.tile, m, n), splits), (cfg.tile.threads,),
+        kern((_tune.tiles(cfg.tile, m, n), splits), (cfg.tile.threads,),  # lda = k; ldb, vec_b unused (gathered)
              (a, src, target, _cuda.NULL if bias is None else bias, _i32(m), _i32(n), _i32(k), _i64(k), _i64(0),
               _i64(n), _i32(relu), _i32(vec_a), _i32(0), _i32(vec_t), _i32(kps), tab, *geo_args),
              shared_mem=cfg.tile.smem)
