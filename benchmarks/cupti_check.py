@@ -1,14 +1,12 @@
 """An independent check of the harness's GPU times: per case, the GPU timer's cold-L2 median beside what CUPTI records
-for the same call (harness.measure.cupti.call_spans_ms: each call alone after an L2 flush, the span from its first
+for the same call (harness.measure.cupti.call_kernels: each call alone after an L2 flush, the span from its first
 kernel's start to its last kernel's end, and its kernels' summed durations).
 
     python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50 --impl cupy_opt,cudnn
 
-A time is confirmed when it lies between the smaller of CUPTI's kernel sum and span and the span, widened by 5 % +
-1 µs (the span includes the host's launch gaps that the timer's held stream removes; the sum leaves out the gaps
-between kernels, and exceeds the span where kernels overlap). Prints one line per case, and with --kernels the
-median duration of each kernel of a multi-kernel call; exit status 1 when any case is not confirmed. Needs a GPU
-and torch (CUPTI).
+A time is confirmed by harness.measure.cupti.agrees (between the smaller of CUPTI's kernel sum and span and the span,
+widened by 5 % + 1 µs). Prints one line per case, and with --kernels the median duration of each kernel of a
+multi-kernel call; exit status 1 when any case is not confirmed, 2 without CUPTI. Needs a GPU and torch.
 """
 
 from __future__ import annotations
@@ -27,13 +25,6 @@ from harness.measure.timing import GpuTimer, TimerSettings
 from harness.ops import get_op
 from harness.registry import discover, get
 from harness.spec import shape_str
-
-TOL, ABS_MS = 0.05, 1e-3
-
-
-def confirmed(harness_ms: float, busy_ms: float, span_ms: float) -> bool:
-    """min(busy, span)·(1 − TOL) − ABS_MS ≤ harness ≤ span·(1 + TOL) + ABS_MS."""
-    return min(busy_ms, span_ms) * (1 - TOL) - ABS_MS <= harness_ms <= span_ms * (1 + TOL) + ABS_MS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 groups = cupti.call_kernels(work, flush, args.calls)
                 span, busy = cupti.span_and_busy_ms(groups)
-                ok = confirmed(t.stats.median_ms, busy, span)
+                ok = cupti.agrees(t.stats.median_ms, busy, span)
                 bad += not ok
                 print(f"{pass_:6} {name:10} {t.stats.median_ms * 1e3:10.1f} {busy * 1e3:10.1f} {span * 1e3:10.1f} "
                       f"{len(groups[0]):7d}  {shape_str(shape)}{'' if ok else '  NOT CONFIRMED'}")

@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+AGREE_REL, AGREE_ABS_MS = 0.05, 1e-3  # agrees(): 5 % + 1 µs
+
 
 def available() -> str | None:
     """None when torch.profiler can record CUDA kernels here, else why not."""
@@ -77,3 +79,11 @@ def span_and_busy_ms(groups: list[list[dict]]) -> tuple[float, float]:
 
     spans = [(g[-1]["ts"] + g[-1]["dur"] - g[0]["ts"]) / 1e3 for g in groups]
     return float(np.median(spans)), float(np.median([sum(e["dur"] for e in g) / 1e3 for g in groups]))
+
+
+def agrees(harness_ms: float, busy_ms: float, span_ms: float) -> bool:
+    """Whether a harness time is confirmed by CUPTI's record of the same call: between min(kernel sum, span) and the
+    span, each widened by AGREE_REL + AGREE_ABS_MS. The span includes the host's launch gaps, which the timer's held
+    stream removes; the sum leaves out the gaps between kernels, and exceeds the span where kernels overlap."""
+    low = min(busy_ms, span_ms) * (1 - AGREE_REL) - AGREE_ABS_MS
+    return low <= harness_ms <= span_ms * (1 + AGREE_REL) + AGREE_ABS_MS
