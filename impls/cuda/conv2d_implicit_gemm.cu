@@ -215,7 +215,8 @@ struct Wgrad {
 
 // ------------------------------------------------------------------ the shared main loop
 // Mg × Ng output tile (m0, n0) of one split (reduction slices [kt_begin, kt_end)); out already points at the
-// split's buffer. bias (may be null) is added per column, then Op::RELU_OUT's ReLU where there is no split-K. BKT: the reduction slice (BK = 8, or 32 for small layers).
+// split's buffer. bias (may be null) is added per column, then Op::RELU_OUT's ReLU where there is no split-K.
+// BKT: the reduction slice (BK = 8, or 32 for small layers).
 template <int BM, int BN, int TM, int TN, int BKT, bool ROWS_FAST, class Op>
 __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const float* __restrict__ bias, int Mg, int Ng,
                                       int m0, int n0, int kt_begin, int kt_end)

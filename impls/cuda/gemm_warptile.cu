@@ -417,9 +417,9 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
     SGEMM_WT_IGEMM(NAME, BM, BN, BK, WM, WN, TM, TN, ST, NT, MINB)
 
 // The tile configurations, one CONFIG(name, BM, BN, BK, WM, WN, TM, TN, stages, threads, min blocks/SM) each
-// (impls/cuda/gemm_tune.py's TILES mirrors them), instantiated as the plain kernels, or as the batched ones in the
-// module compiled with -DGEMM_BATCHED=1 (which then holds those and splitk_reduce only: the plain module's compile
-// time stays as it was).
+// (impls/cuda/gemm_tune.py's TILES mirrors them), instantiated as the plain kernels, or as the convolution ones
+// (bnn, btn, igemm) in the module compiled with -DGEMM_BATCHED=1 (which then holds those, splitk_reduce and
+// conv_splitk_reduce only: the plain module's compile time stays as it was).
 #define SGEMM_WT_TABLE(CONFIG)                                    \
     CONFIG(b128x128k16s3, 128, 128, 16, 64, 32, 8, 8, 3, 256, 2)  \
     CONFIG(b128x128k8s3,  128, 128, 8,  64, 32, 8, 8, 3, 256, 2)  \
