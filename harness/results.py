@@ -25,7 +25,7 @@ from harness.registry import RENAMED
 COLUMNS = [
     "op", "pass", "impl", "device", "math", "shape_set", "shape", "status", "reason",
     "err", "viol", "rtol", "seeds",
-    "median_ms", "iqr_ms", "min_ms", "reps", "rel_iqr", "host_ms", "host_ref_ms", "timing",
+    "median_ms", "iqr_ms", "min_ms", "reps", "rel_iqr", "host_ms", "host_ref_ms", "host_wait", "timing",
     "flops", "bytes", "gflops", "gbps", "busbw_gbps", "peak_kind", "pct_peak",
     "baseline", "speedup", "flags", "sm_clock_mhz", "clock_reasons",
     "kernel_regs", "kernel_smem", "kernel_spill", "kernel_occupancy", "note",

@@ -11,7 +11,10 @@ the floor (shown as `host` in the table; runs without the column are judged on r
 regression (B slower), `ratio < 1 / (1 + band)` an improvement, anything between is the same, and a change counts
 only when the ratio of the two runs' fastest calls (min_ms) agrees: a case can land in a slow mode for a whole run
 (BLAS threads) while its fastest calls do not move; a CPU case faster than MIN_CPU_MS in both runs is not judged
-("short"): below half a millisecond a CPU time is mostly the interpreter and the cache's state. The command exits
+("short"): below half a millisecond a CPU time is mostly the interpreter and the cache's state; nor is a CPU case
+whose threads, in either run, waited for a CPU for BUSY_WAIT_SHARE of its timing or more even after the timer's
+re-timings (`host_wait`, harness.measure.hostwait: another program held a core, "disturbed"); such a case can be
+many times slower (multi-threaded BLAS: 14x) while the single-threaded host reference moves far less. The command exits
 with 1 when a regression is also beyond `--threshold` (default 1.10: at least 10 % slower) or a case that passed in
 A does not pass in B, and with 0 otherwise, so that it can gate a change in CI. """
 
@@ -24,6 +27,7 @@ import pandas as pd
 
 from harness.argtypes import positive
 from harness.errors import UsageError
+from harness.measure.hostwait import BUSY_WAIT_SHARE
 from harness.results import load_run
 
 KEY = ["op", "pass", "impl", "shape"]
@@ -39,19 +43,21 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
     verdict: regression | improvement | same (within the spread) | broken (passed in A, failed or raised in B) |
     fixed (failed in A, passes in B) | failing (in both) | skipped (not run in one of them) | untimed (passed
-    but not timed, e.g. a --check-only run) | short (a CPU case too fast to judge). Cases skipped in both runs are
-    left out.
+    but not timed, e.g. a --check-only run) | short (a CPU case too fast to judge) | disturbed (a CPU case timed
+    while another program held a core, in either run). Cases skipped in both runs are left out.
     """
-    cols = [*KEY, "status", "median_ms", "rel_iqr", "device", "min_ms", "host_ref_ms"]
-    defaults = (("device", "cpu"), ("min_ms", None), ("host_ref_ms", None))
+    cols = [*KEY, "status", "median_ms", "rel_iqr", "device", "min_ms", "host_ref_ms", "host_wait"]
+    defaults = (("device", "cpu"), ("min_ms", None), ("host_ref_ms", None), ("host_wait", None))
     a, b = (df.assign(**{c: df.get(c, default) for c, default in defaults}) for df in (a, b))
     merged = a[cols].merge(b[cols], on=KEY, suffixes=("_a", "_b"), how="inner")
     merged = merged[~((merged["status_a"] == "skipped") & (merged["status_b"] == "skipped"))]
     rows = []
     for _, r in merged.iterrows():
         a_ms, b_ms = _float(r["median_ms_a"]), _float(r["median_ms_b"])
-        band = _spread(r["rel_iqr_a"]) + _spread(r["rel_iqr_b"]) + RUN_TO_RUN.get(r["device_a"], RUN_TO_RUN["cpu"])
+        band = _or_zero(r["rel_iqr_a"]) + _or_zero(r["rel_iqr_b"]) + RUN_TO_RUN.get(r["device_a"], RUN_TO_RUN["cpu"])
         short = r["device_a"] != "gpu" and max(a_ms, b_ms) < MIN_CPU_MS
+        waited = max(_or_zero(r["host_wait_a"]), _or_zero(r["host_wait_b"]))
+        disturbed = r["device_a"] != "gpu" and waited >= BUSY_WAIT_SHARE
         a_ok, b_ok = r["status_a"] in OK_STATUSES, r["status_b"] in OK_STATUSES
         host = _ratio(r["host_ref_ms_a"], r["host_ref_ms_b"], 1.0)  # GPU rows and older runs have no reference
         raw = _ratio(a_ms, b_ms, math.nan)
@@ -69,6 +75,8 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
             verdict = "untimed"
         elif short:
             verdict = "short"
+        elif disturbed:
+            verdict = "disturbed"
         elif ratio > 1 + band and ratio_min > 1 + band:
             verdict = "regression"
         elif ratio < 1 / (1 + band) and ratio_min < 1 / (1 + band):
@@ -89,7 +97,7 @@ def failing(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
 def format_table(table: pd.DataFrame, threshold: float) -> str:
     """Aligned text: the changed cases first (worst regression first), then the unchanged ones."""
     order = {"broken": 0, "regression": 1, "improvement": 2, "fixed": 3, "failing": 4, "skipped": 5, "untimed": 6,
-             "short": 7, "same": 8}
+             "short": 7, "disturbed": 8, "same": 9}
     t = table.assign(_o=table["verdict"].map(order), _r=-table["ratio"].fillna(0)).sort_values(["_o", "_r"])
     header = ["op", "pass", "impl", "shape", "A ms", "B ms", "host", "B/A", "spread", "verdict"]
     lines = []
@@ -116,8 +124,8 @@ def _ratio(a, b, missing: float) -> float:
     return fb / fa if fa > 0 and fb > 0 else missing
 
 
-def _spread(v) -> float:
-    """A measurement's relative IQR; 0 when it was not recorded."""
+def _or_zero(v) -> float:
+    """A recorded positive figure (a relative IQR, a wait share); 0 when it was not recorded."""
     f = _float(v)
     return f if math.isfinite(f) and f > 0 else 0.0
 

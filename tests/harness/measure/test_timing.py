@@ -32,3 +32,50 @@ def test_clock_summary_flags_a_throttled_gpu_only():
 
 def test_pci_bus_ids_of_cuda_and_nvml_match():
     assert _bus_id("0000:1B:00.0") == _bus_id("00000000:1b:00.0") == "0:1b:00.0"
+
+
+class _Work:
+    """The least an InputSets offers the CPU timer: one input set, a call that takes no time, outputs always right."""
+
+    sets = (None,)
+
+    def reset(self, i):
+        pass
+
+    def run(self):
+        pass
+
+    def verify(self):
+        return None
+
+
+def _timed_with_waits(monkeypatch, shares):
+    """CpuTimer.time when its successive timing attempts waited for a CPU the given shares of their wall time."""
+    import harness.measure.timing as timing
+
+    left = list(shares)
+
+    class Waits:
+        def __init__(self):
+            self.value = left.pop(0)
+
+        def share(self):
+            return self.value
+
+    monkeypatch.setattr(timing, "WaitShare", Waits)
+    return timing.CpuTimer(TimerSettings(warmup_s=0.0, min_reps=3, budget_s=0.01)).time(_Work()), left
+
+
+def test_cpu_timer_times_a_disturbed_case_again_until_the_host_is_quiet(monkeypatch):
+    t, left = _timed_with_waits(monkeypatch, [0.6, 0.3, 0.02])
+    assert t.columns["host_wait"] == 0.02 and "host busy" not in t.flags and left == []
+
+
+def test_cpu_timer_keeps_the_least_disturbed_attempt_and_flags_it(monkeypatch):
+    t, left = _timed_with_waits(monkeypatch, [0.6, 0.3, 0.5, 0.0])
+    assert t.columns["host_wait"] == 0.3 and t.flags == ["host busy"] and left == [0.0]  # 1 + RETIMES attempts
+
+
+def test_cpu_timer_times_a_quiet_case_once(monkeypatch):
+    t, left = _timed_with_waits(monkeypatch, [0.01, 0.0])
+    assert t.columns["host_wait"] == 0.01 and t.flags == [] and left == [0.0]

@@ -128,13 +128,15 @@ def test_a_slow_mode_whose_fastest_calls_did_not_move_is_not_a_regression(tmp_pa
 CPU_CASE = {"op": "conv2d", "pass": "fprop", "impl": "numpy_ref"}
 
 
-def _cpu_variant(tmp_path, factor: float, host: float) -> pd.DataFrame:
-    """Verdicts when run B's first CPU_CASE row is `factor` times slower and its host reference `host` times."""
+def _cpu_variant(tmp_path, factor: float, host: float, wait: float = 0.003) -> pd.DataFrame:
+    """Verdicts when run B's first CPU_CASE row is `factor` times slower, its host reference `host` times, and its
+    threads waited for a CPU `wait` of the time."""
     a = write_run(tmp_path / "a", gpu_like_rows())
     rows = gpu_like_rows()
     target = next(r for r in rows if all(r[k] == v for k, v in CPU_CASE.items()))
     _slower(factor)(target)
     target["host_ref_ms"] *= host
+    target["host_wait"] = wait
     table = _verdicts(a, write_run(tmp_path / "b", rows))
     return table[(table["shape"] == target["shape"]) & (table[list(CPU_CASE)] == pd.Series(CPU_CASE)).all(axis=1)]
 
@@ -152,6 +154,16 @@ def test_a_cpu_slowdown_the_host_reference_did_not_see_is_a_regression(tmp_path)
     # and a slowdown larger than the host's is judged on what remains after dividing by it
     hit = _cpu_variant(tmp_path / "x", 4.0, host=1.25)
     assert hit["verdict"].tolist() == ["regression"] and hit["ratio"].iloc[0] == pytest.approx(3.2)
+
+
+def test_a_cpu_case_timed_while_another_program_held_a_core_is_not_judged(tmp_path, capsys):
+    # what a busy loop beside a 2-core run did to numpy_opt's threaded BLAS: 14x, the host reference only 1.6x
+    hit = _cpu_variant(tmp_path, 14.0, host=1.6, wait=0.55)
+    assert hit["verdict"].tolist() == ["disturbed"]
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "1 disturbed" in capsys.readouterr().out
+    # the same slowdown with the threads never kept waiting is the code's
+    assert _cpu_variant(tmp_path / "x", 14.0, host=1.6)["verdict"].tolist() == ["regression"]
 
 
 def test_the_summary_gives_the_ratio_spread_per_device(tmp_path, capsys):
