@@ -1,0 +1,169 @@
+"""Run the CUDA wrappers' host code without a GPU and record every kernel launch they make, to hold them against
+the kernels' signatures in the .cu files (test_launch_contracts.py).
+
+A RawKernel launch passes its arguments as a tuple that CuPy packs by their NumPy types: an int32 where the kernel
+takes a `long long` (or the other way round) shifts every later argument, and nothing fails until the results are
+wrong. `record(monkeypatch)` replaces cupy with a stand-in (buffers are FakeArray, aligned as CuPy's pool aligns
+them), impls.cuda.common.kernel with a recorder, and the GEMM planner's device query and tuner with a fixed device
+and a given configuration; `signature(file, func)` reads a kernel's parameter types from its source, macros
+included.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from impls.cuda import common as _cuda
+
+
+@dataclass
+class FakeArray:
+    """What the wrappers read of a CuPy array: its device pointer (256-byte aligned, like CuPy's pool) and size."""
+
+    size: int
+    ptr: int = 1 << 20
+    flags = types.SimpleNamespace(c_contiguous=True)
+
+    @property
+    def data(self):
+        return types.SimpleNamespace(ptr=self.ptr)
+
+    def reshape(self, *shape) -> FakeArray:
+        return self  # a view: the same buffer
+
+    def transpose(self, *axes) -> FakeArray:
+        return self
+
+
+@dataclass
+class Launch:
+    file: str
+    func: str
+    defines: tuple
+    grid: tuple
+    block: tuple
+    args: tuple
+    shared_mem: int = 0
+
+
+@dataclass
+class Recorder:
+    launches: list[Launch] = field(default_factory=list)
+    _next_ptr: int = 1 << 20
+
+    def empty(self, shape, dtype=None) -> FakeArray:
+        size = int(np.prod(shape))
+        arr = FakeArray(size, self._next_ptr)
+        self._next_ptr += -(-size * 4 // 256) * 256 + 256
+        return arr
+
+    def asarray(self, a) -> FakeArray:
+        return self.empty(np.shape(a))
+
+    def ascontiguousarray(self, a: FakeArray) -> FakeArray:
+        return self.empty((a.size,))
+
+    def kernel(self, file: str, func: str, defines: tuple = ()):
+        recorder = self
+
+        class Kernel:
+            max_dynamic_shared_size_bytes = 0
+            num_regs, shared_size_bytes = 64, 0  # what occupancy-sized grids (bandwidth.py) read
+
+            def __call__(self, grid, block, args, shared_mem=0):
+                recorder.launches.append(Launch(file, func, tuple(defines), tuple(grid), tuple(block), tuple(args),
+                                                shared_mem))
+        return Kernel()
+
+
+def record(monkeypatch, config=None) -> Recorder:
+    """Patch cupy, the kernel loader and the GEMM planner (every product runs `config`, a gemm_tune.Config; the
+    heuristic's choice when None); returns the recorder whose .launches fill as the wrappers run."""
+    from impls.cuda import gemm, gemm_tune
+
+    rec = Recorder()
+    stream = types.SimpleNamespace(is_capturing=lambda: False, ptr=0)
+    device = (0, "recorded device", 132, 232448)
+    gpu = types.SimpleNamespace(id=0, attributes={"MultiProcessorCount": device[2]})
+    props = {"name": device[1], "multiProcessorCount": device[2], "sharedMemPerBlockOptin": device[3]}
+    runtime = types.SimpleNamespace(getDeviceProperties=lambda dev: props)
+    fake = types.SimpleNamespace(empty=rec.empty, zeros=rec.empty, asarray=rec.asarray,
+                                 ascontiguousarray=rec.ascontiguousarray,
+                                 float32=np.float32, int32=np.int32, uint32=np.uint32,
+                                 cuda=types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda: gpu,
+                                                            runtime=runtime))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(_cuda, "kernel", rec.kernel)
+    monkeypatch.setattr(gemm, "_device", lambda: device)
+
+    def plan(layout, m, n, k, bias, relu, vec, launch, v6=False, batch=1):
+        launch(config or gemm_tune.heuristic(m, n, k, device[2], device[3], batch))
+    monkeypatch.setattr(gemm, "_plan", plan)
+    return rec
+
+
+def _source(file: str) -> str:
+    """The .cu file's text with line continuations joined, comments removed and its object-like macros (a
+    parameter list such as CONV_GEOMETRY) expanded."""
+    text = _cuda.cuda_files()[file].read_text().replace("\\\n", " ")
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", " ", text, flags=re.S)
+    macros = dict(re.findall(r"^[ \t]*#define[ \t]+(\w+)[ \t]+([^\n]*)$", text, flags=re.M))
+    for _ in range(4):  # macros made of macros (CONV_ARGS of CONV_GEOMETRY)
+        for name, value in macros.items():
+            text = re.sub(rf"(?<!#define )\b{name}\b", lambda _, v=value: v, text)
+    return text
+
+
+_DECL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?([\w#]+)\s*\(([^)]*)\)')
+
+
+def signature(file: str, func: str) -> list[str]:
+    """The parameter types of kernel `func` in `file`, normalised: 'ptr', 'int', 'unsigned', 'long long',
+    'unsigned long long' or 'float', in order. A name built by a macro (sgemm_wt_##NAME##_b##LAYOUT) matches with
+    its ## tokens as wildcards; when several do, the one with the most literal characters wins (_b##LAYOUT over
+    _##LAYOUT for a batched kernel). A kernel named by a function-like macro's first argument (FPROP(name, ...))
+    is found through its instantiation FPROP(func, ...)."""
+    text = _source(file)
+    found = []
+    for name, params in _DECL.findall(text):
+        parts = re.split(r"##\w+##|##\w+$", name)
+        pattern = r"\w+".join(re.escape(p.strip("#")) for p in parts)
+        if re.fullmatch(pattern, func):
+            found.append((sum(len(p) for p in parts), params))
+    for macro, macro_params, body in re.findall(r"^[ \t]*#define[ \t]+(\w+)\(([^)]*)\)[ \t]*(.*)$", text, flags=re.M):
+        first = macro_params.split(",")[0].strip()
+        for name, params in _DECL.findall(body):
+            if name == first and re.search(rf"\b{macro}\(\s*{re.escape(func)}\s*,", text):
+                found.append((len(func), params))
+    if not found:
+        raise KeyError(f"{file} declares no kernel {func}")
+    return [_c_type(file, func, p) for p in max(found)[1].split(",")]
+
+
+def _c_type(file: str, func: str, param: str) -> str:
+    words = [w for w in param.replace("*", " * ").split() if w not in ("const", "__restrict__")]
+    if "*" in words:
+        return "ptr"
+    c_type = " ".join(words[:-1])  # the type, without the parameter's name
+    if c_type == "unsigned int":
+        c_type = "unsigned"
+    if c_type not in PACKED:
+        raise ValueError(f"{file} {func}: parameter {param.strip()!r} of a type this reader does not know")
+    return c_type
+
+
+PACKED = {"int": np.int32, "unsigned": np.uint32, "long long": np.int64, "unsigned long long": np.uint64,
+          "float": np.float32}
+
+
+def fits(c_type: str, arg) -> bool:
+    """Whether CuPy packs `arg` as the kernel's parameter type: a buffer or NULL (_cuda.NULL, a uint64 0) for a
+    pointer, the NumPy scalar of exactly that width and signedness otherwise."""
+    if c_type == "ptr":
+        return isinstance(arg, FakeArray) or (isinstance(arg, np.uint64) and int(arg) == 0)
+    return type(arg) is PACKED[c_type]
