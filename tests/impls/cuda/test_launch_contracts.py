@@ -14,7 +14,6 @@ from impls.cuda import gemm_tune as _tune
 
 OPS = ("gemm", "conv2d", "conv2d_bias_relu", "maxpool2d", "maxpool2d_relu", "relu", "sigmoid", "softmax_xent",
        "sigmoid_bce", "sgd")
-SETS = ("smoke", "edge")
 # Host code that goes through CuPy's own routines (cupy.matmul, reductions), which the stand-in does not have; its
 # kernels (im2col, col2im) are launched the same way by cupy_opt's lowered dgrad, covered here.
 THROUGH_CUPY = {"cupy_im2col_cublas"}
@@ -41,11 +40,12 @@ def _check(launches) -> int:
 
 @pytest.mark.parametrize("impl", list(_own_gpu_impls()), ids=lambda i: f"{i.op}-{i.pass_}-{i.name}")
 def test_every_launch_matches_its_kernel(monkeypatch, impl):
+    """On every shape of every registered set the implementation supports: each kernel-selection path runs."""
     rec = record(monkeypatch)
     spec = get_op(impl.op)
     ps = spec.pass_spec(impl.pass_)
     ran = 0
-    for shape in [s for name in SETS for s in spec.shapes(name)]:
+    for shape in [s for shapes in spec.shape_sets.values() for s in shapes]:
         if impl.unsupported_reason(shape):
             continue
         args = {name: FakeArray(t.numel) for name, t in {**ps.inputs(shape), **ps.outputs(shape)}.items()}
