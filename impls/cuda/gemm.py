@@ -252,15 +252,17 @@ def _plan(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tupl
 
     _, name, sms, smem_limit = _device()
     key = ("v6 " if v6 else "") + _tune.key(layout, m, n, k, bias, relu, vec, batch)
+    splittable = not layout.startswith("b")  # the batched kernels have no split-K
     cfg, how, launched = _cache().get(name, key), "cached", False
     if cfg is None:
-        cands = _tune.candidates(m, n, k, sms, smem_limit, names=_tune.V6_TILES if v6 else None, batch=batch)
+        cands = _tune.candidates(m, n, k, sms, smem_limit, names=_tune.V6_TILES if v6 else None, batch=batch,
+                                 splittable=splittable)
         if _tune.enabled() and not cupy.cuda.get_current_stream().is_capturing():
             cfg, times = _tune.tune(cands, launch)  # its last launch is cfg's: the outputs are written
             _cache().put(name, key, cfg)
             how, launched = (f"tuned over {len(cands)}" if times else "only candidate"), True
         else:
-            cfg, how = _tune.heuristic(m, n, k, sms, smem_limit, batch), "heuristic"
+            cfg, how = _tune.heuristic(m, n, k, sms, smem_limit, batch, splittable), "heuristic"
     _CHOSEN[(v6, layout, m, n, k, bias, relu, batch)] = (cfg, how)
     if not launched:
         launch(cfg)

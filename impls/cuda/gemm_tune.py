@@ -89,28 +89,29 @@ def k_per_split(k: int, splits: int, bk: int) -> int:
 
 
 def candidates(m: int, n: int, k: int, sms: int, smem_limit: int,
-               names: tuple[str, ...] | None = None, batch: int = 1) -> list[Config]:
+               names: tuple[str, ...] | None = None, batch: int = 1, splittable: bool = True) -> list[Config]:
     """The configurations worth timing for an m×n×k product on a device with `sms` SMs and `smem_limit` bytes of
     opt-in shared memory per block (only the tiles in `names` when given).
 
     A tile applies when it fits the shared memory and is not larger than the problem in both directions (except
     the smallest tile, which always applies). Split-K applies when the smallest tile leaves SMs idle (fewer output
     tiles than SMs) and each split keeps at least MIN_K_PER_SPLIT of K; it is only combined with the smallest
-    tile. A batch of products (`batch` > 1, the batched kernels' grid.z) is never split."""
+    tile. The batched kernels (`splittable` False; `batch` products on grid.z) are never split, also for a batch
+    of one (a 1x1 layer at batch 1)."""
     fitting = [t for t in TILES.values() if t.smem <= smem_limit and (names is None or t.name in names)]
     smallest = min(fitting, key=lambda t: t.bm * t.bn)
     out = [Config(t) for t in fitting if t is smallest or t.bm <= m or t.bn <= n]
-    if batch == 1 and tiles(smallest, m, n) < sms:
+    if splittable and batch == 1 and tiles(smallest, m, n) < sms:
         for s in SPLITS[1:]:
             if k >= s * MIN_K_PER_SPLIT and tiles(smallest, m, n) * s <= 4 * sms:
                 out.append(Config(smallest, s))
     return out
 
 
-def heuristic(m: int, n: int, k: int, sms: int, smem_limit: int, batch: int = 1) -> Config:
+def heuristic(m: int, n: int, k: int, sms: int, smem_limit: int, batch: int = 1, splittable: bool = True) -> Config:
     """The configuration used without tuning: the largest v6 tile of at most 128×128 that still gives every SM a
     block, else the smallest tile with the split-K factor that brings the block count closest to one wave."""
-    cands = candidates(m, n, k, sms, smem_limit, names=V6_TILES, batch=batch)
+    cands = candidates(m, n, k, sms, smem_limit, names=V6_TILES, batch=batch, splittable=splittable)
     whole = [c for c in cands if c.splits == 1 and tiles(c.tile, m, n) * batch >= sms]
     if whole:
         return max(whole, key=lambda c: c.tile.bm * c.tile.bn)

@@ -82,8 +82,9 @@ class Recorder:
 
 
 def record(monkeypatch, config=None) -> Recorder:
-    """Patch cupy, the kernel loader and the GEMM planner (every product runs `config`, a gemm_tune.Config; the
-    heuristic's choice when None); returns the recorder whose .launches fill as the wrappers run."""
+    """Patch cupy, the kernel loader and the GEMM planner (every product runs `config`, a gemm_tune.Config, unsplit
+    for the batched kernels; the heuristic's choice when None); returns the recorder whose .launches fill as the
+    wrappers run."""
     from impls.cuda import gemm, gemm_tune
 
     rec = Recorder()
@@ -102,7 +103,11 @@ def record(monkeypatch, config=None) -> Recorder:
     monkeypatch.setattr(gemm, "_device", lambda: device)
 
     def plan(layout, m, n, k, bias, relu, vec, launch, v6=False, batch=1):
-        launch(config or gemm_tune.heuristic(m, n, k, device[2], device[3], batch))
+        splittable = not layout.startswith("b")
+        if config is None:
+            launch(gemm_tune.heuristic(m, n, k, device[2], device[3], batch, splittable))
+        else:  # as the tuner's candidates: the batched kernels are never split
+            launch(config if splittable else gemm_tune.Config(config.tile))
     monkeypatch.setattr(gemm, "_plan", plan)
     return rec
 

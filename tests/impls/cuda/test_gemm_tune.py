@@ -158,3 +158,35 @@ def test_ladder_steps_are_never_picked_for_training():
     assert impls[("fwd", "cupy_opt")].fallback == 1 and impls[("bwd", "cupy_opt")].fallback == 1
     assert impls[("fwd", "cupy_naive")].fallback == 2
     assert all(i.doc for i in ladder)  # the one-line description the report shows
+
+
+def test_batched_kernels_are_never_split_even_for_one_product():
+    # ResNet-50's res5 1x1 reduce at batch 1: 8 tiles of 64x64 on 132 SMs and K = 2048 would be split, but the
+    # batched (bnn, btn) kernels have no split-K: such a candidate failed _wt_launch's assertion on the GPU
+    assert any(c.splits > 1 for c in tune.candidates(512, 49, 2048, **H200))
+    assert all(c.splits == 1 for c in tune.candidates(512, 49, 2048, **H200, splittable=False))
+    assert tune.heuristic(512, 49, 2048, **H200, splittable=False).splits == 1
+
+
+def test_the_planner_offers_the_batched_layouts_no_split(monkeypatch):
+    from launch_recorder import FakeArray, record
+
+    from impls.cuda import gemm
+
+    plan = gemm._plan
+    record(monkeypatch)
+    monkeypatch.setattr(gemm, "_plan", plan)  # the real planner, with the recorder's cupy and device
+    monkeypatch.setattr(gemm, "_cache", lambda: tune.TuneCache(None))
+    monkeypatch.setattr(tune, "enabled", lambda: True)
+    offered = {}
+
+    def fake_tune(cands, launch):
+        offered[len(offered)] = cands
+        launch(cands[0])
+        return cands[0], {}
+    monkeypatch.setattr(tune, "tune", fake_tune)
+    a, b, c = (FakeArray(1 << 22) for _ in range(3))
+    for layout in ("bnn", "btn"):
+        gemm.batched_gemm(layout, a, b, c, None, 512, 49, 2048, 2048, 49, 1, (0, 0, 0))
+    gemm._wt_gemm("nn", a, b, c, None, 512, 49, 2048, 2048, 49, False, True, False)
+    assert [any(x.splits > 1 for x in cands) for cands in offered.values()] == [False, False, True]
