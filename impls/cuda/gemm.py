@@ -215,10 +215,13 @@ def _wt_kernel(cfg: _tune.Config, layout: str, dev: int):
 
 def _wt_launch(cfg: _tune.Config, layout: str, dev: int, a, b, c, bias, m: int, n: int, k: int, lda: int,
                ldb: int, relu: bool, vec_a: bool, vec_b: bool, batch: int = 1,
-               strides: tuple[int, int, int] = (0, 0, 0)) -> None:
-    """C (m×n, ldc = n) = A·B (+ bias, ReLU) with one configuration; split-K through a workspace and
-    splitk_reduce. A batched layout (bnn, btn) runs `batch` products on grid.z, `strides` (elements of A, B, C)
-    apart; it is never split."""
+               strides: tuple[int, int, int] = (0, 0, 0), vec_c: bool | None = None, tail: tuple = (),
+               reduce=None) -> None:
+    """C (m×n, ldc = n) = A·B (+ bias, ReLU) with one configuration. A batched layout (bnn, btn) runs `batch`
+    products on grid.z, `strides` (elements of A, B, C) apart, and is never split. A split product writes its
+    partials to an m×n workspace and reduce(ws, splits) sums them into C with the bias and ReLU (splitk_reduce by
+    default). `vec_c`: whether C's rows take float4 stores (default: C's alignment at ldc = n); `tail`: the kernel's
+    arguments after the common ones (igemm's table and geometry)."""
     import cupy
 
     kern = _wt_kernel(cfg, layout, dev)
@@ -227,17 +230,22 @@ def _wt_launch(cfg: _tune.Config, layout: str, dev: int, a, b, c, bias, m: int, 
     splits = _cuda.blocks(k, kps)
     bias_arg = _cuda.NULL if bias is None else bias
     batched = layout.startswith("b")
+
+    def run(grid, out, bias_, relu_, vec_out, extra):
+        kern(grid, (cfg.tile.threads,),
+             (a, b, out, bias_, _i32(m), _i32(n), _i32(k), _i64(lda), _i64(ldb), _i64(n), _i32(relu_), _i32(vec_a),
+              _i32(vec_b), _i32(vec_out), _i32(kps), *extra, *tail), shared_mem=cfg.tile.smem)
+
     if splits == 1:
-        kern((tiles, 1, batch), (cfg.tile.threads,),
-             (a, b, c, bias_arg, _i32(m), _i32(n), _i32(k), _i64(lda), _i64(ldb), _i64(n), _i32(relu), _i32(vec_a),
-              _i32(vec_b), _i32(_aligned(c, n, strides[2])), _i32(kps),
-              *((_i64(v) for v in strides) if batched else ())), shared_mem=cfg.tile.smem)
+        vec_out = _aligned(c, n, strides[2]) if vec_c is None else vec_c
+        run((tiles, 1, batch), c, bias_arg, relu, vec_out, tuple(_i64(v) for v in strides) if batched else ())
         return
     assert not batched and batch == 1, "a batch of products is never split"
     ws = cupy.empty((splits, m, n), dtype=cupy.float32)
-    kern((tiles, splits), (cfg.tile.threads,), (a, b, ws, _cuda.NULL, _i32(m), _i32(n), _i32(k), _i64(lda),
-                                                 _i64(ldb), _i64(n), _i32(0), _i32(vec_a), _i32(vec_b),
-                                                 _i32(_aligned(ws, n)), _i32(kps)), shared_mem=cfg.tile.smem)
+    run((tiles, splits), ws, _cuda.NULL, False, _aligned(ws, n), ())  # the kernel adds no bias to a partial
+    if reduce is not None:
+        reduce(ws, splits)
+        return
     mn = m * n
     _cuda.kernel(WARPTILE, "splitk_reduce")((min(_cuda.blocks(mn, 256), 65535),), (256,),
                                             (ws, c, bias_arg, _i64(mn), _i32(n), _i32(splits), _i32(relu)))
@@ -300,28 +308,20 @@ def implicit_gemm(a, src, out, bias, m: int, n: int, k: int, tab, geo: tuple[int
     (int32 pairs, padded to a multiple of 32) and geo = (PQ, Q, uh, uw, oh, ow, Hs, Ws, src_img, out_img) (ConvGeo);
     output element (row, column j) at row·PQ + conv_col(j). Tuned once per `tag` (the layer) among the tiles and
     split-K factors; a split product writes its partials to an m×n workspace that conv_splitk_reduce sums."""
-    import cupy
-
     dev = _device()[0]
     pq, out_img = geo[0], geo[9]
     vec_a, vec_c = _aligned(a, k), _aligned(out, pq)
-    geo_args = (*(_i32(v) for v in geo[:8]), _i64(geo[8]), _i64(out_img))
+    bias_arg = _cuda.NULL if bias is None else bias
+    tail = (tab, *(_i32(v) for v in geo[:8]), _i64(geo[8]), _i64(out_img))
 
-    def launch(cfg: _tune.Config) -> None:
-        kern = _wt_kernel(cfg, "igemm", dev)
-        kps = _tune.k_per_split(k, cfg.splits, cfg.tile.bk)
-        splits = _cuda.blocks(k, kps)
-        target = out if splits == 1 else cupy.empty((splits, m, n), dtype=cupy.float32)
-        vec_t = vec_c if splits == 1 else _aligned(target, n)
-        kern((_tune.tiles(cfg.tile, m, n), splits), (cfg.tile.threads,),  # lda = k; ldb, vec_b unused (gathered)
-             (a, src, target, _cuda.NULL if bias is None else bias, _i32(m), _i32(n), _i32(k), _i64(k), _i64(0),
-              _i64(n), _i32(relu), _i32(vec_a), _i32(0), _i32(vec_t), _i32(kps), tab, *geo_args),
-             shared_mem=cfg.tile.smem)
-        if splits > 1:
-            _cuda.kernel(WARPTILE, "conv_splitk_reduce", BATCHED)(
-                (min(_cuda.blocks(m * n, 256), 65535),), (256,),
-                (target, out, _cuda.NULL if bias is None else bias, _i32(m), _i32(n), _i32(pq), _i64(out_img),
-                 _i32(splits), _i32(relu)))
+    def reduce(ws, splits: int) -> None:
+        _cuda.kernel(WARPTILE, "conv_splitk_reduce", BATCHED)(
+            (min(_cuda.blocks(m * n, 256), 65535),), (256,),
+            (ws, out, bias_arg, _i32(m), _i32(n), _i32(pq), _i64(out_img), _i32(splits), _i32(relu)))
+
+    def launch(cfg: _tune.Config) -> None:  # lda = k; ldb, vec_b unused (B is gathered)
+        _wt_launch(cfg, "igemm", dev, a, src, out, bias, m, n, k, k, 0, relu, vec_a, False, vec_c=vec_c, tail=tail,
+                   reduce=reduce)
 
     _plan(f"igemm {tag}", m, n, k, bias is not None, relu, (vec_a, vec_c), launch)
 

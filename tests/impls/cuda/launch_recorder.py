@@ -11,6 +11,7 @@ included.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import types
@@ -112,6 +113,7 @@ def record(monkeypatch, config=None) -> Recorder:
     return rec
 
 
+@functools.cache
 def _source(file: str) -> str:
     """The .cu file's text with line continuations joined, comments removed and its object-like macros (a
     parameter list such as CONV_GEOMETRY) expanded."""
@@ -127,6 +129,7 @@ def _source(file: str) -> str:
 _DECL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?([\w#]+)\s*\(([^)]*)\)')
 
 
+@functools.cache
 def signature(file: str, func: str) -> list[str]:
     """The parameter types of kernel `func` in `file`, normalised: 'ptr', 'int', 'unsigned', 'long long',
     'unsigned long long' or 'float', in order. A name built by a macro (sgemm_wt_##NAME##_b##LAYOUT) matches with
