@@ -4,9 +4,9 @@ the kernels' signatures in the .cu files (test_launch_contracts.py).
 A RawKernel launch passes its arguments as a tuple that CuPy packs by their NumPy types: an int32 where the kernel
 takes a `long long` (or the other way round) shifts every later argument, and nothing fails until the results are
 wrong. `record(monkeypatch)` replaces cupy with a stand-in (buffers are FakeArray, aligned as CuPy's pool aligns
-them), impls.cuda.common.kernel with a recorder, and the GEMM planner's device query and tuner with a fixed device
-and a given configuration; `signature(file, func)` reads a kernel's parameter types from its source, macros
-included.
+them; HostArray when the launches are also executed, cpu_cuda.py), impls.cuda.common.kernel with a recorder, and
+the GEMM planner's device query and tuner with a fixed device and a given configuration; `signature(file, func)`
+reads a kernel's parameter types from its source, macros included.
 """
 
 from __future__ import annotations
@@ -41,6 +41,18 @@ class FakeArray:
         return self
 
 
+class HostArray(FakeArray):
+    """A FakeArray backed by a NumPy array (a flat view of it: `host`), whose pointer is the array's own."""
+
+    def __init__(self, host: np.ndarray):
+        super().__init__(host.size, host.ctypes.data)
+        self.host = host
+
+    @classmethod
+    def of(cls, a: np.ndarray) -> HostArray:
+        return cls(np.ascontiguousarray(a).reshape(-1))
+
+
 @dataclass
 class Launch:
     file: str
@@ -54,11 +66,17 @@ class Launch:
 
 @dataclass
 class Recorder:
+    """The launches made so far; with `execute` (a callable taking a Launch) each launch is also run as it is
+    made, and buffers are HostArray (cpu_cuda.py runs the kernels' own source on the CPU)."""
+
     launches: list[Launch] = field(default_factory=list)
+    execute: object = None
     _next_ptr: int = 1 << 20
 
     def empty(self, shape, dtype=None) -> FakeArray:
         size = int(np.prod(shape))
+        if self.execute is not None:
+            return HostArray.of(np.full(size, np.nan, dtype=dtype or np.float32))
         arr = FakeArray(size, self._next_ptr)
         self._next_ptr += -(-size * 4 // 256) * 256 + 256
         return arr
@@ -77,18 +95,20 @@ class Recorder:
             num_regs, shared_size_bytes = 64, 0  # what occupancy-sized grids (bandwidth.py) read
 
             def __call__(self, grid, block, args, shared_mem=0):
-                recorder.launches.append(Launch(file, func, tuple(defines), tuple(grid), tuple(block), tuple(args),
-                                                shared_mem))
+                launch = Launch(file, func, tuple(defines), tuple(grid), tuple(block), tuple(args), shared_mem)
+                recorder.launches.append(launch)
+                if recorder.execute is not None:
+                    recorder.execute(launch)
         return Kernel()
 
 
-def record(monkeypatch, config=None) -> Recorder:
+def record(monkeypatch, config=None, execute=None) -> Recorder:
     """Patch cupy, the kernel loader and the GEMM planner (every product runs `config`, a gemm_tune.Config, unsplit
     for the batched kernels; the heuristic's choice when None); returns the recorder whose .launches fill as the
-    wrappers run."""
+    wrappers run. With `execute` (cpu_cuda.Executor) every launch also runs, on HostArray buffers."""
     from impls.cuda import gemm, gemm_tune
 
-    rec = Recorder()
+    rec = Recorder(execute=execute)
     stream = types.SimpleNamespace(is_capturing=lambda: False, ptr=0)
     device = (0, "recorded device", 132, 232448)
     gpu = types.SimpleNamespace(id=0, attributes={"MultiProcessorCount": device[2]})
@@ -130,12 +150,12 @@ _DECL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\
 
 
 @functools.cache
-def signature(file: str, func: str) -> list[str]:
-    """The parameter types of kernel `func` in `file`, normalised: 'ptr', 'int', 'unsigned', 'long long',
-    'unsigned long long' or 'float', in order. A name built by a macro (sgemm_wt_##NAME##_b##LAYOUT) matches with
-    its ## tokens as wildcards; when several do, the one with the most literal characters wins (_b##LAYOUT over
-    _##LAYOUT for a batched kernel). A kernel named by a function-like macro's first argument (FPROP(name, ...))
-    is found through its instantiation FPROP(func, ...)."""
+def parameters(file: str, func: str) -> tuple[str, ...]:
+    """The parameter declarations of kernel `func` in `file` ("const float* __restrict__ w", "int Kout", ...). A
+    name built by a macro (sgemm_wt_##NAME##_b##LAYOUT) matches with its ## tokens as wildcards; when several do,
+    the one with the most literal characters wins (_b##LAYOUT over _##LAYOUT for a batched kernel). A kernel named
+    by a function-like macro's first argument (FPROP(name, ...)) is found through its instantiation
+    FPROP(func, ...)."""
     text = _source(file)
     found = []
     for name, params in _DECL.findall(text):
@@ -150,7 +170,19 @@ def signature(file: str, func: str) -> list[str]:
                 found.append((len(func), params))
     if not found:
         raise KeyError(f"{file} declares no kernel {func}")
-    return [_c_type(file, func, p) for p in max(found)[1].split(",")]
+    return tuple(" ".join(p.split()) for p in max(found)[1].split(","))
+
+
+def kernels(file: str) -> list[str]:
+    """The kernels `file` declares by name (not through a macro)."""
+    return [name for name, _ in _DECL.findall(_source(file)) if "#" not in name and name != "name"]
+
+
+@functools.cache
+def signature(file: str, func: str) -> list[str]:
+    """The parameter types of kernel `func` in `file`, normalised: 'ptr', 'int', 'unsigned', 'long long',
+    'unsigned long long' or 'float', in order."""
+    return [_c_type(file, func, p) for p in parameters(file, func)]
 
 
 def _c_type(file: str, func: str, param: str) -> str:
