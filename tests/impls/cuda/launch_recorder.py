@@ -42,15 +42,28 @@ class FakeArray:
 
 
 class HostArray(FakeArray):
-    """A FakeArray backed by a NumPy array (a flat view of it: `host`), whose pointer is the array's own."""
+    """A FakeArray backed by a NumPy array (`host`, flat), whose pointer is the array's own, between two guard
+    zones of GUARD elements holding a NaN of a pattern no kernel computes: `intact()` says whether a kernel wrote
+    outside the buffer (a small overrun lands in a guard instead of corrupting the process)."""
 
-    def __init__(self, host: np.ndarray):
-        super().__init__(host.size, host.ctypes.data)
-        self.host = host
+    GUARD = 1 << 14
+    PATTERN = np.uint32(0x7FC0DEAD)
+
+    def __init__(self, data: np.ndarray):
+        flat = np.ascontiguousarray(data).reshape(-1)
+        self.base = np.empty(flat.size + 2 * self.GUARD, dtype=flat.dtype)
+        self.base.view(np.uint32)[:] = self.PATTERN  # float32 and int32 buffers: 4-byte elements
+        self.host = self.base[self.GUARD:self.GUARD + flat.size]
+        self.host[:] = flat
+        super().__init__(flat.size, self.host.ctypes.data)
 
     @classmethod
     def of(cls, a: np.ndarray) -> HostArray:
-        return cls(np.ascontiguousarray(a).reshape(-1))
+        return cls(a)
+
+    def intact(self) -> bool:
+        bits = self.base.view(np.uint32)
+        return bool((bits[:self.GUARD] == self.PATTERN).all() and (bits[-self.GUARD:] == self.PATTERN).all())
 
 
 @dataclass
@@ -71,12 +84,14 @@ class Recorder:
 
     launches: list[Launch] = field(default_factory=list)
     execute: object = None
+    made: list[HostArray] = field(default_factory=list)  # the wrappers' own buffers (workspaces), when executing
     _next_ptr: int = 1 << 20
 
     def empty(self, shape, dtype=None) -> FakeArray:
         size = int(np.prod(shape))
         if self.execute is not None:
-            return HostArray.of(np.full(size, np.nan, dtype=dtype or np.float32))
+            self.made.append(HostArray.of(np.full(size, np.nan, dtype=dtype or np.float32)))
+            return self.made[-1]
         arr = FakeArray(size, self._next_ptr)
         self._next_ptr += -(-size * 4 // 256) * 256 + 256
         return arr

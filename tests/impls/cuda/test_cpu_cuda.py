@@ -29,15 +29,19 @@ CASES = [("gemm", "fwd", "cupy_naive"), ("gemm", "bwd", "cupy_naive"),
 
 def run_on_cpu(monkeypatch, impl, shape, seed: int) -> list:
     """One call of a GPU implementation with its kernels run on the CPU: NaN-poisoned outputs, the harness's
-    seeded inputs; returns the checker's judgement of each output."""
+    seeded inputs; fails if a kernel wrote past a buffer of the call (HostArray's guards), else returns the
+    checker's judgement of each output."""
     spec = get_op(impl.op)
     ps = spec.pass_spec(impl.pass_)
     refs = ReferenceCache(spec, shape, impl.pass_)
     host = refs.inputs(seed)
     inputs = {n: HostArray.of(host[n].astype(t.dtype)) for n, t in ps.inputs(shape).items()}
     outputs = {n: HostArray.of(np.full(t.shape, np.nan, dtype=t.dtype)) for n, t in ps.outputs(shape).items()}
-    record(monkeypatch, execute=Executor(FILES))
+    rec = record(monkeypatch, execute=Executor(FILES))
     impl.fn(shape, **inputs, **outputs)
+    buffers = {**inputs, **outputs, **{f"workspace {i}": a for i, a in enumerate(rec.made)}}
+    outside = [n for n, a in buffers.items() if not a.intact()]
+    assert not outside, f"{impl.name} {shape}: wrote outside the buffers of {', '.join(outside)}"
     got = {n: a.host.reshape(ps.outputs(shape)[n].shape) for n, a in outputs.items()}
     return judge(replace(impl, device="cpu"), refs, seed, got)
 
