@@ -10,6 +10,8 @@
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
 # Part F: issue 13's fused layers, measured (fusion off / on). Part C: its conv2d_bias_relu op, tested and timed.
 # Part I: issue 12's implicit GEMM on the v7 kernel, tested and timed; part IC: its figures beside CUPTI's.
+# Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
+#         cuDNN at batch 32 and 128, and CUPTI's check of them.
 # Part K: issue 12's sample report (reports/sample-h200-kernels); parts KG and KC re-make only its gemm / conv2d rows. Part R:
 #         issue 13's (reports/sample-h200-train).
 # Part V: every gpu test of tests/harness and tests/impls, and benchmarks/sanitize.sh beside them.
@@ -65,6 +67,30 @@ for run in sys.argv[1:]:  # per layer: cupy_opt and cuDNN medians (ms), their ra
     print(run.rsplit("/", 1)[-1], p.join(note.rename("cupy_opt kernel")).round(3).to_string(), sep="\n")
     print(p.groupby("pass")[["cupy_opt", "cudnn"]].sum().assign(x=lambda f: f.cudnn / f.cupy_opt).round(3))
 PY
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
+W4) # cupy_winograd_f4 (F(4x4,3x3) non-fused: transforms around 36 batched v7 SGEMMs): gpu tests, then the
+    # resnet50 3x3 stride-1 layers (the others are declined) timed against F(2x2) and cuDNN, and beside CUPTI
+  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_winograd_f4.py \
+      tests/impls/cuda/test_conv2d_winograd.py | tail -6
+  for set in resnet50 resnet50-128; do
+    LIMIT=150 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
+        --impl cupy_winograd_f4,cupy_winograd,cudnn --out "$OUT/runs/wino4-$set" | tail -2
+  done
+  python3 - "$OUT"/runs/wino4-* <<'PY'
+import sys
+import pandas as pd
+for run in sys.argv[1:]:  # per 3x3 layer: medians (ms), each Winograd's ratio to cuDNN, F(4x4)'s TFLOP/s direct
+    d = pd.read_csv(f"{run}/results.csv")
+    d = d[d.status == "pass"]
+    p = d.pivot_table(index=["pass", "shape"], columns="impl", values="median_ms").dropna()
+    for impl in ("cupy_winograd_f4", "cupy_winograd"):
+        p[impl.replace("cupy_winograd", "x")] = p.cudnn / p[impl]
+    gf = d[d.impl == "cupy_winograd_f4"].set_index(["pass", "shape"]).gflops / 1e3
+    print(run.rsplit("/", 1)[-1], p.join(gf.rename("f4 TFLOP/s")).round(3).to_string(), sep="\n")
+PY
+  LIMIT=200 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50-128 \
+      --impl cupy_winograd_f4
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 IC) # the independent check of part I's figures: harness times beside CUPTI's (benchmarks/cupti_check.py)

@@ -1,4 +1,5 @@
-"""cupy_winograd: Winograd F(2x2, 3x3) convolution for 3x3 stride-1 layers, fprop and dgrad (conv2d_winograd.cu).
+"""cupy_winograd: Winograd F(2x2, 3x3) convolution for 3x3 stride-1 layers, fprop and dgrad (conv2d_winograd.cu);
+cupy_winograd_f4: F(4x4, 3x3), non-fused (conv2d_winograd_f4.cu).
 
 One fused kernel per call, in two versions chosen per shape by `kernel_for`: the filter transform U = G g Gᵀ
 (recomputed from w by every block on every call: the weights change between calls) and the input transform in
@@ -7,12 +8,19 @@ transform and bias in the epilogue (v2: through shared memory). dgrad is the sam
 convolution of dy padded by 2 − pad with the filter rotated by 180° and C and K swapped, which the filter
 transform reads that way.
 
-The checker judges it with the F(2x2, 3x3) bound (`algorithm=`, harness.measure.check.algorithm_growth).
+cupy_winograd_f4 transforms the filters and the input tiles into buffers, runs the 36 positions' products as one
+batched v7 SGEMM (impls/cuda/gemm.py's batched_gemm, tuned per shape) and transforms the products back: 4x fewer
+multiplications than a direct convolution (2.25x for F(2x2)), for buffers 2.25x the size of the image and the
+output. `f4_plan` gives every size the launches use; the CPU tests run the kernels' index arithmetic on it.
+
+The checker judges each with its algorithm's bound (`algorithm=`, harness.measure.check.algorithm_growth).
 `emulate` is the kernels' host model in float32 (same tiles, same transforms), which the CPU tests check against
 the float64 oracle to catch index errors without a GPU.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +28,7 @@ from harness.measure.check import winograd_matrices
 from harness.ops.conv2d import Conv2dShape
 from harness.registry import register
 from impls.cuda import common as _cuda
+from impls.cuda.gemm import batched_details, batched_gemm
 
 WINO = "conv2d_winograd.cu"
 ALGORITHM = "winograd-f2x2-3x3"
@@ -27,26 +36,36 @@ BT, BKO = 32, 32  # wino_conv_f2's tiles and output channels per block
 INT_LIMIT = 2**31 - 2**16
 
 
-def supports(s: Conv2dShape) -> str | None:
-    """3x3, stride 1, dilation 1, one group, pad ≤ 2 (dgrad pads dy by 2 − pad); tile counts inside int32."""
+def supports(s: Conv2dShape, m: int = 2) -> str | None:
+    """3x3, stride 1, dilation 1, one group, pad ≤ 2 (dgrad pads dy by 2 − pad); counts of m x m tiles (F(m x m))
+    inside int32."""
     if (s.R, s.S) != (3, 3):
-        return f"Winograd F(2x2, 3x3) needs a 3x3 filter, not {s.R}x{s.S}"
+        return f"Winograd F({m}x{m}, 3x3) needs a 3x3 filter, not {s.R}x{s.S}"
     if (s.stride_h, s.stride_w) != (1, 1) or (s.dilation_h, s.dilation_w) != (1, 1):
         return "Winograd here is stride 1 and dilation 1 only"
     if s.groups != 1:
         return f"Winograd here is one group only, not {s.groups}"
     if max(s.pad_h, s.pad_w) > 2:
         return f"pad {s.pad_h}x{s.pad_w} > 2: dgrad's padding 2 − pad would be negative"
-    tiles = s.N * max(_ceil2(s.P) * _ceil2(s.Q), _ceil2(s.H) * _ceil2(s.W))
-    if tiles >= INT_LIMIT or max(s.C, s.K) * 16 >= INT_LIMIT:
-        return f"{tiles} 2x2 tiles ≥ 2^31: past the kernel's int32 tile index"
+    tiles = s.N * max(_ceil(s.P, m) * _ceil(s.Q, m), _ceil(s.H, m) * _ceil(s.W, m))
+    if tiles >= INT_LIMIT or max(s.C, s.K) * (m + 2) ** 2 >= INT_LIMIT:
+        return f"{tiles} {m}x{m} tiles ≥ 2^31: past the kernel's int32 tile index"
     if _cuda.blocks(max(s.C, s.K), BKO) > 65535:
         return "channels past grid.y"
     return None
 
 
+def supports_f4(s: Conv2dShape) -> str | None:
+    """supports() for F(4x4, 3x3)."""
+    return supports(s, 4)
+
+
+def _ceil(n: int, m: int) -> int:
+    return -(-n // m)
+
+
 def _ceil2(n: int) -> int:
-    return (n + 1) // 2
+    return _ceil(n, 2)
 
 
 V1, V2 = "wino_conv_f2", "wino_conv_f2_outer"
@@ -121,6 +140,108 @@ def _fprop(s: Conv2dShape, x, w, b, y, func: str) -> None:
 
 def _dgrad(s: Conv2dShape, dy, w, dx, func: str) -> None:
     _launch(dy, w, None, dx, s.N, s.K, s.P, s.Q, s.C, s.H, s.W, 2 - s.pad_h, 2 - s.pad_w, True, func)
+
+
+# ---------------------------------------------------------------- F(4x4, 3x3), non-fused
+WINO4 = "conv2d_winograd_f4.cu"
+ALGORITHM_F4 = "winograd-f4x4-3x3"
+F4_KERNELS = ["wino4_filter", "wino4_input", "wino4_output"]
+POSITIONS = 36  # the 6 x 6 transformed positions of a tile: the batch of products
+THREADS = 256
+
+
+@dataclass(frozen=True)
+class F4Plan:
+    """One F(4x4) convolution of inp (n × cin × h × w) with kout 3x3 filters into out (n × kout × p × q), pad
+    (pad_h, pad_w); `flip`: the filters are the layer's w read rotated and transposed (dgrad)."""
+
+    n: int
+    cin: int
+    h: int
+    w: int
+    kout: int
+    p: int
+    q: int
+    pad_h: int
+    pad_w: int
+    flip: bool
+
+    @property
+    def tp(self) -> int:
+        return _ceil(self.p, 4)
+
+    @property
+    def tq(self) -> int:
+        return _ceil(self.q, 4)
+
+    @property
+    def tiles(self) -> int:
+        return self.n * self.tp * self.tq
+
+    @property
+    def ldt(self) -> int:
+        """Columns of V and M: the tiles rounded up to 4 floats, so that the GEMM's rows are 16-byte aligned."""
+        return _ceil(self.tiles, 4) * 4
+
+    def gemm(self) -> tuple:
+        """batched_gemm's arguments after the buffers: M_e (kout × ldt) = U_e (kout × cin) · V_e (cin × ldt)."""
+        return (self.kout, self.ldt, self.cin, self.cin, self.ldt, POSITIONS,
+                (self.kout * self.cin, self.cin * self.ldt, self.kout * self.ldt))
+
+
+def f4_plan(s: Conv2dShape, pass_: str) -> F4Plan:
+    """fprop: x into y; dgrad: dy padded by 2 − pad into dx, C and K swapped."""
+    if pass_ == "fprop":
+        return F4Plan(s.N, s.C, s.H, s.W, s.K, s.P, s.Q, s.pad_h, s.pad_w, False)
+    return F4Plan(s.N, s.K, s.P, s.Q, s.C, s.H, s.W, 2 - s.pad_h, 2 - s.pad_w, True)
+
+
+def _f4(plan: F4Plan, inp, w, bias, out) -> None:
+    """The three transform kernels around the batched GEMM, on buffers from CuPy's pool."""
+    import cupy
+
+    u = cupy.empty(POSITIONS * plan.kout * plan.cin, dtype=cupy.float32)
+    v = cupy.empty(POSITIONS * plan.cin * plan.ldt, dtype=cupy.float32)
+    m = cupy.empty(POSITIONS * plan.kout * plan.ldt, dtype=cupy.float32)
+    i32 = np.int32
+    _cuda.kernel(WINO4, "wino4_filter")((_cuda.blocks(plan.kout * plan.cin, THREADS),), (THREADS,),
+                                        (w, u, i32(plan.kout), i32(plan.cin), i32(plan.flip)))
+    _cuda.kernel(WINO4, "wino4_input")((_cuda.blocks(plan.cin * plan.ldt, THREADS),), (THREADS,),
+                                       (inp, v, *(i32(a) for a in (plan.n, plan.cin, plan.h, plan.w, plan.tp,
+                                                                    plan.tq, plan.ldt, plan.pad_h, plan.pad_w))))
+    batched_gemm("bnn", u, v, m, None, *plan.gemm())
+    _cuda.kernel(WINO4, "wino4_output")((_cuda.blocks(plan.kout * plan.tiles, THREADS),), (THREADS,),
+                                        (m, _cuda.NULL if bias is None else bias, out,
+                                         *(i32(a) for a in (plan.n, plan.kout, plan.p, plan.q, plan.tp, plan.tq,
+                                                            plan.ldt))))
+
+
+def _details_f4(pass_: str):
+    def details(s: Conv2dShape) -> dict:
+        plan = f4_plan(s, pass_)
+        kout, ldt, cin = plan.gemm()[:3]
+        gemm = batched_details("bnn", kout, ldt, cin, False, False, POSITIONS)
+        found = _cuda.attributes(WINO4, F4_KERNELS)
+        return {**found, "kernels": {**found.get("kernels", {}), **gemm.get("kernels", {})},
+                "note": f"F(4x4,3x3) non-fused, {plan.tiles} tiles: transforms around the {gemm['note']}"}
+    return details
+
+
+def _reg_f4(pass_: str):
+    return register("conv2d", pass_, name="cupy_winograd_f4", device="gpu", math="fp32", available=_cuda.available,
+                    family="own", supports=supports_f4, details=_details_f4(pass_), algorithm=ALGORITHM_F4)
+
+
+@_reg_f4("fprop")
+def conv2d_fprop_winograd_f4(s: Conv2dShape, x, w, b, *, y):
+    """Winograd F(4x4, 3x3): y = b + Aᵀ[Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)]A, the sums over c as 36 batched SGEMMs."""
+    _f4(f4_plan(s, "fprop"), x, w, b, y)
+
+
+@_reg_f4("dgrad")
+def conv2d_dgrad_winograd_f4(s: Conv2dShape, dy, w, *, dx):
+    """Winograd F(4x4, 3x3) of dy padded by 2 − pad with w rotated 180° and C, K swapped."""
+    _f4(f4_plan(s, "dgrad"), dy, w, None, dx)
 
 
 # ---------------------------------------------------------------- host model (float32), for the CPU tests
