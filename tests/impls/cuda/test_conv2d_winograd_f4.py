@@ -4,7 +4,9 @@ index, stride and padding errors), the float32 host model against the oracle, an
 
 import numpy as np
 import pytest
+from cpu_cuda import CXX
 from test_conv2d_winograd import CASES, PASSES, _direct_dgrad, _direct_fprop
+from test_cpu_cuda import run_on_cpu
 
 from harness.measure.check import ReferenceCache, algorithm_growth, check, tolerance, winograd_matrices
 from harness.ops import get_op
@@ -148,6 +150,17 @@ def test_float32_host_model_passes_the_f4_bound(pass_, name):
     s = F4_CASES[name]
     reduction = (s.C if pass_ == "fprop" else s.K) * 9
     assert r.rtol == pytest.approx(tolerance("fp32", reduction, growth=algorithm_growth(ALGORITHM_F4)))
+
+
+@pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++) to build the kernels for the CPU")
+@pytest.mark.parametrize("shape", list(F4_CASES.values()), ids=list(F4_CASES))
+@pytest.mark.parametrize("pass_", PASSES)
+def test_kernel_source_matches_the_oracle_on_the_cpu(monkeypatch, pass_, shape):
+    """conv2d_winograd_f4.cu's three kernels run from their source on the CPU (test_cpu_cuda.py), the batched GEMM
+    by its contract, through the wrapper: every output passes the F(4x4) bound, none is left NaN."""
+    impl = get("conv2d", pass_, "cupy_winograd_f4")
+    for out, c in run_on_cpu(monkeypatch, impl, shape, seed=0):
+        assert c.status == "pass", f"{out}: {c.reason}"
 
 
 @pytest.mark.gpu

@@ -16,7 +16,7 @@ from harness.ops import get_op
 from harness.registry import get
 
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++) to build the kernels for the CPU")
-FILES = ("eltwise.cu", "gemm_naive.cu", "conv2d_naive.cu", "maxpool2d.cu", "im2col.cu")
+FILES = ("eltwise.cu", "gemm_naive.cu", "conv2d_naive.cu", "maxpool2d.cu", "im2col.cu", "conv2d_winograd_f4.cu")
 CASES = [("gemm", "fwd", "cupy_naive"), ("gemm", "bwd", "cupy_naive"),
          ("conv2d", "fprop", "cupy_naive"), ("conv2d", "dgrad", "cupy_naive"), ("conv2d", "wgrad", "cupy_naive"),
          ("conv2d_bias_relu", "fprop", "cupy_naive"),
@@ -24,7 +24,8 @@ CASES = [("gemm", "fwd", "cupy_naive"), ("gemm", "bwd", "cupy_naive"),
          ("maxpool2d", "fwd", "cupy_opt"), ("maxpool2d", "bwd", "cupy_opt"),
          ("maxpool2d_relu", "fwd", "cupy_opt"), ("maxpool2d_relu", "bwd", "cupy_opt"),
          ("relu", "fwd", "cupy_naive"), ("relu", "bwd", "cupy_naive"), ("relu", "fwd", "cupy_opt"),
-         ("relu", "bwd", "cupy_opt"), ("sigmoid", "fwd", "cupy_naive"), ("sigmoid", "bwd", "cupy_opt")]
+         ("relu", "bwd", "cupy_opt"), ("sigmoid", "fwd", "cupy_naive"), ("sigmoid", "bwd", "cupy_opt"),
+         ("conv2d", "fprop", "cupy_winograd_f4"), ("conv2d", "dgrad", "cupy_winograd_f4")]  # its GEMM: by contract
 
 
 def run_on_cpu(monkeypatch, impl, shape, seed: int) -> list:
