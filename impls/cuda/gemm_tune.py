@@ -31,7 +31,8 @@ DEFAULT_CACHE = Path("~/.cache/kernel-harness/gemm-tune.json")
 
 @dataclass(frozen=True)
 class Tile:
-    """One CONFIG line of gemm_warptile.cu's SGEMM_WT_TABLE: block tile, K slice, pipeline depth and threads."""
+    """One CONFIG line of gemm_warptile.cu's SGEMM_WT_TABLE: block tile, K slice, pipeline depth, threads and the
+    blocks per SM its __launch_bounds__ guarantees."""
 
     name: str
     bm: int
@@ -39,6 +40,7 @@ class Tile:
     bk: int
     stages: int
     threads: int
+    min_blocks: int
 
     @property
     def smem(self) -> int:
@@ -47,15 +49,15 @@ class Tile:
 
 
 TILES = {t.name: t for t in (
-    Tile("b128x128k16s3", 128, 128, 16, 3, 256),
-    Tile("b128x128k8s3", 128, 128, 8, 3, 256),
-    Tile("b128x64k16s4", 128, 64, 16, 4, 128),
-    Tile("b64x64k16s4", 64, 64, 16, 4, 128),
-    Tile("b128x256k16s3", 128, 256, 16, 3, 256),  # v7
-    Tile("b128x256k32s2", 128, 256, 32, 2, 256),  # v7
+    Tile("b128x128k16s3", 128, 128, 16, 3, 256, 2),
+    Tile("b128x128k8s3", 128, 128, 8, 3, 256, 2),
+    Tile("b128x64k16s4", 128, 64, 16, 4, 128, 4),
+    Tile("b64x64k16s4", 64, 64, 16, 4, 128, 4),
+    Tile("b128x256k16s3", 128, 256, 16, 3, 256, 1),  # v7
+    Tile("b128x256k32s2", 128, 256, 32, 2, 256, 1),  # v7
 )}
 V6_TILES = ("b128x128k16s3", "b128x128k8s3", "b128x64k16s4", "b64x64k16s4")  # cupy_v6_warptile's table
-SPLITS = (1, 2, 4, 8, 16)  # split-K factors tried when the output has fewer tiles than the device has SMs
+SPLITS = (1, 2, 4, 8, 16)  # split-K factors tried when the output's tiles leave resident-block slots idle
 MIN_K_PER_SPLIT = 128  # each K slice keeps at least 8 BK = 16 steps of pipeline
 
 
@@ -94,16 +96,18 @@ def candidates(m: int, n: int, k: int, sms: int, smem_limit: int,
     opt-in shared memory per block (only the tiles in `names` when given).
 
     A tile applies when it fits the shared memory and is not larger than the problem in both directions (except
-    the smallest tile, which always applies). Split-K applies when the smallest tile leaves SMs idle (fewer output
-    tiles than SMs) and each split keeps at least MIN_K_PER_SPLIT of K; it is only combined with the smallest
-    tile. The batched kernels (`splittable` False; `batch` products on grid.z) are never split, also for a batch
+    the smallest tile, which always applies). Split-K applies when the smallest tile's blocks fill less than one
+    wave (SMs × the blocks per SM its launch bounds guarantee: 528 of 64×64 on an H200, where ResNet-50's 7² layers
+    have 200) and each split keeps at least MIN_K_PER_SPLIT of K, up to two waves of blocks; it is only combined
+    with the smallest tile, and the tuner times it against the unsplit tiles. The batched kernels (`splittable` False; `batch` products on grid.z) are never split, also for a batch
     of one (a 1x1 layer at batch 1)."""
     fitting = [t for t in TILES.values() if t.smem <= smem_limit and (names is None or t.name in names)]
     smallest = min(fitting, key=lambda t: t.bm * t.bn)
     out = [Config(t) for t in fitting if t is smallest or t.bm <= m or t.bn <= n]
-    if splittable and batch == 1 and tiles(smallest, m, n) < sms:
+    wave = sms * smallest.min_blocks
+    if splittable and batch == 1 and tiles(smallest, m, n) < wave:
         for s in SPLITS[1:]:
-            if k >= s * MIN_K_PER_SPLIT and tiles(smallest, m, n) * s <= 4 * sms:
+            if k >= s * MIN_K_PER_SPLIT and tiles(smallest, m, n) * s <= 2 * wave:
                 out.append(Config(smallest, s))
     return out
 

@@ -24,9 +24,9 @@ def _cu_configs() -> dict[str, tuple[int, ...]]:
 def test_table_matches_the_kernel_source():
     cu = _cu_configs()
     assert set(cu) == set(tune.TILES) and set(tune.V6_TILES) < set(tune.TILES)
-    for name, (bm, bn, bk, wm, wn, tm, tn, stages, threads, _) in cu.items():
+    for name, (bm, bn, bk, wm, wn, tm, tn, stages, threads, min_blocks) in cu.items():
         t = tune.TILES[name]
-        assert (t.bm, t.bn, t.bk, t.stages, t.threads) == (bm, bn, bk, stages, threads)
+        assert (t.bm, t.bn, t.bk, t.stages, t.threads, t.min_blocks) == (bm, bn, bk, stages, threads, min_blocks)
         assert (bm // wm) * (bn // wn) * 32 == threads  # warp tiles cover the block tile
         assert (wm // tm) * (wn // tn) == 32  # lane tiles cover the warp tile
         assert t.smem == stages * bk * (bm + 4 + bn + 4) * 4
@@ -74,6 +74,16 @@ def test_thesis_dense_layer_gets_split_k_candidates():
     assert tune.heuristic(32, 100, 3200, **H200).splits == 16
     # a short K is not split
     assert all(c.splits == 1 for c in tune.candidates(32, 10, 100, **H200))
+
+
+def test_a_grid_short_of_one_wave_of_resident_blocks_gets_split_candidates():
+    # ResNet-50's res5 3x3 fprop at batch 32 as an implicit GEMM: 512 x 1568 x 4608, 200 tiles of 64x64 where an
+    # H200 holds 132 x 4 = 528: more blocks than SMs, fewer than one wave
+    cands = tune.candidates(512, 1568, 4608, **H200)
+    assert sorted(c.splits for c in cands if c.splits > 1) == [2, 4]  # up to two waves (1056 blocks)
+    assert tune.heuristic(512, 1568, 4608, **H200).splits == 1  # the untuned rule: a whole tile per SM first
+    # a full wave is not split
+    assert all(c.splits == 1 for c in tune.candidates(2048, 2048, 4608, **H200))
 
 
 def test_a_small_shared_memory_limit_drops_the_large_configs():
