@@ -76,6 +76,7 @@ POINTWISE_MIN_ROWS = 64  # the smallest warp-tiled tile's rows: a 1x1 layer with
 # (and so does a layer with fewer output channels for warp_igemm's fprop, fewer input channels for its dgrad)
 WARP_IGEMM = "sgemm_wt_igemm"  # _plan's launch for warp_igemm's layers (gemm_warptile.cu's igemm kernels)
 LOWERED_DGRAD = "lowered_dgrad"  # _plan's launch for lowered_dgrad's layers (batched btn GEMM + col2im)
+POINTWISE = "batched_pointwise"  # _plan's launch for the pointwise layers (one batched v7 GEMM, gemm_warptile.cu)
 LOWER_MAX_BYTES = 2**31  # lowered_dgrad's col buffer (N·C·R·S·P·Q floats) stays below this
 TAP_LIMIT = 2**14  # warp_igemm's table holds taps as signed 16-bit: planes and dilated filters below this
 IGEMM_TAB_ALIGN = 32  # its table is padded to a multiple of the largest K slice (gemm_warptile.cu's tiles)
@@ -175,10 +176,12 @@ def _plan(s: Conv2dShape, pass_: str, small: bool, sms: int) -> Launch:
     block, ≤ 2 round trips per thread, 32 pixels per block); dgrad with stride 1, K·R·S ≤ DIRECT_CRS_MAX and
     C ≤ SPLIT_CHOSEN_K (all thesis layers): the same kernel on the equivalent fprop of dy (dgrad_as_fprop,
     conv_dgrad_direct_split: flipped filters). small=False: the BK = 8 choice only
-    (benchmarks/conv_probe.py and the tests compare). Layers that take warp_igemm (either way) get the WARP_IGEMM
-    launch: the v7 kernel's implicit GEMM, planned by the gemm tuner; dgrad layers that take lowered_dgrad the
-    LOWERED_DGRAD launch (batched GEMM + col2im).
+    (benchmarks/conv_probe.py and the tests compare). Layers that take the v7 kernel get its launch either way,
+    planned by the gemm tuner: the pointwise layers POINTWISE (one batched GEMM), warp_igemm's WARP_IGEMM (the
+    implicit GEMM), lowered_dgrad's LOWERED_DGRAD (batched GEMM + col2im).
     """
+    if pointwise(s, pass_):
+        return Launch(POINTWISE, 0, 0, 0, 1, 0, 1)
     if warp_igemm(s, pass_):  # the tile and split-K are the gemm tuner's, per layer (impls/cuda/gemm.py)
         return Launch(WARP_IGEMM, 0, 0, 0, 1, 0, 1)
     if pass_ == "dgrad" and lowered_dgrad(s):  # the same: batched_gemm's tuner
@@ -585,10 +588,10 @@ def _run_tiled(s: Conv2dShape, pass_: str, operands: tuple, out, bias=None, laun
     if _depthwise(s):
         _run_depthwise(s, pass_, operands, out, bias, defines)
         return
-    if launch is None and pointwise(s, pass_):
+    launch = launch or _launch_config(s, pass_)
+    if launch.func == POINTWISE:
         _run_pointwise(s, pass_, operands, out, bias, relu=defines == RELU)
         return
-    launch = launch or _launch_config(s, pass_)
     if launch.func == WARP_IGEMM:
         _run_igemm(s, pass_, operands, out, bias, relu=defines == RELU)
         return
@@ -630,9 +633,9 @@ def _tiled_details(pass_: str, defines: tuple[str, ...] = ()):
         if _depthwise(s):
             found = _cuda.attributes(IGEMM, [f"conv_dw_{pass_}"], defines=defines)
             return {**found, "note": "depthwise: direct kernel"}
-        if pointwise(s, pass_):
-            return batched_details(*_pointwise_product(s, pass_), pass_ == "fprop", defines == RELU, s.N)
         launch = _launch_config(s, pass_)
+        if launch.func == POINTWISE:
+            return batched_details(*_pointwise_product(s, pass_), pass_ == "fprop", defines == RELU, s.N)
         if launch.func == WARP_IGEMM:
             m, n, k, _ = igemm_problem(s, pass_)
             return igemm_details(_igemm_tag(s, pass_), m, n, k, pass_ == "fprop", defines == RELU)

@@ -99,8 +99,8 @@ def candidates(m: int, n: int, k: int, sms: int, smem_limit: int,
     the smallest tile, which always applies). Split-K applies when the smallest tile's blocks fill less than one
     wave (SMs × the blocks per SM its launch bounds guarantee: 528 of 64×64 on an H200, where ResNet-50's 7² layers
     have 200) and each split keeps at least MIN_K_PER_SPLIT of K, up to two waves of blocks; it is only combined
-    with the smallest tile, and the tuner times it against the unsplit tiles. The batched kernels (`splittable` False; `batch` products on grid.z) are never split, also for a batch
-    of one (a 1x1 layer at batch 1)."""
+    with the smallest tile, and the tuner times it against the unsplit tiles. The batched kernels (`splittable`
+    False; `batch` products on grid.z) are never split, also for a batch of one (a 1x1 layer at batch 1)."""
     fitting = [t for t in TILES.values() if t.smem <= smem_limit and (names is None or t.name in names)]
     smallest = min(fitting, key=lambda t: t.bm * t.bn)
     out = [Config(t) for t in fitting if t is smallest or t.bm <= m or t.bn <= n]

@@ -19,6 +19,9 @@ def test_resnet50_1x1_stride_1_layers_take_the_batched_gemm_and_nothing_else_doe
         one = (s.R, s.S, s.stride) == (1, 1, 1)
         assert conv.pointwise(s, "fprop") == one and conv.pointwise(s, "dgrad") == one, s
         assert not conv.pointwise(s, "wgrad")
+        for pass_ in ("fprop", "dgrad"):  # the plan says so, with or without the small-layer kernels
+            for small in (True, False):
+                assert (conv._plan(s, pass_, small, 132).func == conv.POINTWISE) == one, (s, pass_, small)
     for set_name in ("thesis", "smoke", "edge"):  # small K or C, padding, strides, groups: the implicit GEMM
         assert not any(conv.pointwise(s, "fprop") for s in SPEC.shapes(set_name)), set_name
     assert not conv.pointwise(Conv2dShape(2, 64, 8, 8, 63, 1, 1, 1, 0), "fprop")  # fewer rows than a 64-row tile
