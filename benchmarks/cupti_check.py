@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     timer = GpuTimer(TimerSettings(budget_s=0.3))
 
     def flush() -> None:
-        cupy.cuda.runtime.memsetAsync(timer.flush_buffer.data.ptr, 0, timer.flush_buffer.nbytes,
-                                      cupy.cuda.get_current_stream().ptr)
+        timer.flush(cupy.cuda.get_current_stream())
 
     bad = 0
     print(f"{'pass':6} {'impl':10} {'harness us':>10} {'CUPTI sum':>10} {'span':>10} {'kernels':>7}  shape")
