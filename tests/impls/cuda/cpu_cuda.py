@@ -1,76 +1,59 @@
-"""Run a .cu file's simple kernels on the CPU: the kernel source itself, compiled by the host's C++ compiler.
+"""Run a .cu file's kernels on the CPU: the kernel source itself, compiled by the host's C++ compiler.
 
-A kernel that uses no shared memory, barrier, warp intrinsic or asynchronous copy computes, thread by thread, what
-its C++ text says; `compile_kernels(file, funcs)` builds it with a few definitions (__global__, threadIdx, ...)
-into a shared library with one driver per kernel that runs every block and thread of a launch in order, and
-`Executor` runs the launches a wrapper makes (launch_recorder.record(..., execute=Executor(...))) on HostArray
-buffers. The v7 SGEMM (shared memory, cp.async) is run by its contract instead: `run_batched_gemm` computes what
-a bnn launch of sgemm_wt_*_bnn is documented to write. What this cannot see: races between threads, memory
-coalescing, anything about speed; it sees the index arithmetic, the bounds and the transforms of the kernel text.
+`compile_kernels(file)` builds the file with cpu_cuda_runtime.h (threadIdx, vector types, atomics; the threads of
+a block as fibers when the file uses barriers or warp shuffles, so __syncthreads and __shfl_*_sync mean what they
+mean on the GPU) into a shared library with one driver per kernel that runs every block of a launch in turn, and
+`Executor` runs the launches a wrapper makes (launch_recorder.record(..., execute=Executor())) on HostArray
+buffers. The v7 SGEMM (gemm_warptile.cu: cp.async in inline PTX) is not compiled; its batched bnn product runs by
+its contract (`run_batched_gemm`). What this cannot see: races between threads that a barrier does not order
+(threads run one at a time), memory coalescing, anything about speed; it sees the index arithmetic, the bounds,
+the barriers (a missing one reads shared memory before it is written) and the math of the kernel text.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from launch_recorder import HostArray, Launch, kernels, parameters, signature
+from launch_recorder import HostArray, HostView, Launch, kernels, parameters, signature
 
 from impls.cuda import common as _cuda
 
 CXX = shutil.which("g++") or shutil.which("c++")
-SHIM = """
-#include <math.h>
-#include <algorithm>
-struct kh_dim3 { unsigned x, y, z; };
-static kh_dim3 threadIdx, blockIdx, blockDim, gridDim;
-#define __global__
-#define __device__
-#define __host__
-#define __forceinline__ inline
-#define __restrict__
-#define __launch_bounds__(...)
-#define __ldg(p) (*(p))
-using std::min;
-using std::max;
-struct alignas(8) float2 { float x, y; };
-struct alignas(16) float4 { float x, y, z, w; };
-struct alignas(8) int2 { int x, y; };
-struct alignas(16) int4 { int x, y, z, w; };
-inline float2 make_float2(float x, float y) { return {x, y}; }
-inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
-inline int2 make_int2(int x, int y) { return {x, y}; }
-inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
-"""
+RUNTIME = Path(__file__).with_name("cpu_cuda_runtime.h")  # threadIdx, vector types, fibers, shuffles, atomics
+BARRIERS = ("__syncthreads", "__syncwarp", "__shfl")  # a file using any of these runs its blocks as fibers
 CTYPES = {"ptr": ctypes.c_void_p, "int": ctypes.c_int32, "unsigned": ctypes.c_uint32, "long long": ctypes.c_int64,
           "unsigned long long": ctypes.c_uint64, "float": ctypes.c_float}
 _BUILT: dict[str, ctypes.CDLL] = {}
 
 
-def _driver(file: str, func: str) -> str:
-    """extern "C" void cpu_<func>(grid x, y, z, block x, y, z, the kernel's parameters): every block and thread."""
+def _driver(file: str, func: str, fibers: bool) -> str:
+    """extern "C" void cpu_<func>(grid x, y, z, block x, y, z, the kernel's parameters): every block of the launch,
+    its threads as fibers (`fibers`) or one after the other."""
     params = parameters(file, func)
     names = [f"a{i}" for i in range(len(params))]
     decl = ", ".join(f"{p.rsplit(' ', 1)[0].replace('__restrict__', '')} {n}" for p, n in zip(params, names,
                                                                                                   strict=True))
     return f"""
 extern "C" void cpu_{func}(unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, {decl}) {{
-    gridDim = {{gx, gy, gz}};
-    blockDim = {{bx, by, bz}};
-    for (unsigned z = 0; z < gz; ++z) for (unsigned y = 0; y < gy; ++y) for (unsigned x = 0; x < gx; ++x)
-        for (unsigned tz = 0; tz < bz; ++tz) for (unsigned ty = 0; ty < by; ++ty)
-            for (unsigned tx = 0; tx < bx; ++tx) {{
-                blockIdx = {{x, y, z}};
-                threadIdx = {{tx, ty, tz}};
-                {func}({", ".join(names)});
-            }}
+    kh_body = [=]() {{ {func}({", ".join(names)}); }};
+    kh_launch(gx, gy, gz, bx, by, bz, {"kh_run_block" if fibers else "kh_run_block_plain"});
 }}
 """
+
+
+def _host_source(file: str) -> str:
+    """The .cu text as C++: dynamic shared memory (`extern __shared__ T name[];`) made a pointer into the runtime's
+    buffer."""
+    text = _cuda.cuda_files()[file].read_text()
+    return re.sub(r"extern\s+__shared__\s+(?:__align__\(\d+\)\s+)?(\w+)\s+(\w+)\[\]\s*;",
+                  lambda m: f"{m[1]}* {m[2]} = ({m[1]}*)kh_dynamic_smem;", text)
 
 
 def compile_kernels(file: str, funcs: list[str] | None = None, defines: tuple[str, ...] = (),
@@ -82,9 +65,10 @@ def compile_kernels(file: str, funcs: list[str] | None = None, defines: tuple[st
     if CXX is None:
         raise RuntimeError("no C++ compiler (g++) on this machine")
     funcs = kernels(file) if funcs is None else funcs
-    source = _cuda.cuda_files()[file].read_text()
+    source = _host_source(file)
+    fibers = any(b in source for b in BARRIERS)
     macros = "".join(f"#define {d[2:].replace('=', ' ', 1)}\n" for d in defines)
-    text = SHIM + macros + source + "".join(_driver(file, f) for f in funcs)
+    text = f'#include "{RUNTIME}"\n' + macros + source + "".join(_driver(file, f, fibers) for f in funcs)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     if key not in _BUILT:
         out = Path(build_dir or tempfile.mkdtemp(prefix="cpu_cuda_"))
@@ -102,23 +86,39 @@ def compile_kernels(file: str, funcs: list[str] | None = None, defines: tuple[st
 
 
 def _value(arg):
-    return arg.ptr if isinstance(arg, HostArray) else (int(arg) if isinstance(arg, np.integer) else float(arg))
+    if isinstance(arg, HostView):
+        assert arg.array.flags.c_contiguous, "a non-contiguous view passed to a kernel"
+        return arg.ptr
+    if isinstance(arg, HostArray):
+        return arg.ptr
+    return int(arg) if isinstance(arg, np.integer) else float(arg)
+
+
+NOT_ON_CPU = ("gemm_warptile.cu",)  # inline PTX (cp.async): its batched bnn product runs by contract instead
+
+
+def runs_on_cpu(launch: Launch) -> bool:
+    """Whether the Executor can run this launch."""
+    return launch.file not in NOT_ON_CPU or _by_contract(launch)
+
+
+def _by_contract(launch: Launch) -> bool:
+    return launch.func.startswith("sgemm_wt_") and launch.func.endswith("_bnn")
 
 
 class Executor:
-    """Runs each launch: a kernel from its source (its file compiled on first use), sgemm_wt_*_bnn by its
-    contract. `files`: the .cu files it may compile; a launch from any other is an error."""
+    """Runs each launch: a kernel from its source (its module compiled on first use, with the launch's defines),
+    sgemm_wt_*_bnn by its contract; any other kernel of NOT_ON_CPU is an error."""
 
-    def __init__(self, files: tuple[str, ...]):
-        self.files = files
+    def __init__(self):
         self.libs: dict[tuple, ctypes.CDLL] = {}
 
     def __call__(self, launch: Launch) -> None:
-        if launch.func.startswith("sgemm_wt_") and launch.func.endswith("_bnn"):
+        if _by_contract(launch):
             run_batched_gemm(launch)
             return
-        if launch.file not in self.files:
-            raise RuntimeError(f"{launch.func} of {launch.file}: not a file this executor runs ({self.files})")
+        if not runs_on_cpu(launch):
+            raise RuntimeError(f"{launch.func} of {launch.file}: does not run on the CPU (inline PTX)")
         module = (launch.file, launch.defines)
         if module not in self.libs:
             self.libs[module] = compile_kernels(launch.file, defines=launch.defines)

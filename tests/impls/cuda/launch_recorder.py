@@ -65,6 +65,27 @@ class HostArray(FakeArray):
         bits = self.base.view(np.uint32)
         return bool((bits[:self.GUARD] == self.PATTERN).all() and (bits[-self.GUARD:] == self.PATTERN).all())
 
+    def reshape(self, *shape) -> HostView:
+        return HostView(self.host.reshape(*shape))
+
+    def transpose(self, *axes) -> HostView:
+        return HostView(self.host.transpose(*axes))
+
+
+class HostView(FakeArray):
+    """A reshaped or transposed HostArray, as CuPy's views are: what cupy.ascontiguousarray copies, and what a
+    kernel may be given only while it is contiguous."""
+
+    def __init__(self, array: np.ndarray):
+        super().__init__(array.size, array.ctypes.data)
+        self.array = array
+
+    def reshape(self, *shape) -> HostView:
+        return HostView(self.array.reshape(*shape))
+
+    def transpose(self, *axes) -> HostView:
+        return HostView(self.array.transpose(*axes))
+
 
 @dataclass
 class Launch:
@@ -96,10 +117,22 @@ class Recorder:
         self._next_ptr += -(-size * 4 // 256) * 256 + 256
         return arr
 
+    def zeros(self, shape, dtype=None) -> FakeArray:
+        if self.execute is not None:
+            self.made.append(HostArray.of(np.zeros(int(np.prod(shape)), dtype=dtype or np.float32)))
+            return self.made[-1]
+        return self.empty(shape, dtype)
+
     def asarray(self, a) -> FakeArray:
+        if self.execute is not None:  # a host table uploaded: its values
+            self.made.append(HostArray.of(np.asarray(a)))
+            return self.made[-1]
         return self.empty(np.shape(a))
 
     def ascontiguousarray(self, a: FakeArray) -> FakeArray:
+        if self.execute is not None:  # a copy, in the view's order (a transposed weight copy)
+            self.made.append(HostArray.of(np.ascontiguousarray(a.array if isinstance(a, HostView) else a.host)))
+            return self.made[-1]
         return self.empty((a.size,))
 
     def kernel(self, file: str, func: str, defines: tuple = ()):
@@ -129,13 +162,14 @@ def record(monkeypatch, config=None, execute=None) -> Recorder:
     gpu = types.SimpleNamespace(id=0, attributes={"MultiProcessorCount": device[2]})
     props = {"name": device[1], "multiProcessorCount": device[2], "sharedMemPerBlockOptin": device[3]}
     runtime = types.SimpleNamespace(getDeviceProperties=lambda dev: props)
-    fake = types.SimpleNamespace(empty=rec.empty, zeros=rec.empty, asarray=rec.asarray,
+    fake = types.SimpleNamespace(empty=rec.empty, zeros=rec.zeros, asarray=rec.asarray,
                                  ascontiguousarray=rec.ascontiguousarray,
                                  float32=np.float32, int32=np.int32, uint32=np.uint32,
                                  cuda=types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda: gpu,
                                                             runtime=runtime))
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(_cuda, "kernel", rec.kernel)
+    _fresh_caches(monkeypatch)
     monkeypatch.setattr(gemm, "_device", lambda: device)
 
     def plan(layout, m, n, k, bias, relu, vec, launch, v6=False, batch=1):
@@ -146,6 +180,19 @@ def record(monkeypatch, config=None, execute=None) -> Recorder:
             launch(config if splittable else gemm_tune.Config(config.tile))
     monkeypatch.setattr(gemm, "_plan", plan)
     return rec
+
+
+def _fresh_caches(monkeypatch) -> None:
+    """Give every cached function of the impls package (device tables uploaded once per shape, the SM count) and
+    every module-level table of them (_TICKETS, _CHOSEN, ...) an empty cache for this test: what they cache here
+    are stand-ins, and a later test (or a GPU run in the same process) gets the originals back when monkeypatch
+    undoes this."""
+    for mod in [m for name, m in sys.modules.items() if name.startswith("impls.") and m is not None]:
+        for name, value in list(vars(mod).items()):
+            if callable(value) and hasattr(value, "cache_clear") and hasattr(value, "__wrapped__"):
+                monkeypatch.setattr(mod, name, functools.cache(value.__wrapped__))
+            elif re.fullmatch(r"_[A-Z_]+", name) and type(value) in (dict, set):  # _TICKETS, _CHOSEN, ...
+                monkeypatch.setattr(mod, name, type(value)())
 
 
 @functools.cache
@@ -161,6 +208,7 @@ def _source(file: str) -> str:
     return text
 
 
+_MACROS = re.compile(r"^[ \t]*#define[ \t]+(\w+)\(([^)]*)\)[ \t]*(.*)$", flags=re.M)  # name, parameters, body
 _DECL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?([\w#]+)\s*\(([^)]*)\)')
 
 
@@ -178,7 +226,7 @@ def parameters(file: str, func: str) -> tuple[str, ...]:
         pattern = r"\w+".join(re.escape(p.strip("#")) for p in parts)
         if re.fullmatch(pattern, func):
             found.append((sum(len(p) for p in parts), params))
-    for macro, macro_params, body in re.findall(r"^[ \t]*#define[ \t]+(\w+)\(([^)]*)\)[ \t]*(.*)$", text, flags=re.M):
+    for macro, macro_params, body in _MACROS.findall(text):
         first = macro_params.split(",")[0].strip()
         for name, params in _DECL.findall(body):
             if name == first and re.search(rf"\b{macro}\(\s*{re.escape(func)}\s*,", text):
@@ -189,8 +237,16 @@ def parameters(file: str, func: str) -> tuple[str, ...]:
 
 
 def kernels(file: str) -> list[str]:
-    """The kernels `file` declares by name (not through a macro)."""
-    return [name for name, _ in _DECL.findall(_source(file)) if "#" not in name and name != "name"]
+    """The kernels `file` declares: by name, and through a function-like macro that names its kernel by its first
+    argument (FPROP(conv_fprop_128x128, ...)); not those whose names a macro pastes together (##)."""
+    text = _source(file)
+    found = [name for name, _ in _DECL.findall(text) if "#" not in name]
+    for macro, macro_params, body in _MACROS.findall(text):
+        first = macro_params.split(",")[0].strip()
+        if any(name == first for name, _ in _DECL.findall(body)):
+            found = [n for n in found if n != first]
+            found += re.findall(rf"^[ \t]*{macro}\(\s*(\w+)\s*,", text, flags=re.M)
+    return list(dict.fromkeys(found))
 
 
 @functools.cache
