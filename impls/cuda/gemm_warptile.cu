@@ -45,27 +45,57 @@
 #define GEMM_BATCHED 0
 #endif
 
+// The PTX below is the kernel; the #else branches are what the same lines mean to the CPU build of the tests
+// (tests/impls/cuda/cpu_cuda.py, no __CUDA_ARCH__): a copy done at once is one that has completed by the wait.
+#ifdef __CUDA_ARCH__
 __device__ __forceinline__ unsigned smem_addr(const void* p)
 {
     return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
+#endif
 
 // 4-byte copy global -> shared; src_bytes 0 writes a zero.
 __device__ __forceinline__ void cp_async4(float* dst, const float* src, int src_bytes)
 {
+#ifdef __CUDA_ARCH__
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
+#else
+    *dst = src_bytes ? *src : 0.0f;
+#endif
 }
 
 // 16-byte copy global -> shared (L2 only); src_bytes 0 writes four zeros.
 __device__ __forceinline__ void cp_async16(float* dst, const float* src, int src_bytes)
 {
+#ifdef __CUDA_ARCH__
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes));
+#else
+    for (int i = 0; i < 4; ++i) dst[i] = src_bytes ? src[i] : 0.0f;
+#endif
 }
 
+#ifdef __CUDA_ARCH__
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+#else
+__device__ __forceinline__ void cp_async_commit() {}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {}
+#endif
+
+// OPAQUE_TID(tid): threadIdx.x read through volatile asm, so that the compiler recomputes what depends on it where
+// it is used instead of keeping it live across a loop; OPAQUE(v): a register the compiler must assume changed
+// (keeps per-copy offsets from being hoisted out of a loop). Macros, so the kernel's text is what it always was.
+#ifdef __CUDA_ARCH__
+#define OPAQUE_TID(tid) asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid))
+#define OPAQUE(v) asm volatile("mov.b64 %0, %0;" : "+l"(v))
+#else
+#define OPAQUE_TID(tid) (tid = (int)threadIdx.x)
+#define OPAQUE(v) (void)(v)
+#endif
 
 // The implicit-GEMM convolution's gathered B operand and output (the igemm kernels at the end, built only in the
 // -DGEMM_BATCHED=1 module). GEMM column j is output pixel (image j / PQ, row p, column q of j % PQ); its source
@@ -113,7 +143,7 @@ struct SliceLoader {
     static __device__ __forceinline__ void coords(bool vec, int& r, int& k)
     {
         int tid;
-        asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid));
+        OPAQUE_TID(tid);
         if (KCONTIG) {
             k = ((tid >> 5) % (BK / 8)) * 8 + (tid & 7);
             r = ((tid >> 5) / (BK / 8)) * 4 + ((tid >> 3) & 3);
@@ -149,7 +179,7 @@ struct SliceLoader {
         const int k_left = K - k0 - k;
         S += k * P_ + r;
         long long st = step;
-        asm volatile("mov.b64 %0, %0;" : "+l"(st));  // keep the per-copy offsets from being hoisted out of the loop
+        OPAQUE(st);  // keep the per-copy offsets from being hoisted out of the loop
         if (KCONTIG) {
             const float* q = base + k0;
 #pragma unroll
@@ -196,7 +226,7 @@ struct GatherLoader {
     __device__ __forceinline__ GatherLoader(const float* P, long long, int r0, bool, const ConvGeo& g, int cols)
     {
         int tid;
-        asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid));
+        OPAQUE_TID(tid);
         const int j = r0 + tid % R;
         const bool in = j < cols;
         const int img = in ? j / g.PQ : 0, pq = in ? j - img * g.PQ : 0, p = pq / g.Q, q = pq - p * g.Q;
@@ -211,7 +241,7 @@ struct GatherLoader {
                                           const ConvGeo& g)
     {
         int tid;
-        asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid));
+        OPAQUE_TID(tid);
         const int k = tid / R;
         const int kb = gridDim.y > 1 ? blockIdx.y * g.k_split : 0;
         const int2* e = g.tab + kb + k0 + k;
