@@ -311,19 +311,26 @@ def test_kernels_match_the_host_model(pass_, name):
     np.testing.assert_allclose(cupy.asnumpy(y), want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
 
 
+FRESH_WEIGHT_CASES = [  # (implementation, shape, its algorithm, rtol against the float32 host model)
+    ("cupy_winograd", CASES["odd-pad-1"], ALGORITHM, 1e-5),  # v1 under the choice rule
+    ("cupy_winograd", CASES["partial-slice-pad-2"], ALGORITHM, 1e-5),  # v2
+    ("cupy_winograd_f4", Conv2dShape(N=1, C=6, H=9, W=5, K=4, pad=1), "winograd-f4x4-3x3", 1e-4),
+]
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("case", ["odd-pad-1", "partial-slice-pad-2"])  # v1 and v2 under the choice rule
-def test_filter_transform_runs_every_call(case):
+@pytest.mark.parametrize("name,s,algorithm,rtol", FRESH_WEIGHT_CASES, ids=["f2-v1", "f2-v2", "f4"])
+def test_filter_transform_runs_every_call(name, s, algorithm, rtol):
     """New weights, same shape: the second call must use them (nothing cached across calls)."""
     cupy = pytest.importorskip("cupy")
-    impl = get("conv2d", "fprop", "cupy_winograd")
+    impl = get("conv2d", "fprop", name)
     if impl.unavailable_reason():
         pytest.skip(impl.unavailable_reason())
-    s = CASES[case]
     rng = np.random.default_rng(1)
     x, b = rng.uniform(-1, 1, (s.N, s.C, s.H, s.W)).astype(np.float32), np.zeros(s.K, dtype=np.float32)
     for _ in range(2):
         w = rng.uniform(-1, 1, (s.K, s.C, 3, 3)).astype(np.float32)
         y = cupy.full((s.N, s.K, s.P, s.Q), np.nan, dtype=cupy.float32)
         impl.fn(s, cupy.asarray(x), cupy.asarray(w), cupy.asarray(b), y=y)
-        np.testing.assert_allclose(cupy.asnumpy(y), emulate(x, w, b, s.pad_h, s.pad_w), rtol=1e-5, atol=1e-4)
+        want = emulate(x, w, b, s.pad_h, s.pad_w, algorithm)
+        np.testing.assert_allclose(cupy.asnumpy(y), want, rtol=rtol, atol=rtol * 10 * float(np.abs(want).max()))
