@@ -14,6 +14,7 @@ kernel text.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import re
 import shutil
@@ -32,6 +33,7 @@ BARRIERS = ("__syncthreads", "__syncwarp", "__shfl")  # a file using any of thes
 CTYPES = {"ptr": ctypes.c_void_p, "int": ctypes.c_int32, "unsigned": ctypes.c_uint32, "long long": ctypes.c_int64,
           "unsigned long long": ctypes.c_uint64, "float": ctypes.c_float}
 _BUILT: dict[str, ctypes.CDLL] = {}
+_BUILD_DIR = tempfile.TemporaryDirectory(prefix="cpu_cuda_")  # this process's libraries, removed at its exit
 
 
 def _driver(file: str, func: str, fibers: bool) -> str:
@@ -65,8 +67,7 @@ def _compiled_kernels(text: str) -> list[str]:
     return list(dict.fromkeys(re.findall(r'extern\s+"C"\s+void\s+(\w+)\s*\(', pre)))
 
 
-def compile_kernels(file: str, funcs: list[str] | None = None, defines: tuple[str, ...] = (),
-                    build_dir: Path | None = None) -> ctypes.CDLL:
+def compile_kernels(file: str, funcs: list[str] | None = None, defines: tuple[str, ...] = ()) -> ctypes.CDLL:
     """The kernels `funcs` of `file` (all it declares when None), with the NVRTC `defines` of its module
     ("-DCONV_RELU=1"), built for the CPU (-O1, strict IEEE: no -ffast-math; contraction of a*b + c
     into an FMA is left to the compiler, as NVRTC's default --fmad=true does on the GPU, so the last bits of a
@@ -81,7 +82,7 @@ def compile_kernels(file: str, funcs: list[str] | None = None, defines: tuple[st
     text = head + "".join(_driver(file, f, fibers) for f in funcs)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     if key not in _BUILT:
-        out = Path(build_dir or tempfile.mkdtemp(prefix="cpu_cuda_"))
+        out = Path(_BUILD_DIR.name)
         cpp, lib = out / f"{Path(file).stem}_{key}.cpp", out / f"{Path(file).stem}_{key}.so"
         cpp.write_text(text)
         subprocess.run([CXX, "-O1", "-shared", "-fPIC", "-w", "-o", str(lib), str(cpp)],
@@ -104,16 +105,17 @@ def _value(arg):
     return int(arg) if isinstance(arg, np.integer) else float(arg)
 
 
-class Executor:
-    """Runs each launch: a kernel from its source, its module compiled on first use with the launch's defines."""
+@functools.cache
+def _module(file: str, defines: tuple[str, ...]) -> ctypes.CDLL:
+    """Every kernel of one module (a file and its defines), built once per process."""
+    return compile_kernels(file, defines=defines)
 
-    def __init__(self):
-        self.libs: dict[tuple, ctypes.CDLL] = {}
+
+class Executor:
+    """Runs each launch: a kernel from its source, its module built on first use with the launch's defines."""
 
     def __call__(self, launch: Launch) -> None:
-        module = (launch.file, launch.defines)
-        if module not in self.libs:
-            self.libs[module] = compile_kernels(launch.file, defines=launch.defines)
         grid = (*launch.grid, 1, 1)[:3]
         block = (*launch.block, 1, 1)[:3]
-        getattr(self.libs[module], f"cpu_{launch.func}")(*grid, *block, *(_value(a) for a in launch.args))
+        kernel = getattr(_module(launch.file, launch.defines), f"cpu_{launch.func}")
+        kernel(*grid, *block, *(_value(a) for a in launch.args))
