@@ -1,5 +1,5 @@
 """Run the CUDA wrappers' host code without a GPU and record every kernel launch they make, to hold them against
-the kernels' signatures in the .cu files (test_launch_contracts.py).
+the kernels' signatures in the .cu files (test_launch_contracts.py) or to run them on the CPU (cpu_cuda.py).
 
 A RawKernel launch passes its arguments as a tuple that CuPy packs by their NumPy types: an int32 where the kernel
 takes a `long long` (or the other way round) shifts every later argument, and nothing fails until the results are
@@ -108,31 +108,31 @@ class Recorder:
     made: list[HostArray] = field(default_factory=list)  # the wrappers' own buffers (workspaces), when executing
     _next_ptr: int = 1 << 20
 
+    def _host(self, data: np.ndarray) -> HostArray:
+        self.made.append(HostArray.of(data))
+        return self.made[-1]
+
     def empty(self, shape, dtype=None) -> FakeArray:
         size = int(np.prod(shape))
         if self.execute is not None:
-            self.made.append(HostArray.of(np.full(size, np.nan, dtype=dtype or np.float32)))
-            return self.made[-1]
+            return self._host(np.full(size, np.nan, dtype=dtype or np.float32))
         arr = FakeArray(size, self._next_ptr)
         self._next_ptr += -(-size * 4 // 256) * 256 + 256
         return arr
 
     def zeros(self, shape, dtype=None) -> FakeArray:
         if self.execute is not None:
-            self.made.append(HostArray.of(np.zeros(int(np.prod(shape)), dtype=dtype or np.float32)))
-            return self.made[-1]
+            return self._host(np.zeros(int(np.prod(shape)), dtype=dtype or np.float32))
         return self.empty(shape, dtype)
 
     def asarray(self, a) -> FakeArray:
         if self.execute is not None:  # a host table uploaded: its values
-            self.made.append(HostArray.of(np.asarray(a)))
-            return self.made[-1]
+            return self._host(np.asarray(a))
         return self.empty(np.shape(a))
 
     def ascontiguousarray(self, a: FakeArray) -> FakeArray:
         if self.execute is not None:  # a copy, in the view's order (a transposed weight copy)
-            self.made.append(HostArray.of(np.ascontiguousarray(a.array if isinstance(a, HostView) else a.host)))
-            return self.made[-1]
+            return self._host(np.ascontiguousarray(a.array if isinstance(a, HostView) else a.host))
         return self.empty((a.size,))
 
     def kernel(self, file: str, func: str, defines: tuple = ()):
