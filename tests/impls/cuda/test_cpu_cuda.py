@@ -15,7 +15,7 @@ from test_launch_contracts import THROUGH_CUPY
 
 from harness.measure.check import ReferenceCache, judge
 from harness.ops import get_op
-from harness.registry import all_impls
+from harness.registry import all_impls, get
 
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++) to build the kernels for the CPU")
 SETS = ("smoke", "edge")
@@ -59,3 +59,23 @@ def test_kernel_source_matches_the_oracle_on_the_cpu(monkeypatch, impl):
     for shape in cases:
         for out, c in run_on_cpu(monkeypatch, impl, shape, seed=0):
             assert c.status == "pass", f"{shape}, {out}: {c.reason}"
+
+
+RESNET_IMPLS = [("cupy_opt", p) for p in ("fprop", "dgrad", "wgrad")] + [
+    (n, p) for n in ("cupy_winograd", "cupy_winograd_f4") for p in ("fprop", "dgrad")]
+
+
+@pytest.mark.parametrize("name,pass_", RESNET_IMPLS, ids=["-".join(c) for c in RESNET_IMPLS])
+def test_resnet50_layers_at_batch_1_match_the_oracle_on_the_cpu(monkeypatch, name, pass_):
+    """The production paths at their real geometry (channels, planes, strides; one image): the implicit GEMM on
+    the v7 kernel, the batched 1x1 products, the lowered stem dgrad, the stride phases, Winograd's 3x3 layers."""
+    impl = get("conv2d", pass_, name)
+    ran = 0
+    for shape in get_op("conv2d").shapes("resnet50"):
+        one = replace(shape, N=1)
+        if impl.unsupported_reason(one):
+            continue
+        for out, c in run_on_cpu(monkeypatch, impl, one, seed=0):
+            assert c.status == "pass", f"{one}, {out}: {c.reason}"
+        ran += 1
+    assert ran
