@@ -75,7 +75,7 @@ W4) # cupy_winograd_f4 (F(4x4,3x3) non-fused: transforms around 36 batched v7 SG
       tests/impls/cuda/test_conv2d_winograd.py | tail -6
   for set in resnet50 resnet50-128; do
     LIMIT=150 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
-        --impl cupy_winograd_f4,cupy_winograd,cudnn --out "$OUT/runs/wino4-$set" | tail -2
+        --impl cupy_winograd_f4,cupy_winograd_f4_v1,cupy_winograd,cudnn --out "$OUT/runs/wino4-$set" | tail -2
   done
   python3 - "$OUT"/runs/wino4-* <<'PY'
 import sys
@@ -84,13 +84,13 @@ for run in sys.argv[1:]:  # per 3x3 layer: medians (ms), each Winograd's ratio t
     d = pd.read_csv(f"{run}/results.csv")
     d = d[d.status == "pass"]
     p = d.pivot_table(index=["pass", "shape"], columns="impl", values="median_ms").dropna()
-    for impl in ("cupy_winograd_f4", "cupy_winograd"):
+    for impl in ("cupy_winograd_f4", "cupy_winograd_f4_v1", "cupy_winograd"):
         p[impl.replace("cupy_winograd", "x")] = p.cudnn / p[impl]
     gf = d[d.impl == "cupy_winograd_f4"].set_index(["pass", "shape"]).gflops / 1e3
     print(run.rsplit("/", 1)[-1], p.join(gf.rename("f4 TFLOP/s")).round(3).to_string(), sep="\n")
 PY
   LIMIT=200 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50-128 \
-      --impl cupy_winograd_f4
+      --impl cupy_winograd_f4,cupy_winograd_f4_v1
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 IC) # the independent check of part I's figures: harness times beside CUPTI's (benchmarks/cupti_check.py)

@@ -11,7 +11,8 @@ transform reads that way.
 cupy_winograd_f4 transforms the filters and the input tiles into buffers, runs the 36 positions' products as one
 batched v7 SGEMM (impls/cuda/gemm.py's batched_gemm, tuned per shape) and transforms the products back: 4x fewer
 multiplications than a direct convolution (2.25x for F(2x2)), for buffers 2.25x the size of the image and the
-output. `f4_plan` gives every size the launches use; the CPU tests run the kernels' index arithmetic on it.
+output, which it works through in chunks of tiles small enough to stay in L2 (cupy_winograd_f4_v1: one chunk).
+`f4_plan` gives every size the launches use; the CPU tests run the kernels' index arithmetic on it.
 
 The checker judges each with its algorithm's bound (`algorithm=`, harness.measure.check.algorithm_growth).
 `emulate` is the kernels' host model in float32 (same tiles, same transforms), which the CPU tests check against
@@ -148,12 +149,15 @@ ALGORITHM_F4 = "winograd-f4x4-3x3"
 F4_KERNELS = ["wino4_filter", "wino4_input", "wino4_output"]
 POSITIONS = 36  # the 6 x 6 transformed positions of a tile: the batch of products
 THREADS = 256
+CHUNK_BYTES = 24 << 20  # V and M of one chunk of tiles: about half the H200's 50 MB L2 (a choice, to be measured)
 
 
 @dataclass(frozen=True)
 class F4Plan:
     """One F(4x4) convolution of inp (n × cin × h × w) with kout 3x3 filters into out (n × kout × p × q), pad
-    (pad_h, pad_w); `flip`: the filters are the layer's w read rotated and transposed (dgrad)."""
+    (pad_h, pad_w); `flip`: the filters are the layer's w read rotated and transposed (dgrad). The tiles go
+    through the input transform, the products and the output transform `chunk` at a time (a multiple of 4), so
+    that a chunk's V and M can stay in L2 between the launches that write and read them."""
 
     n: int
     cin: int
@@ -165,6 +169,7 @@ class F4Plan:
     pad_h: int
     pad_w: int
     flip: bool
+    chunk_bytes: int | None = CHUNK_BYTES  # None: all tiles in one chunk
 
     @property
     def tp(self) -> int:
@@ -180,8 +185,17 @@ class F4Plan:
 
     @property
     def ldt(self) -> int:
-        """Columns of V and M: the tiles rounded up to 4 floats, so that the GEMM's rows are 16-byte aligned."""
-        return _ceil(self.tiles, 4) * 4
+        """Columns of V and M, the tiles of one chunk: a multiple of 4, so that the GEMM's rows are 16-byte
+        aligned; all the tiles (rounded up) when they fit chunk_bytes or chunk_bytes is None."""
+        whole = _ceil(self.tiles, 4) * 4
+        if self.chunk_bytes is None:
+            return whole
+        fit = self.chunk_bytes // (POSITIONS * (self.cin + self.kout) * 4) // 4 * 4
+        return min(whole, max(4, fit))
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """(first tile, tiles) of each chunk."""
+        return [(t0, min(self.ldt, self.tiles - t0)) for t0 in range(0, self.tiles, self.ldt)]
 
     def gemm(self) -> tuple:
         """batched_gemm's arguments after the buffers: M_e (kout × ldt) = U_e (kout × cin) · V_e (cin × ldt)."""
@@ -189,15 +203,16 @@ class F4Plan:
                 (self.kout * self.cin, self.cin * self.ldt, self.kout * self.ldt))
 
 
-def f4_plan(s: Conv2dShape, pass_: str) -> F4Plan:
+def f4_plan(s: Conv2dShape, pass_: str, chunk_bytes: int | None = CHUNK_BYTES) -> F4Plan:
     """fprop: x into y; dgrad: dy padded by 2 − pad into dx, C and K swapped."""
     if pass_ == "fprop":
-        return F4Plan(s.N, s.C, s.H, s.W, s.K, s.P, s.Q, s.pad_h, s.pad_w, False)
-    return F4Plan(s.N, s.K, s.P, s.Q, s.C, s.H, s.W, 2 - s.pad_h, 2 - s.pad_w, True)
+        return F4Plan(s.N, s.C, s.H, s.W, s.K, s.P, s.Q, s.pad_h, s.pad_w, False, chunk_bytes)
+    return F4Plan(s.N, s.K, s.P, s.Q, s.C, s.H, s.W, 2 - s.pad_h, 2 - s.pad_w, True, chunk_bytes)
 
 
 def _f4(plan: F4Plan, inp, w, bias, out) -> None:
-    """The three transform kernels around the batched GEMM, on buffers from CuPy's pool."""
+    """The filter transform, then per chunk of tiles the input transform, the batched GEMM and the output
+    transform, on buffers (one chunk's V and M, reused) from CuPy's pool."""
     import cupy
 
     u = cupy.empty(POSITIONS * plan.kout * plan.cin, dtype=cupy.float32)
@@ -206,42 +221,58 @@ def _f4(plan: F4Plan, inp, w, bias, out) -> None:
     i32 = np.int32
     _cuda.kernel(WINO4, "wino4_filter")((_cuda.blocks(plan.kout * plan.cin, THREADS),), (THREADS,),
                                         (w, u, i32(plan.kout), i32(plan.cin), i32(plan.flip)))
-    _cuda.kernel(WINO4, "wino4_input")((_cuda.blocks(plan.cin * plan.ldt, THREADS),), (THREADS,),
-                                       (inp, v, *(i32(a) for a in (plan.n, plan.cin, plan.h, plan.w, plan.tp,
-                                                                    plan.tq, plan.ldt, plan.pad_h, plan.pad_w))))
-    batched_gemm("bnn", u, v, m, None, *plan.gemm())
-    _cuda.kernel(WINO4, "wino4_output")((_cuda.blocks(plan.kout * plan.tiles, THREADS),), (THREADS,),
-                                        (m, _cuda.NULL if bias is None else bias, out,
-                                         *(i32(a) for a in (plan.n, plan.kout, plan.p, plan.q, plan.tp, plan.tq,
-                                                            plan.ldt))))
+    for t0, tc in plan.chunks():
+        _cuda.kernel(WINO4, "wino4_input")((_cuda.blocks(plan.cin * plan.ldt, THREADS),), (THREADS,),
+                                           (inp, v, *(i32(a) for a in (plan.n, plan.cin, plan.h, plan.w, plan.tp,
+                                                                        plan.tq, plan.ldt, plan.pad_h, plan.pad_w,
+                                                                        t0))))
+        batched_gemm("bnn", u, v, m, None, *plan.gemm())
+        _cuda.kernel(WINO4, "wino4_output")((_cuda.blocks(plan.kout * tc, THREADS),), (THREADS,),
+                                            (m, _cuda.NULL if bias is None else bias, out,
+                                             *(i32(a) for a in (plan.n, plan.kout, plan.p, plan.q, plan.tp, plan.tq,
+                                                                plan.ldt, t0, tc))))
 
 
-def _details_f4(pass_: str):
+def _details_f4(pass_: str, chunked: bool):
     def details(s: Conv2dShape) -> dict:
-        plan = f4_plan(s, pass_)
+        plan = f4_plan(s, pass_, CHUNK_BYTES if chunked else None)
         kout, ldt, cin = plan.gemm()[:3]
         gemm = batched_details("bnn", kout, ldt, cin, False, False, POSITIONS)
         found = _cuda.attributes(WINO4, F4_KERNELS)
         return {**found, "kernels": {**found.get("kernels", {}), **gemm.get("kernels", {})},
-                "note": f"F(4x4,3x3) non-fused, {plan.tiles} tiles: transforms around the {gemm['note']}"}
+                "note": f"F(4x4,3x3) non-fused, {plan.tiles} tiles in {len(plan.chunks())} chunks: transforms "
+                        f"around the {gemm['note']}"}
     return details
 
 
-def _reg_f4(pass_: str):
-    return register("conv2d", pass_, name="cupy_winograd_f4", device="gpu", math="fp32", available=_cuda.available,
-                    family="own", supports=supports_f4, details=_details_f4(pass_), algorithm=ALGORITHM_F4)
+def _reg_f4(pass_: str, name: str, chunked: bool):
+    return register("conv2d", pass_, name=name, device="gpu", math="fp32", available=_cuda.available,
+                    family="own", supports=supports_f4, details=_details_f4(pass_, chunked), algorithm=ALGORITHM_F4)
 
 
-@_reg_f4("fprop")
+@_reg_f4("fprop", "cupy_winograd_f4", True)
 def conv2d_fprop_winograd_f4(s: Conv2dShape, x, w, b, *, y):
-    """Winograd F(4x4, 3x3): y = b + Aᵀ[Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)]A, the sums over c as 36 batched SGEMMs."""
-    _f4(f4_plan(s, "fprop"), x, w, b, y)
+    """Winograd F(4x4, 3x3): y = b + Aᵀ[Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)]A, the sums over c as 36 batched SGEMMs, the tiles in
+    chunks whose buffers fit in half the L2."""
+    _f4(f4_plan(s, "fprop", CHUNK_BYTES), x, w, b, y)
 
 
-@_reg_f4("dgrad")
+@_reg_f4("dgrad", "cupy_winograd_f4", True)
 def conv2d_dgrad_winograd_f4(s: Conv2dShape, dy, w, *, dx):
     """Winograd F(4x4, 3x3) of dy padded by 2 − pad with w rotated 180° and C, K swapped."""
-    _f4(f4_plan(s, "dgrad"), dy, w, None, dx)
+    _f4(f4_plan(s, "dgrad", CHUNK_BYTES), dy, w, None, dx)
+
+
+@_reg_f4("fprop", "cupy_winograd_f4_v1", False)
+def conv2d_fprop_winograd_f4_v1(s: Conv2dShape, x, w, b, *, y):
+    """cupy_winograd_f4 with all tiles in one chunk (its first version): what the chunks gain."""
+    _f4(f4_plan(s, "fprop", None), x, w, b, y)
+
+
+@_reg_f4("dgrad", "cupy_winograd_f4_v1", False)
+def conv2d_dgrad_winograd_f4_v1(s: Conv2dShape, dy, w, *, dx):
+    """cupy_winograd_f4's dgrad with all tiles in one chunk."""
+    _f4(f4_plan(s, "dgrad", None), dy, w, None, dx)
 
 
 # ---------------------------------------------------------------- host model (float32), for the CPU tests

@@ -10,12 +10,14 @@
 // M_e (Kout × T) = U_e (Kout × Cin) · V_e (Cin × T) over the T = N·TP·TQ tiles, which gemm_warptile.cu's v7 kernel
 // runs as 36 products of one launch (layout bnn, tuned per shape). Buffers, all row-major float32, e outermost:
 //   U[e][ko][ci]   wino4_filter: one thread per filter (ko, ci); 9 loads, 36 stores Kout·Cin apart.
-//   V[e][ci][t]    wino4_input: one thread per (ci, t), t < ldt = T rounded up to 4 (the GEMM's float4 loads);
-//                  the 6x6 patch in registers, 36 stores Cin·ldt apart (a warp's stores: 32 consecutive t);
-//                  columns t ≥ T are zeros.
-//   M[e][ko][t]    the GEMM's output (ldc = ldt).
-//   y              wino4_output: one thread per (ko, t < T); 36 loads, Aᵀ M A + b[ko], the 4x4 tile's outputs
-//                  inside the image stored (partial tiles at the borders).
+//   V[e][ci][j]    wino4_input: one thread per (ci, j), tile t0 + j of a chunk of ldt tiles (a multiple of 4, for
+//                  the GEMM's float4 loads; chosen so that V and M fit in half the L2); the 6x6 patch in
+//                  registers, 36 stores Cin·ldt apart (a warp's stores: 32 consecutive tiles); zeros past the
+//                  last tile.
+//   M[e][ko][j]    the GEMM's output (ldc = ldt).
+//   y              wino4_output: one thread per (ko, j < tc), tc the chunk's tiles; 36 loads, Aᵀ M A + b[ko], the
+//                  4x4 tile's outputs inside the image stored (partial tiles at the borders).
+// The chunks run one after the other (input transform, GEMM, output transform each), on the same V and M.
 // The tile transforms cost ~200 FLOPs per thread against the GEMM's 2·Cin·36 per tile and output channel; the
 // buffers (36·(Cin + Kout)·T floats) are the price of reusing the SGEMM main loop: V and M are each 2.25x the
 // image they come from (36 / 16 floats per 4x4 tile).
@@ -70,12 +72,13 @@ __device__ __forceinline__ void bt6(float v[6]) {
     v[5] = 4.0f * d1 - 5.0f * d3 + d5;
 }
 
-// V_e = (Bᵀ d B)_e of tile t's patch of input channel ci at V + (e·Cin + ci)·ldt + t; zeros for t ≥ T.
+// V_e = (Bᵀ d B)_e of the patch of tile t0 + j, input channel ci, at V + (e·Cin + ci)·ldt + j (the chunk of ldt
+// tiles from t0); zeros past the last tile.
 extern "C" __global__ void wino4_input(const float* __restrict__ x, float* __restrict__ V, int N, int Cin, int H,
-                                       int W, int TP, int TQ, int ldt, int pad_h, int pad_w) {
+                                       int W, int TP, int TQ, int ldt, int pad_h, int pad_w, int t0) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x, plane = (long long)Cin * ldt;
     if (i >= plane) return;
-    const int ci = (int)(i / ldt), t = (int)(i % ldt), per_image = TP * TQ;
+    const int ci = (int)(i / ldt), t = t0 + (int)(i % ldt), per_image = TP * TQ;
     const bool live = t < N * per_image;
     const int n = live ? t / per_image : 0, rem = t % per_image;
     const int h0 = 4 * (rem / TQ) - pad_h, w0 = 4 * (rem % TQ) - pad_w;
@@ -113,16 +116,16 @@ __device__ __forceinline__ void at6(const float m[6], float o[4]) {
     o[3] = d12 + 8.0f * d34 + m[5];
 }
 
-// y's 4x4 tile t of output channel ko = Aᵀ M A + bias[ko], M_e at M + (e·Kout + ko)·ldt + t; the outputs inside
-// the P × Q image only.
+// y's 4x4 tile t0 + j of output channel ko = Aᵀ M A + bias[ko], M_e at M + (e·Kout + ko)·ldt + j, for the tc
+// tiles of the chunk from t0; the outputs inside the P × Q image only.
 extern "C" __global__ void wino4_output(const float* __restrict__ M, const float* __restrict__ bias,
                                         float* __restrict__ y, int N, int Kout, int P, int Q, int TP, int TQ,
-                                        int ldt) {
-    const int per_image = TP * TQ, T = N * per_image;
+                                        int ldt, int t0, int tc) {
+    const int per_image = TP * TQ;
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x, plane = (long long)Kout * ldt;
-    if (i >= (long long)Kout * T) return;
-    const int ko = (int)(i / T), t = (int)(i % T);
-    const float* src = M + (long long)ko * ldt + t;
+    if (i >= (long long)Kout * tc) return;
+    const int ko = (int)(i / tc), j = (int)(i % tc), t = t0 + j;
+    const float* src = M + (long long)ko * ldt + j;
     float m[6][4];  // Aᵀ M: each column e % 6 of M, its 6 rows into 4
 #pragma unroll
     for (int b = 0; b < 6; ++b) {

@@ -46,13 +46,16 @@ def test_registered_with_its_algorithm(pass_):
 
 def test_plan_pads_the_tile_columns_to_whole_float4s():
     plan = f4_plan(Conv2dShape(N=3, C=5, H=9, W=6, K=7, pad=1), "fprop")
-    assert (plan.tp, plan.tq, plan.tiles, plan.ldt) == (3, 2, 18, 20)
+    assert (plan.tp, plan.tq, plan.tiles, plan.ldt, plan.chunks()) == (3, 2, 18, 20, [(0, 18)])
+    small = f4_plan(Conv2dShape(N=3, C=5, H=9, W=6, K=7, pad=1), "fprop", chunk_bytes=1)
+    assert small.ldt == 4 and small.chunks() == [(0, 4), (4, 4), (8, 4), (12, 4), (16, 2)]
     dgrad = f4_plan(Conv2dShape(N=3, C=5, H=9, W=6, K=7, pad=0), "dgrad")  # dy (7 × 4) padded by 2 into 9 × 6
     assert (dgrad.cin, dgrad.kout, dgrad.h, dgrad.w, dgrad.p, dgrad.q, dgrad.pad_h) == (7, 5, 7, 4, 9, 6, 2)
 
 
 def _simulate(plan: F4Plan, inp: np.ndarray, w: np.ndarray, bias) -> np.ndarray:
-    """The four launches of _f4 in float64, every thread of each kernel at once (numpy vectors over the thread
+    """The launches of _f4 in float64 (the filter transform, then per chunk of tiles the input transform, the
+    GEMM and the output transform), every thread of each kernel at once (numpy vectors over the thread
     index i): the buffers are flat and NaN-filled, so a read of an element no thread wrote spreads NaN; an output
     no thread stores stays NaN, and a store twice to one element fails."""
     flat_w = w.reshape(-1)
@@ -67,58 +70,61 @@ def _simulate(plan: F4Plan, inp: np.ndarray, w: np.ndarray, bias) -> np.ndarray:
     for e in range(POSITIONS):
         u[e * filters + i] = ue[:, e]
 
-    plane = plan.cin * plan.ldt
-    v = np.full(POSITIONS * plane, np.nan)
-    i = np.arange(plane)  # wino4_input
-    ci, t = i // plan.ldt, i % plan.ldt
-    per_image = plan.tp * plan.tq
-    live = t < plan.n * per_image
-    n, rem = np.where(live, t // per_image, 0), t % per_image
-    h0, w0 = 4 * (rem // plan.tq) - plan.pad_h, 4 * (rem % plan.tq) - plan.pad_w
-    d = np.zeros((plane, 6, 6))
-    for a in range(6):
-        for b in range(6):
-            h, ww = h0 + a, w0 + b
-            ok = live & (h >= 0) & (h < plan.h) & (ww >= 0) & (ww < plan.w)
-            d[ok, a, b] = inp[n[ok], ci[ok], h[ok], ww[ok]]
-    ve = np.einsum("ia,tab,jb->tij", BT, d, BT).reshape(-1, POSITIONS)
-    for e in range(POSITIONS):
-        v[e * plane + i] = ve[:, e]
-
-    m_, n_, k_, lda, ldb, batch, (sa, sb, sc) = plan.gemm()  # batched_gemm bnn: ldc = n
-    mm = np.full(batch * sc, np.nan)
-    for z in range(batch):
-        a_z = u[z * sa:z * sa + m_ * lda].reshape(m_, lda)[:, :k_]
-        b_z = v[z * sb:z * sb + k_ * ldb].reshape(k_, ldb)[:, :n_]
-        mm[z * sc:z * sc + m_ * n_] = (a_z @ b_z).reshape(-1)
-
     y = np.full((plan.n, plan.kout, plan.p, plan.q), np.nan)
     stores = np.zeros(y.shape, dtype=int)
-    mplane = plan.kout * plan.ldt
-    i = np.arange(plan.kout * plan.tiles)  # wino4_output
-    ko, t = i // plan.tiles, i % plan.tiles
-    m6 = np.stack([mm[e * mplane + ko * plan.ldt + t] for e in range(POSITIONS)], axis=1).reshape(-1, 6, 6)
-    out = np.einsum("ia,tab,jb->tij", AT, m6, AT) + (0.0 if bias is None else bias[ko][:, None, None])
-    n, rem = t // per_image, t % per_image
-    p0, q0 = 4 * (rem // plan.tq), 4 * (rem % plan.tq)
-    for r in range(4):
-        for c in range(4):
-            ok = (p0 + r < plan.p) & (q0 + c < plan.q)
-            y[n[ok], ko[ok], p0[ok] + r, q0[ok] + c] = out[ok, r, c]
-            np.add.at(stores, (n[ok], ko[ok], p0[ok] + r, q0[ok] + c), 1)
+    plane, mplane, per_image = plan.cin * plan.ldt, plan.kout * plan.ldt, plan.tp * plan.tq
+    for t0, tc in plan.chunks():
+        v = np.full(POSITIONS * plane, np.nan)
+        i = np.arange(plane)  # wino4_input
+        ci, t = i // plan.ldt, t0 + i % plan.ldt
+        live = t < plan.n * per_image
+        n, rem = np.where(live, t // per_image, 0), t % per_image
+        h0, w0 = 4 * (rem // plan.tq) - plan.pad_h, 4 * (rem % plan.tq) - plan.pad_w
+        d = np.zeros((plane, 6, 6))
+        for a in range(6):
+            for b in range(6):
+                h, ww = h0 + a, w0 + b
+                ok = live & (h >= 0) & (h < plan.h) & (ww >= 0) & (ww < plan.w)
+                d[ok, a, b] = inp[n[ok], ci[ok], h[ok], ww[ok]]
+        ve = np.einsum("ia,tab,jb->tij", BT, d, BT).reshape(-1, POSITIONS)
+        for e in range(POSITIONS):
+            v[e * plane + i] = ve[:, e]
+
+        m_, n_, k_, lda, ldb, batch, (sa, sb, sc) = plan.gemm()  # batched_gemm bnn: ldc = n
+        mm = np.full(batch * sc, np.nan)
+        for z in range(batch):
+            a_z = u[z * sa:z * sa + m_ * lda].reshape(m_, lda)[:, :k_]
+            b_z = v[z * sb:z * sb + k_ * ldb].reshape(k_, ldb)[:, :n_]
+            mm[z * sc:z * sc + m_ * n_] = (a_z @ b_z).reshape(-1)
+
+        i = np.arange(plan.kout * tc)  # wino4_output
+        ko, j = i // tc, i % tc
+        m6 = np.stack([mm[e * mplane + ko * plan.ldt + j] for e in range(POSITIONS)], axis=1).reshape(-1, 6, 6)
+        out = np.einsum("ia,tab,jb->tij", AT, m6, AT) + (0.0 if bias is None else bias[ko][:, None, None])
+        n, rem = (t0 + j) // per_image, (t0 + j) % per_image
+        p0, q0 = 4 * (rem // plan.tq), 4 * (rem % plan.tq)
+        for r in range(4):
+            for c in range(4):
+                ok = (p0 + r < plan.p) & (q0 + c < plan.q)
+                y[n[ok], ko[ok], p0[ok] + r, q0[ok] + c] = out[ok, r, c]
+                np.add.at(stores, (n[ok], ko[ok], p0[ok] + r, q0[ok] + c), 1)
     assert stores.max() == 1
     return y
 
 
+CHUNKINGS = {"one-chunk": None, "4-tile-chunks": 1}  # chunk_bytes: None, or so small that each chunk is 4 tiles
+
+
+@pytest.mark.parametrize("chunking", list(CHUNKINGS))
 @pytest.mark.parametrize("shape", list(F4_CASES.values()), ids=list(F4_CASES))
 @pytest.mark.parametrize("pass_", PASSES)
-def test_kernel_simulation_matches_direct_convolution(pass_, shape):
+def test_kernel_simulation_matches_direct_convolution(pass_, shape, chunking):
     """In float64 the whole pipeline equals the direct convolution to rounding (F(4x4)'s transforms are exact up
     to their 1/6, 1/12, 1/24 weights): an index error anywhere shows as O(1) errors or NaN."""
     s = shape
     rng = np.random.default_rng(3)
     w = rng.uniform(-1, 1, (s.K, s.C, 3, 3))
-    plan = f4_plan(s, pass_)
+    plan = f4_plan(s, pass_, CHUNKINGS[chunking])
     if pass_ == "fprop":
         x, b = rng.uniform(-1, 1, (s.N, s.C, s.H, s.W)), rng.uniform(-1, 1, s.K)
         got, want = _simulate(plan, x, w, b), _direct_fprop(x, w, b, s.pad_h, s.pad_w)
@@ -153,11 +159,16 @@ def test_float32_host_model_passes_the_f4_bound(pass_, name):
 
 
 @pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++) to build the kernels for the CPU")
+@pytest.mark.parametrize("chunk_bytes", [None, 1], ids=["one-chunk", "4-tile-chunks"])
 @pytest.mark.parametrize("shape", list(F4_CASES.values()), ids=list(F4_CASES))
 @pytest.mark.parametrize("pass_", PASSES)
-def test_kernel_source_matches_the_oracle_on_the_cpu(monkeypatch, pass_, shape):
-    """conv2d_winograd_f4.cu's three kernels run from their source on the CPU (test_cpu_cuda.py), the batched GEMM
-    by its contract, through the wrapper: every output passes the F(4x4) bound, none is left NaN."""
+def test_kernel_source_matches_the_oracle_on_the_cpu(monkeypatch, pass_, shape, chunk_bytes):
+    """conv2d_winograd_f4.cu's kernels and the v7 batched GEMM run from their source on the CPU (test_cpu_cuda.py)
+    through the wrapper, in one chunk and in chunks of 4 tiles: every output passes the F(4x4) bound, none is
+    left NaN."""
+    import impls.cuda.conv2d_winograd as wino
+
+    monkeypatch.setattr(wino, "CHUNK_BYTES", chunk_bytes)  # read by cupy_winograd_f4 at each call
     impl = get("conv2d", pass_, "cupy_winograd_f4")
     for out, c in run_on_cpu(monkeypatch, impl, shape, seed=0):
         assert c.status == "pass", f"{out}: {c.reason}"
