@@ -177,7 +177,9 @@ def test_kernel_source_matches_the_oracle_on_the_cpu(monkeypatch, pass_, shape, 
 @pytest.mark.gpu
 @pytest.mark.parametrize("pass_", PASSES)
 def test_kernels_match_the_oracle(pass_):
-    assert_matches_oracle("conv2d", pass_, "cupy_winograd_f4", GPU_CASES)
+    refs = {}
+    for name in ("cupy_winograd_f4", "cupy_winograd_f4_v1"):  # in chunks (a chunk per layer here), and in one
+        assert_matches_oracle("conv2d", pass_, name, GPU_CASES, refs=refs)
 
 
 @pytest.mark.gpu
