@@ -41,8 +41,8 @@ spread up to 1.49x (`python benchmarks/host_reference.py`). `harness compare` di
 runs by its reference's ratio, so that a run that landed in a slow stretch is not called a regression
 (benchmarks/NOTES.md, "CPU host reference"). That division fails when another program holds a core: multi-threaded
 BLAS then slows many times more than the single-threaded reference. The CPU timer therefore also records how long its
-threads waited for a CPU (`host_wait`, harness.measure.hostwait), times a case again when they waited, and compare
-leaves a case that stayed disturbed unjudged.
+threads waited for a CPU, plus the CPU time the hypervisor stole meanwhile (`host_wait`, harness.measure.hostwait),
+times a case again when that is large, and compare leaves a case that stayed disturbed unjudged.
 """
 
 from __future__ import annotations

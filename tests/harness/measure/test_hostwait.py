@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import harness.measure.hostwait as hostwait
 from harness.measure.hostwait import WaitShare, waited_s
 
 linux_schedstat = pytest.mark.skipif(waited_s() is None, reason="the kernel keeps no per-thread schedstat here")
@@ -38,3 +39,23 @@ def test_a_busy_program_on_the_same_core_makes_the_thread_wait():
         hog.kill()
         hog.wait()
     assert share > 0.2  # two busy threads on one core: each waits about half the time
+
+
+def test_cpu_time_stolen_by_the_hypervisor_counts_as_waiting(monkeypatch):
+    # no thread waited, but 0.3 CPU-seconds of the machine went to another guest during the 1-second window
+    clock, steal = iter([10.0, 11.0]), iter([5.0, 5.3])
+    monkeypatch.setattr(hostwait.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(hostwait, "stolen_s", lambda: next(steal))
+    monkeypatch.setattr(hostwait, "waited_s", lambda: 2.0)
+    assert WaitShare().share() == pytest.approx(0.3)
+
+
+def test_unknown_counters_give_no_share(monkeypatch):
+    monkeypatch.setattr(hostwait, "stolen_s", lambda: None)
+    monkeypatch.setattr(hostwait, "waited_s", lambda: None)
+    assert WaitShare().share() is None
+
+
+def test_the_steal_counter_reads_proc_stat():
+    stolen = hostwait.stolen_s()
+    assert stolen is None or stolen >= 0
