@@ -142,10 +142,13 @@ def _cpu_variant(tmp_path, factor: float, host: float, wait: float = 0.003) -> p
 
 
 def test_a_cpu_case_timed_in_a_slow_stretch_of_the_host_is_not_a_regression(tmp_path):
-    # 2x slower, median and fastest call, and the host reference timed beside it 2x slower too: the host, not the code
-    hit = _cpu_variant(tmp_path, 2.0, host=2.0)
+    # 1.3x slower, median and fastest call, and the host reference timed beside it 1.3x slower too: the host
+    hit = _cpu_variant(tmp_path, 1.3, host=1.3)
     assert hit["verdict"].tolist() == ["same"]
-    assert hit["ratio"].iloc[0] == pytest.approx(1.0) and hit["host"].iloc[0] == pytest.approx(2.0)
+    assert hit["ratio"].iloc[0] == pytest.approx(1.0) and hit["host"].iloc[0] == pytest.approx(1.3)
+    # a machine that ran 2x slower in one run is not a basis for a verdict on its CPU cases either way
+    assert _cpu_variant(tmp_path / "x", 2.0, host=2.0)["verdict"].tolist() == ["disturbed"]
+    assert _cpu_variant(tmp_path / "y", 1.0, host=0.5)["verdict"].tolist() == ["disturbed"]
 
 
 def test_a_cpu_slowdown_the_host_reference_did_not_see_is_a_regression(tmp_path):
@@ -157,13 +160,13 @@ def test_a_cpu_slowdown_the_host_reference_did_not_see_is_a_regression(tmp_path)
 
 
 def test_a_cpu_case_timed_while_another_program_held_a_core_is_not_judged(tmp_path, capsys):
-    # what a busy loop beside a 2-core run did to numpy_opt's threaded BLAS: 14x, the host reference only 1.6x
-    hit = _cpu_variant(tmp_path, 14.0, host=1.6, wait=0.55)
+    # what a busy loop beside a 2-core run did to numpy_opt's threaded BLAS: 14x, the host reference far less
+    hit = _cpu_variant(tmp_path, 14.0, host=1.2, wait=0.55)
     assert hit["verdict"].tolist() == ["disturbed"]
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert "1 disturbed" in capsys.readouterr().out
-    # the same slowdown with the threads never kept waiting is the code's
-    assert _cpu_variant(tmp_path / "x", 14.0, host=1.6)["verdict"].tolist() == ["regression"]
+    # the same slowdown with the threads never kept waiting and the host at its usual speed is the code's
+    assert _cpu_variant(tmp_path / "x", 14.0, host=1.2)["verdict"].tolist() == ["regression"]
 
 
 def test_the_summary_gives_the_ratio_spread_per_device(tmp_path, capsys):
