@@ -48,7 +48,8 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     verdict: regression | improvement | same (within the spread) | broken (passed in A, failed or raised in B) |
     fixed (failed in A, passes in B) | failing (in both) | skipped (not run in one of them) | untimed (passed
     but not timed, e.g. a --check-only run) | short (a CPU case too fast to judge) | disturbed (a CPU case timed
-    while another program held a core, in either run). Cases skipped in both runs are left out.
+    while another program or the hypervisor held a core, or whose host reference moved past HOST_MOVED between
+    the runs). Cases skipped in both runs are left out.
     """
     cols = [*KEY, "status", "median_ms", "rel_iqr", "device", "min_ms", "host_ref_ms", "host_wait"]
     defaults = (("device", "cpu"), ("min_ms", None), ("host_ref_ms", None), ("host_wait", None))
@@ -59,12 +60,13 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     for _, r in merged.iterrows():
         a_ms, b_ms = _float(r["median_ms_a"]), _float(r["median_ms_b"])
         band = _or_zero(r["rel_iqr_a"]) + _or_zero(r["rel_iqr_b"]) + RUN_TO_RUN.get(r["device_a"], RUN_TO_RUN["cpu"])
-        short = r["device_a"] != "gpu" and max(a_ms, b_ms) < MIN_CPU_MS
+        cpu = r["device_a"] != "gpu"
+        short = cpu and max(a_ms, b_ms) < MIN_CPU_MS
         waited = max(_or_zero(r["host_wait_a"]), _or_zero(r["host_wait_b"]))
         a_ok, b_ok = r["status_a"] in OK_STATUSES, r["status_b"] in OK_STATUSES
         host = _ratio(r["host_ref_ms_a"], r["host_ref_ms_b"], 1.0)  # GPU rows and older runs have no reference
         moved = max(host, 1 / host) > HOST_MOVED  # the machine itself ran at another speed in one of the runs
-        disturbed = r["device_a"] != "gpu" and (waited >= BUSY_WAIT_SHARE or moved)
+        disturbed = cpu and (waited >= BUSY_WAIT_SHARE or moved)
         raw = _ratio(a_ms, b_ms, math.nan)
         ratio = raw / host
         ratio_min = _ratio(r["min_ms_a"], r["min_ms_b"], raw) / host  # runs without min_ms: the medians alone

@@ -65,10 +65,6 @@ def _ceil(n: int, m: int) -> int:
     return -(-n // m)
 
 
-def _ceil2(n: int) -> int:
-    return _ceil(n, 2)
-
-
 V1, V2 = "wino_conv_f2", "wino_conv_f2_outer"
 OUTER_MIN_CIN = 16  # the kernel's input channels from which v2's outer products pay for its epilogue (a choice)
 
@@ -87,7 +83,7 @@ def _launch(inp, w, bias, out, n: int, cin: int, h: int, wd: int, kout: int, p: 
     """Kernel `func`: inp (n × cin × h × wd) convolved with w's transformed filters into out (n × kout × p × q);
     with `flip`, w is the layer's K × C filter read rotated and transposed (dgrad). Both kernels share the grid:
     one block per 32 tiles × 32 output channels."""
-    tp, tq = _ceil2(p), _ceil2(q)
+    tp, tq = _ceil(p, 2), _ceil(q, 2)
     grid = (_cuda.blocks(n * tp * tq, BT), _cuda.blocks(kout, BKO))
     args = (inp, w, _cuda.NULL if bias is None else bias, out,
             *(np.int32(v) for v in (n, cin, h, wd, kout, p, q, pad_h, pad_w, tp, tq, flip)))

@@ -198,9 +198,14 @@ def _wt_func(cfg: _tune.Config, layout: str) -> str:
     return f"sgemm_wt_{cfg.tile.name}_{layout}"
 
 
+def _batched(layout: str) -> bool:
+    """Whether a layout's kernels are the batched ones (bnn, btn: a product per grid.z, no split-K)."""
+    return layout.startswith("b")
+
+
 def _defines(layout: str) -> tuple[str, ...]:
     """The module of a layout's kernels: the convolution module for the batched ones and igemm."""
-    return BATCHED if layout.startswith("b") or layout == "igemm" else ()
+    return BATCHED if _batched(layout) or layout == "igemm" else ()
 
 
 def _wt_kernel(cfg: _tune.Config, layout: str, dev: int):
@@ -229,7 +234,7 @@ def _wt_launch(cfg: _tune.Config, layout: str, dev: int, a, b, c, bias, m: int, 
     kps = _tune.k_per_split(k, cfg.splits, cfg.tile.bk)
     splits = _cuda.blocks(k, kps)
     bias_arg = _cuda.NULL if bias is None else bias
-    batched = layout.startswith("b")
+    batched = _batched(layout)
 
     def run(grid, out, bias_, relu_, vec_out, extra):
         kern(grid, (cfg.tile.threads,),
@@ -260,7 +265,7 @@ def _plan(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tupl
 
     _, name, sms, smem_limit = _device()
     key = ("v6 " if v6 else "") + _tune.key(layout, m, n, k, bias, relu, vec, batch)
-    splittable = not layout.startswith("b")  # the batched kernels have no split-K
+    splittable = not _batched(layout)
     cfg, how, launched = _cache().get(name, key), "cached", False
     if cfg is None:
         cands = _tune.candidates(m, n, k, sms, smem_limit, names=_tune.V6_TILES if v6 else None, batch=batch,
