@@ -115,7 +115,5 @@ class Executor:
     """Runs each launch: a kernel from its source, its module built on first use with the launch's defines."""
 
     def __call__(self, launch: Launch) -> None:
-        grid = (*launch.grid, 1, 1)[:3]
-        block = (*launch.block, 1, 1)[:3]
         kernel = getattr(_module(launch.file, launch.defines), f"cpu_{launch.func}")
-        kernel(*grid, *block, *(_value(a) for a in launch.args))
+        kernel(*launch.grid3, *launch.block3, *(_value(a) for a in launch.args))

@@ -97,6 +97,26 @@ class Launch:
     args: tuple
     shared_mem: int = 0
 
+    @property
+    def grid3(self) -> tuple[int, int, int]:
+        return (*self.grid, 1, 1)[:3]
+
+    @property
+    def block3(self) -> tuple[int, int, int]:
+        return (*self.block, 1, 1)[:3]
+
+
+# Host code that goes through CuPy's own routines (cupy.matmul, reductions), which the stand-in does not have; its
+# kernels (im2col, col2im) are launched the same way by cupy_opt's lowered dgrad, covered without it.
+THROUGH_CUPY = {"cupy_im2col_cublas"}
+
+
+def own_gpu_impls() -> list:
+    """The project's own GPU implementations whose host code the stand-in cupy can run."""
+    from harness.registry import all_impls
+
+    return [i for i in all_impls() if i.device == "gpu" and i.family == "own" and i.name not in THROUGH_CUPY]
+
 
 @dataclass
 class Recorder:
@@ -173,7 +193,7 @@ def record(monkeypatch, config=None, execute=None) -> Recorder:
     monkeypatch.setattr(gemm, "_device", lambda: device)
 
     def plan(layout, m, n, k, bias, relu, vec, launch, v6=False, batch=1):
-        splittable = not layout.startswith("b")
+        splittable = not gemm._batched(layout)
         if config is None:
             launch(gemm_tune.heuristic(m, n, k, device[2], device[3], batch, splittable))
         else:  # as the tuner's candidates: the batched kernels are never split

@@ -6,23 +6,10 @@ limits too (grid.x < 2^31, grid.y and grid.z ≤ 65535, at most 1024 threads a b
 from __future__ import annotations
 
 import pytest
-from launch_recorder import FakeArray, fits, record, signature
+from launch_recorder import FakeArray, fits, own_gpu_impls, record, signature
 
 from harness.ops import get_op
-from harness.registry import all_impls
 from impls.cuda import gemm_tune as _tune
-
-OPS = ("gemm", "conv2d", "conv2d_bias_relu", "maxpool2d", "maxpool2d_relu", "relu", "sigmoid", "softmax_xent",
-       "sigmoid_bce", "sgd")
-# Host code that goes through CuPy's own routines (cupy.matmul, reductions), which the stand-in does not have; its
-# kernels (im2col, col2im) are launched the same way by cupy_opt's lowered dgrad, covered here.
-THROUGH_CUPY = {"cupy_im2col_cublas"}
-
-
-def _own_gpu_impls():
-    for impl in all_impls():
-        if impl.device == "gpu" and impl.family == "own" and impl.op in OPS and impl.name not in THROUGH_CUPY:
-            yield impl
 
 
 def _check(launches) -> int:
@@ -31,14 +18,13 @@ def _check(launches) -> int:
         passed = [type(a).__name__ for a in launch.args]
         assert len(passed) == len(declared) and all(map(fits, declared, launch.args)), \
             f"{launch.file} {launch.func}: launched with {passed}, declared {declared}"
-        grid = (*launch.grid, 1, 1)[:3]
-        block = (*launch.block, 1, 1)[:3]
+        grid, block = launch.grid3, launch.block3
         assert min(grid) >= 1 and grid[0] < 2**31 and max(grid[1:]) <= 65535, f"{launch.func}: grid {grid}"
         assert min(block) >= 1 and block[0] * block[1] * block[2] <= 1024, f"{launch.func}: block {block}"
     return len(launches)
 
 
-@pytest.mark.parametrize("impl", list(_own_gpu_impls()), ids=lambda i: f"{i.op}-{i.pass_}-{i.name}")
+@pytest.mark.parametrize("impl", own_gpu_impls(), ids=lambda i: f"{i.op}-{i.pass_}-{i.name}")
 def test_every_launch_matches_its_kernel(monkeypatch, impl):
     """On every shape of every registered set the implementation supports: each kernel-selection path runs."""
     rec = record(monkeypatch)
