@@ -1,6 +1,7 @@
 """cupy_winograd_f4 (impls/cuda/conv2d_winograd.py, conv2d_winograd_f4.cu): its geometry limits and declared
 algorithm, the three kernels and the batched GEMM simulated thread by thread on the host's own plan (CPU: catches
-index, stride and padding errors), the float32 host model against the oracle, and the kernels themselves (GPU)."""
+index, stride and padding errors), the float32 host model against the oracle, and the kernels themselves: from
+their source on the CPU (cpu_cuda.py) and on the GPU."""
 
 import numpy as np
 import pytest
@@ -33,7 +34,8 @@ def test_declines_other_geometry_with_one_line():
                   Conv2dShape(**base, dilation=2, pad=2), Conv2dShape(**base, groups=2, pad=1),
                   Conv2dShape(**base, pad=3)):
         reason = supports_f4(shape)
-        assert reason and "\n" not in reason and "4x4" in supports_f4(Conv2dShape(**base, R=5, S=5, pad=2))
+        assert reason and "\n" not in reason
+    assert "4x4" in supports_f4(Conv2dShape(**base, R=5, S=5, pad=2))
     assert all(supports_f4(s) is None for s in F4_CASES.values())
 
 
