@@ -54,6 +54,17 @@
 #define CONV_RELU 0
 #endif
 
+// OPAQUE_TID(tid): threadIdx.x read through volatile asm, so that the compiler recomputes the loaders' indices
+// from it where they are used instead of keeping them live across the main loop (as gemm_warptile.cu does): with
+// plain threadIdx.x the 128×128 and 128×32 kernels spilled 16–148 bytes under __launch_bounds__(256, 2), with it
+// none does (sm_80, sm_90; tests/impls/cuda/test_conv2d_resources.py). The host C++ build (the CPU emulator of
+// tests/impls/cuda/cpu_cuda.py) reads threadIdx.x.
+#ifdef __CUDA_ARCH__
+#define OPAQUE_TID(tid) asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid))
+#else
+#define OPAQUE_TID(tid) (tid = (int)threadIdx.x)
+#endif
+
 // fprop's output epilogue: v, or ReLU(v) in the -DCONV_RELU=1 module (eltwise.cu's relu_f: NaN maps to 0 there too).
 __device__ __forceinline__ float fprop_out(float v) { return CONV_RELU ? (v > 0.f ? v : 0.f) : v; }
 
@@ -244,6 +255,8 @@ __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const flo
 
     float ra[A_PER], rb[B_PER];
     auto load = [&](int k0) {
+        int tid;
+        OPAQUE_TID(tid);
         op.begin_slice(k0);
 #pragma unroll
         for (int i = 0; i < A_PER; ++i) {
@@ -258,6 +271,8 @@ __device__ __forceinline__ void igemm(Op& op, float* __restrict__ out, const flo
         }
     };
     auto store = [&](int buf) {
+        int tid = threadIdx.x;
+        if (BKT != BK) OPAQUE_TID(tid);  // the BK = 32 kernels' stores too (an opaque read here spills the BK = 8 ones)
 #pragma unroll
         for (int i = 0; i < A_PER; ++i) {
             const int e = tid + i * NT;
