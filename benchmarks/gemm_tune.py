@@ -52,7 +52,7 @@ def sweep(label: str, layout: str, m: int, n: int, k: int, reps: int, configs: s
     nt)."""
     import cupy
 
-    dev, _, sms, smem_limit = gemm._device()
+    dev, _, sms, smem_limit = gemm.device()
     rng = cupy.random.RandomState(0)  # drawn on the device: 8192² host draws would take seconds
     sets = []
     for _ in range(3):

@@ -69,28 +69,34 @@ for run in sys.argv[1:]:  # per layer: cupy_opt and cuDNN medians (ms), their ra
 PY
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
-W4) # cupy_winograd_f4 (F(4x4,3x3) non-fused: transforms around 36 batched v7 SGEMMs): gpu tests, then the
-    # resnet50 3x3 stride-1 layers (the others are declined) timed against F(2x2) and cuDNN, and beside CUPTI
+W4) # cupy_winograd_f4 (F(4x4,3x3) non-fused: transforms around 36 batched v7 SGEMMs) and cupy_winograd (the faster
+    # of F(2x2) and F(4x4) per layer, tuned): gpu tests, then the resnet50 3x3 stride-1 layers (the others are
+    # declined) timed against F(2x2) and cuDNN, and beside CUPTI
   LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_winograd_f4.py \
       tests/impls/cuda/test_conv2d_winograd.py | tail -6
   for set in resnet50 resnet50-128; do
     LIMIT=150 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
-        --impl cupy_winograd_f4,cupy_winograd_f4_v1,cupy_winograd,cudnn --out "$OUT/runs/wino4-$set" | tail -2
+        --impl cupy_winograd,cupy_winograd_f4,cupy_winograd_f4_v1,cupy_winograd_f2,cudnn \
+        --out "$OUT/runs/wino4-$set" | tail -2
   done
   python3 - "$OUT"/runs/wino4-* <<'PY'
 import sys
 import pandas as pd
-for run in sys.argv[1:]:  # per 3x3 layer: medians (ms), each Winograd's ratio to cuDNN, F(4x4)'s TFLOP/s direct
+for run in sys.argv[1:]:  # per 3x3 layer: medians (ms), each Winograd's ratio to cuDNN, F(4x4)'s TFLOP/s direct,
+    # and cupy_winograd's choice
     d = pd.read_csv(f"{run}/results.csv")
     d = d[d.status == "pass"]
     p = d.pivot_table(index=["pass", "shape"], columns="impl", values="median_ms").dropna()
-    for impl in ("cupy_winograd_f4", "cupy_winograd_f4_v1", "cupy_winograd"):
+    for impl in ("cupy_winograd", "cupy_winograd_f4", "cupy_winograd_f4_v1", "cupy_winograd_f2"):
         p[impl.replace("cupy_winograd", "x")] = p.cudnn / p[impl]
     gf = d[d.impl == "cupy_winograd_f4"].set_index(["pass", "shape"]).gflops / 1e3
-    print(run.rsplit("/", 1)[-1], p.join(gf.rename("f4 TFLOP/s")).round(3).to_string(), sep="\n")
+    pick = d[d.impl == "cupy_winograd"].set_index(["pass", "shape"]).note.str.extract(r"^(f\d) chosen")[0]
+    print(run.rsplit("/", 1)[-1], p.join(gf.rename("f4 TFLOP/s")).join(pick.rename("pick")).round(3).to_string(),
+          sep="\n")
+    print(p[["cupy_winograd", "cudnn"]].groupby("pass").sum().assign(x=lambda f: f.cudnn / f.cupy_winograd).round(3))
 PY
   LIMIT=200 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50-128 \
-      --impl cupy_winograd_f4,cupy_winograd_f4_v1
+      --impl cupy_winograd,cupy_winograd_f4
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 IC) # the independent check of part I's figures: harness times beside CUPTI's (benchmarks/cupti_check.py)

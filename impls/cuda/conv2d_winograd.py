@@ -1,12 +1,12 @@
-"""cupy_winograd: Winograd F(2x2, 3x3) convolution for 3x3 stride-1 layers, fprop and dgrad (conv2d_winograd.cu);
-cupy_winograd_f4: F(4x4, 3x3), non-fused (conv2d_winograd_f4.cu).
+"""Winograd convolution for 3x3 stride-1 layers, fprop and dgrad: cupy_winograd_f2, F(2x2, 3x3) fused
+(conv2d_winograd.cu); cupy_winograd_f4, F(4x4, 3x3) non-fused (conv2d_winograd_f4.cu); cupy_winograd, the faster
+of the two for each layer (tuned once per layer and device, as the gemm tiles are).
 
-One fused kernel per call, in two versions chosen per shape by `kernel_for`: the filter transform U = G g Gᵀ
-(recomputed from w by every block on every call: the weights change between calls) and the input transform in
-the loader, the 16 transformed positions' products over the input channels accumulated in registers, output
-transform and bias in the epilogue (v2: through shared memory). dgrad is the same
-convolution of dy padded by 2 − pad with the filter rotated by 180° and C and K swapped, which the filter
-transform reads that way.
+cupy_winograd_f2 runs one fused kernel per call, in two versions chosen per shape by `kernel_for`: the filter
+transform U = G g Gᵀ (recomputed from w by every block on every call: the weights change between calls) and the
+input transform in the loader, the 16 transformed positions' products over the input channels accumulated in
+registers, output transform and bias in the epilogue (v2: through shared memory). dgrad is the same convolution of
+dy padded by 2 − pad with the filter rotated by 180° and C and K swapped, which the filter transform reads that way.
 
 cupy_winograd_f4 transforms the filters and the input tiles into buffers, runs the 36 positions' products as one
 batched v7 SGEMM (impls/cuda/gemm.py's batched_gemm, tuned per shape) and transforms the products back: 4x fewer
@@ -14,13 +14,19 @@ multiplications than a direct convolution (2.25x for F(2x2)), for buffers 2.25x 
 output, which it works through in chunks of tiles small enough to stay in L2 (cupy_winograd_f4_v1: one chunk).
 `f4_plan` gives every size the launches use; the CPU tests run the kernels' index arithmetic on it.
 
-The checker judges each with its algorithm's bound (`algorithm=`, harness.measure.check.algorithm_growth).
+cupy_winograd times both on the first call of a layer (impls/cuda/gemm_tune.py's tuner: CUDA events behind the
+stream hold, medians), keeps the faster in the tuner's cache file under its own keys, and names the choice in the
+row's note; without tuning (KH_GEMM_TUNE=0, graph capture) it runs F(2x2), the measured one.
+
+The checker judges each with its algorithm's bound (`algorithm=`, harness.measure.check.algorithm_growth; for
+cupy_winograd, the algorithm of the variant the call ran).
 `emulate` is the kernels' host model in float32 (same tiles, same transforms), which the CPU tests check against
 the float64 oracle to catch index errors without a GPU.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +35,8 @@ from harness.measure.check import winograd_matrices
 from harness.ops.conv2d import Conv2dShape
 from harness.registry import register
 from impls.cuda import common as _cuda
+from impls.cuda import gemm
+from impls.cuda import gemm_tune as _tune
 from impls.cuda.gemm import batched_details, batched_gemm
 
 WINO = "conv2d_winograd.cu"
@@ -102,32 +110,32 @@ def _details_v1(s: Conv2dShape) -> dict:
     return {**_cuda.attributes(WINO, [V1]), "note": f"F(2x2,3x3) {V1} forced (round-1 kernel)"}
 
 
-def _reg(pass_: str, name: str = "cupy_winograd", details=_details):
+def _reg(pass_: str, name: str = "cupy_winograd_f2", details=_details):
     return register("conv2d", pass_, name=name, device="gpu", math="fp32", available=_cuda.available,
                     family="own", supports=supports, details=details, algorithm=ALGORITHM)
 
 
 @_reg("fprop")
-def conv2d_fprop_winograd(s: Conv2dShape, x, w, b, *, y):
+def conv2d_fprop_winograd_f2(s: Conv2dShape, x, w, b, *, y):
     """Winograd F(2x2, 3x3): y = b + Aᵀ[Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)]A, every transform fused in one kernel."""
     _fprop(s, x, w, b, y, kernel_for(s.C))
 
 
 @_reg("dgrad")
-def conv2d_dgrad_winograd(s: Conv2dShape, dy, w, *, dx):
+def conv2d_dgrad_winograd_f2(s: Conv2dShape, dy, w, *, dx):
     """Winograd F(2x2, 3x3) of dy padded by 2 − pad with w rotated 180° and C, K swapped."""
     _dgrad(s, dy, w, dx, kernel_for(s.K))
 
 
 @_reg("fprop", "cupy_winograd_v1", _details_v1)
 def conv2d_fprop_winograd_v1(s: Conv2dShape, x, w, b, *, y):
-    """cupy_winograd's fprop with the round-1 kernel on every shape: the comparison for the choice rule."""
+    """cupy_winograd_f2's fprop with the round-1 kernel on every shape: the comparison for the choice rule."""
     _fprop(s, x, w, b, y, V1)
 
 
 @_reg("dgrad", "cupy_winograd_v1", _details_v1)
 def conv2d_dgrad_winograd_v1(s: Conv2dShape, dy, w, *, dx):
-    """cupy_winograd's dgrad with the round-1 kernel on every shape."""
+    """cupy_winograd_f2's dgrad with the round-1 kernel on every shape."""
     _dgrad(s, dy, w, dx, V1)
 
 
@@ -269,6 +277,92 @@ def conv2d_fprop_winograd_f4_v1(s: Conv2dShape, x, w, b, *, y):
 def conv2d_dgrad_winograd_f4_v1(s: Conv2dShape, dy, w, *, dx):
     """cupy_winograd_f4's dgrad with all tiles in one chunk."""
     _f4(f4_plan(s, "dgrad", None), dy, w, None, dx)
+
+
+# ---------------------------------------------------------------- cupy_winograd: F(2x2) or F(4x4), per layer
+VARIANTS = {"f2": ALGORITHM, "f4": ALGORITHM_F4}  # cupy_winograd's choices, in tuning order, and their algorithms
+UNTUNED = "f2"  # the choice without tuning: the fused F(2x2), measured on every 3x3 stride-1 layer of ResNet-50
+_CHOSEN: dict[tuple[str, Conv2dShape], tuple[str, str]] = {}  # (pass, shape) -> (variant, how it was chosen)
+
+
+def _variant(name: str) -> str:
+    """A cached choice's name, checked (the tuner cache's parse)."""
+    if name not in VARIANTS:
+        raise KeyError(f"unknown Winograd variant {name!r}: {', '.join(VARIANTS)}")
+    return name
+
+
+@functools.cache
+def _choices() -> _tune.TuneCache:
+    """The tuner's cache file (gemm_tune.cache_path), this module's keys in it."""
+    return _tune.TuneCache(_tune.cache_path(), parse=_variant)
+
+
+def choice_key(s: Conv2dShape, pass_: str) -> str:
+    """The cache key of one layer and pass (beside the gemm keys in the same file)."""
+    return f"conv2d winograd {pass_} " + ",".join(f"{k}={v}" for k, v in s.key_values().items())
+
+
+def _run_variant(variant: str, s: Conv2dShape, pass_: str, inp, w, bias, out) -> None:
+    """One call of cupy_winograd_f2 ("f2") or cupy_winograd_f4 ("f4") on inp (x or dy)."""
+    if variant == "f4":
+        _f4(f4_plan(s, pass_, CHUNK_BYTES), inp, w, bias, out)
+    elif pass_ == "fprop":
+        _fprop(s, inp, w, bias, out, kernel_for(s.C))
+    else:
+        _dgrad(s, inp, w, out, kernel_for(s.K))
+
+
+def _best(s: Conv2dShape, pass_: str, inp, w, bias, out) -> None:
+    """Run the layer's cached variant; on its first call (tuning on, no graph capture) time both first, the
+    tuner's last launch being the chosen one's, so out holds its result."""
+    import cupy
+
+    device, key = gemm.device()[1], choice_key(s, pass_)
+    variant, how, launched = _choices().get(device, key), "cached", False
+    if variant is None:
+        if _tune.enabled() and not cupy.cuda.get_current_stream().is_capturing():
+            variant, times = _tune.tune(list(VARIANTS), lambda v: _run_variant(v, s, pass_, inp, w, bias, out))
+            _choices().put(device, key, variant)
+            how = "tuned: " + ", ".join(f"{v} {t:.3f} ms" for v, t in times.items())
+            launched = True
+        else:
+            variant, how = UNTUNED, "untuned"
+    _CHOSEN[(pass_, s)] = (variant, how)
+    if not launched:
+        _run_variant(variant, s, pass_, inp, w, bias, out)
+
+
+def chosen(s: Conv2dShape, pass_: str) -> tuple[str, str]:
+    """(variant, how it was chosen) of cupy_winograd's last call for this layer; the checker and the row's details
+    ask after the call ran (before any call: the untuned choice)."""
+    return _CHOSEN.get((pass_, s), (UNTUNED, "no call yet"))
+
+
+def _details_best(pass_: str):
+    def details(s: Conv2dShape) -> dict:
+        variant, how = chosen(s, pass_)
+        found = _details(s) if variant == "f2" else _details_f4(pass_, True)(s)
+        return {**found, "note": f"{variant} chosen ({how}); {found['note']}"}
+    return details
+
+
+def _reg_best(pass_: str):
+    return register("conv2d", pass_, name="cupy_winograd", device="gpu", math="fp32", available=_cuda.available,
+                    family="own", supports=supports, details=_details_best(pass_),
+                    algorithm=lambda s: VARIANTS[chosen(s, pass_)[0]])
+
+
+@_reg_best("fprop")
+def conv2d_fprop_winograd(s: Conv2dShape, x, w, b, *, y):
+    """The faster of cupy_winograd_f2 and cupy_winograd_f4 for this layer (timed on its first call, cached)."""
+    _best(s, "fprop", x, w, b, y)
+
+
+@_reg_best("dgrad")
+def conv2d_dgrad_winograd(s: Conv2dShape, dy, w, *, dx):
+    """The faster of cupy_winograd_f2 and cupy_winograd_f4 for this layer's dgrad (timed on its first call)."""
+    _best(s, "dgrad", dy, w, None, dx)
 
 
 # ---------------------------------------------------------------- host model (float32), for the CPU tests

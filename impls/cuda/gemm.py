@@ -177,7 +177,7 @@ def _cache() -> _tune.TuneCache:
     return _CACHE
 
 
-def _device() -> tuple[int, str, int, int]:
+def device() -> tuple[int, str, int, int]:
     """(device id, name, multiprocessor count, opt-in shared memory per block) of the current device."""
     import cupy
 
@@ -263,7 +263,7 @@ def _plan(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tupl
     only the v6 table (cupy_v6_warptile, tuned and cached apart)."""
     import cupy
 
-    _, name, sms, smem_limit = _device()
+    _, name, sms, smem_limit = device()
     key = ("v6 " if v6 else "") + _tune.key(layout, m, n, k, bias, relu, vec, batch)
     splittable = not _batched(layout)
     cfg, how, launched = _cache().get(name, key), "cached", False
@@ -284,7 +284,7 @@ def _plan(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tupl
 def _wt_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, ldb: int, relu: bool,
              vec_a: bool, vec_b: bool, v6: bool = False) -> None:
     """C = A·B (+ bias, ReLU) through the tuned configuration of this product (`v6`: among the v6 table only)."""
-    dev = _device()[0]
+    dev = device()[0]
 
     def launch(cfg: _tune.Config) -> None:
         _wt_launch(cfg, layout, dev, a, b, c, bias, m, n, k, lda, ldb, relu, vec_a, vec_b)
@@ -297,7 +297,7 @@ def batched_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, l
     """C_z = A_z·B_z (+ bias per row, ReLU) for z < batch in one launch (grid.z = z), A_z = a + z·strides[0],
     B_z = b + z·strides[1], C_z = c + z·strides[2] (elements; ldc = n): layout "bnn" (A k-contiguous, as nn) or
     "btn" (A m-contiguous, as tn). Tuned once per shape among the tiles, without split-K."""
-    dev = _device()[0]
+    dev = device()[0]
     vec = (_aligned(a, lda, strides[0]), _aligned(b, ldb, strides[1]), _aligned(c, n, strides[2]))
 
     def launch(cfg: _tune.Config) -> None:
@@ -313,7 +313,7 @@ def implicit_gemm(a, src, out, bias, m: int, n: int, k: int, tab, geo: tuple[int
     (int32 pairs, padded to a multiple of 32) and geo = (PQ, Q, uh, uw, oh, ow, Hs, Ws, src_img, out_img) (ConvGeo);
     output element (row, column j) at row·PQ + conv_col(j). Tuned once per `tag` (the layer) among the tiles and
     split-K factors; a split product writes its partials to an m×n workspace that conv_splitk_reduce sums."""
-    dev = _device()[0]
+    dev = device()[0]
     pq, out_img = geo[0], geo[9]
     vec_a, vec_c = _aligned(a, k), _aligned(out, pq)
     bias_arg = _cuda.NULL if bias is None else bias

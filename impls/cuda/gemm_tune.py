@@ -19,9 +19,10 @@ import functools
 import json
 import os
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 PAD = 4  # gemm_warptile.cu's row padding of the shared tiles, in floats
 REPS = 5  # timed launches per configuration while tuning (after one warm-up launch)
@@ -145,12 +146,15 @@ def cache_path() -> Path | None:
 class TuneCache:
     """Tuned choices by device name and key, in memory and in the JSON file at `path` (None: memory only).
 
-    The file holds {device name: {key: config name}}; it is read once, and rewritten (merged with what another
+    The file holds {device name: {key: choice name}}; it is read once, and rewritten (merged with what another
     process may have added meanwhile, through a temporary file and a rename) after every new choice. A file that
-    does not parse, or names a configuration this source does not have, is ignored entry by entry."""
+    does not parse, or names a choice this source does not have, is ignored entry by entry. `parse` turns a stored
+    name into the choice (KeyError or ValueError: not one of them): a gemm Config by default; other tuners
+    (conv2d_winograd.py's algorithm per layer) keep their own keys in the same file."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, parse: Callable[[str], object] = parse):
         self.path = path
+        self.parse = parse
         self.choices: dict[str, dict[str, str]] = self._read()
 
     def _read(self) -> dict[str, dict[str, str]]:
@@ -165,17 +169,18 @@ class TuneCache:
         return {dev: {k: v for k, v in entries.items() if isinstance(v, str)}
                 for dev, entries in data.items() if isinstance(entries, dict)}
 
-    def get(self, device: str, k: str) -> Config | None:
+    def get(self, device: str, k: str):
         name = self.choices.get(device, {}).get(k)
         if name is None:
             return None
         try:
-            return parse(name)
+            return self.parse(name)
         except (KeyError, ValueError):
             return None
 
-    def put(self, device: str, k: str, cfg: Config) -> None:
-        self.choices.setdefault(device, {})[k] = cfg.name
+    def put(self, device: str, k: str, choice) -> None:
+        """Store `choice` (a Config, or a name: its `name` attribute or its string)."""
+        self.choices.setdefault(device, {})[k] = getattr(choice, "name", choice)
         if self.path is None:
             return
         merged = self._read()
@@ -190,8 +195,11 @@ class TuneCache:
             pass  # a read-only home keeps the choice in memory only
 
 
-def fastest(times: dict[Config, list[float]]) -> Config:
-    """The configuration with the smallest median time (ties: the first timed)."""
+C = TypeVar("C")  # what a tuner chooses among: a gemm Config, an algorithm's name
+
+
+def fastest(times: dict[C, list[float]]) -> C:
+    """The candidate with the smallest median time (ties: the first timed)."""
     return min(times, key=lambda c: statistics.median(times[c]))
 
 
@@ -203,7 +211,7 @@ def _hold():
     return StreamHold()
 
 
-def tune(cands: list[Config], launch: Callable[[Config], None]) -> tuple[Config, dict[Config, float]]:
+def tune(cands: Sequence[C], launch: Callable[[C], None]) -> tuple[C, dict[C, float]]:
     """Time launch(c) for every candidate with CUDA events on the current stream (one warm-up, REPS timed, median
     ms), then launch the fastest once more so that the outputs are its own. Returns (choice, median ms each).
 
@@ -216,7 +224,7 @@ def tune(cands: list[Config], launch: Callable[[Config], None]) -> tuple[Config,
         launch(cands[0])
         return cands[0], {}
     stream = cupy.cuda.get_current_stream()
-    times: dict[Config, list[float]] = {}
+    times: dict[C, list[float]] = {}
     for c in cands:
         launch(c)  # warm-up: module load, shared-memory attribute
         events = [(cupy.cuda.Event(), cupy.cuda.Event()) for _ in range(REPS)]

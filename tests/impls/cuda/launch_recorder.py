@@ -172,8 +172,9 @@ class Recorder:
 
 def record(monkeypatch, config=None, execute=None) -> Recorder:
     """Patch cupy, the kernel loader and the GEMM planner (every product runs `config`, a gemm_tune.Config, unsplit
-    for the batched kernels; the heuristic's choice when None); returns the recorder whose .launches fill as the
-    wrappers run. With `execute` (cpu_cuda.Executor) every launch also runs, on HostArray buffers."""
+    for the batched kernels; the heuristic's choice when None) and the tuner of other choices (each candidate
+    runs once, the last is kept); returns the recorder whose .launches fill as the wrappers run. With `execute`
+    (cpu_cuda.Executor) every launch also runs, on HostArray buffers."""
     from impls.cuda import gemm, gemm_tune
 
     rec = Recorder(execute=execute)
@@ -190,7 +191,7 @@ def record(monkeypatch, config=None, execute=None) -> Recorder:
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(_cuda, "kernel", rec.kernel)
     _fresh_caches(monkeypatch)
-    monkeypatch.setattr(gemm, "_device", lambda: device)
+    monkeypatch.setattr(gemm, "device", lambda: device)
 
     def plan(layout, m, n, k, bias, relu, vec, launch, v6=False, batch=1):
         splittable = not gemm._batched(layout)
@@ -199,6 +200,13 @@ def record(monkeypatch, config=None, execute=None) -> Recorder:
         else:  # as the tuner's candidates: the batched kernels are never split
             launch(config if splittable else gemm_tune.Config(config.tile))
     monkeypatch.setattr(gemm, "_plan", plan)
+
+    def tune(cands, launch):  # another tuner (conv2d_winograd.py's variants): every candidate runs; the last wins
+        for c in cands:
+            launch(c)
+        return cands[-1], {c: 0.0 for c in cands}
+    monkeypatch.setattr(gemm_tune, "tune", tune)
+    monkeypatch.setenv("KH_GEMM_TUNE_CACHE", "")  # tuned choices in memory only, not in the user's cache file
     return rec
 
 

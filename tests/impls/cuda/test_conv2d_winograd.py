@@ -1,5 +1,7 @@
-"""cupy_winograd (impls/cuda/conv2d_winograd.py): its geometry limits, the declared algorithm, the kernels' float32
-host model against the float64 oracle (CPU: catches tile and index errors), and the kernels themselves (GPU)."""
+"""cupy_winograd_f2 and cupy_winograd (impls/cuda/conv2d_winograd.py): the geometry limits, the declared algorithm,
+the F(2x2) kernels' float32 host model against the float64 oracle (CPU: catches tile and index errors), the per-layer
+choice between F(2x2) and F(4x4) (tuned once, cached, named, judged with the chosen variant's bound; CPU), and the
+kernels themselves (GPU)."""
 
 from pathlib import Path
 
@@ -26,7 +28,7 @@ CASES = {
     "resnet-like": Conv2dShape(N=1, C=96, H=14, W=14, K=40, pad=1),
     "partial-slice-pad-2": Conv2dShape(N=3, C=20, H=7, W=5, K=19, pad=2),  # v2 both passes, 20 = 8 + 8 + 4
 }
-NAMES = ("cupy_winograd", "cupy_winograd_v1")  # the choice rule (v1 or v2 per shape), and v1 forced
+NAMES = ("cupy_winograd_f2", "cupy_winograd_v1")  # the choice rule (v1 or v2 per shape), and v1 forced
 PASSES = ("fprop", "dgrad")
 # The GPU set, kept small so that the GPU tests finish in ~25 s: thesis-like's few channels and many tiles are
 # covered by odd-pad-1 (v1, 4 blocks of tiles) and resnet-like (v2, 12 slices, 2 blocks of tiles).
@@ -269,6 +271,82 @@ def test_checker_widens_only_for_the_declared_algorithm():
     assert undeclared.rtol < declared.rtol
 
 
+def _best_calls(monkeypatch, tmp_path, pick: str, calls: int = 2) -> tuple[list, list, object]:
+    """cupy_winograd's fprop called `calls` times on one layer, its kernels recorded (no GPU), with a tuner that
+    picks `pick` and the cache file in tmp_path; returns (the variants each tuning timed, the launched kernels of
+    each call, the implementation)."""
+    from launch_recorder import FakeArray, record
+
+    from impls.cuda import conv2d_winograd as wino
+    from impls.cuda import gemm_tune
+
+    rec = record(monkeypatch)
+    monkeypatch.setenv("KH_GEMM_TUNE_CACHE", str(tmp_path / "tune.json"))
+    tuned: list = []
+
+    def tune(cands, launch):  # as gemm_tune.tune: every candidate runs, then the choice once more
+        tuned.append(list(cands))
+        for c in cands:
+            launch(c)
+        launch(pick)
+        return pick, {c: 1.0 for c in cands}
+    monkeypatch.setattr(gemm_tune, "tune", tune)
+    monkeypatch.setattr(wino, "_details", lambda s: {"note": "F2's note"})  # no kernel attributes without a GPU
+    monkeypatch.setattr(wino, "_details_f4", lambda pass_, chunked: lambda s: {"note": "F4's note"})
+    impl, s = get("conv2d", "fprop", "cupy_winograd"), CASES["resnet-like"]
+    launched = []
+    for _ in range(calls):
+        rec.launches.clear()
+        impl.fn(s, FakeArray(s.N * s.C * s.H * s.W), FakeArray(s.K * s.C * 9), FakeArray(s.K),
+                y=FakeArray(s.N * s.K * s.P * s.Q))
+        launched.append([launch.func for launch in rec.launches])
+    return tuned, launched, impl
+
+
+@pytest.mark.parametrize("pick,algorithm,kernel", [("f2", ALGORITHM, V2), ("f4", "winograd-f4x4-3x3", "wino4_input")])
+def test_best_variant_is_tuned_once_then_cached_and_named(monkeypatch, tmp_path, pick, algorithm, kernel):
+    """The first call times F(2x2) and F(4x4) and ends with the chosen one's launch; the second call runs only
+    the cached choice; the checker's algorithm and the row's note are the choice's; the file keeps it."""
+    import json
+
+    from impls.cuda import conv2d_winograd as wino
+
+    tuned, launched, impl = _best_calls(monkeypatch, tmp_path, pick)
+    s = CASES["resnet-like"]
+    assert tuned == [["f2", "f4"]]
+    assert kernel in launched[0][-3:] and launched[1][-1] in ("wino4_output", V2)
+    assert kernel in launched[1] and (V2 in launched[1]) == (pick == "f2")
+    assert impl.algorithm_for(s) == algorithm
+    assert impl.details(s)["note"] == f"{pick} chosen (cached); F{pick[1]}'s note"
+    saved = json.loads((tmp_path / "tune.json").read_text())
+    assert saved == {"recorded device": {wino.choice_key(s, "fprop"): pick}}
+
+
+def test_best_variant_untuned_runs_f2(monkeypatch, tmp_path):
+    """KH_GEMM_TUNE=0: no timing, F(2x2) (the measured one), named as untuned; nothing is cached."""
+    monkeypatch.setenv("KH_GEMM_TUNE", "0")
+    tuned, launched, impl = _best_calls(monkeypatch, tmp_path, "f4", calls=1)
+    assert tuned == [] and launched == [[V2]]
+    assert impl.algorithm_for(CASES["resnet-like"]) == ALGORITHM
+    assert "f2 chosen (untuned)" in impl.details(CASES["resnet-like"])["note"]
+    assert not (tmp_path / "tune.json").exists()
+
+
+def test_cache_entries_of_unknown_variants_are_ignored(tmp_path):
+    import json
+
+    from impls.cuda import gemm_tune
+    from impls.cuda.conv2d_winograd import _variant
+
+    path = tmp_path / "tune.json"
+    entries = {"conv2d winograd fprop a": "f4", "conv2d winograd fprop b": "f8", "gemm": "b64x64k16s4"}
+    path.write_text(json.dumps({"dev": entries}))
+    cache = gemm_tune.TuneCache(path, parse=_variant)
+    assert cache.get("dev", "conv2d winograd fprop a") == "f4"
+    assert cache.get("dev", "conv2d winograd fprop b") is None and cache.get("dev", "gemm") is None
+    assert gemm_tune.TuneCache(path).get("dev", "gemm") == gemm_tune.parse("b64x64k16s4")  # gemm's own parse
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("pass_", PASSES)
 def test_kernels_match_the_oracle(pass_):
@@ -281,7 +359,8 @@ def test_kernels_match_the_oracle(pass_):
 @pytest.mark.gpu
 @pytest.mark.parametrize("pass_", PASSES)
 def test_kernels_match_the_oracle_on_smoke_and_edge(pass_):
-    """The registered sets' 3x3 stride-1 rows (the others are declined by supports=), under the choice rule."""
+    """The registered sets' 3x3 stride-1 rows (the others are declined by supports=): cupy_winograd, F(2x2) or
+    F(4x4) as its tuner chose per layer, judged with the bound of the variant it ran."""
     assert_matches_oracle("conv2d", pass_, "cupy_winograd")
 
 
@@ -312,8 +391,8 @@ def test_kernels_match_the_host_model(pass_, name):
 
 
 FRESH_WEIGHT_CASES = [  # (implementation, shape, its algorithm, rtol against the float32 host model)
-    ("cupy_winograd", CASES["odd-pad-1"], ALGORITHM, 1e-5),  # v1 under the choice rule
-    ("cupy_winograd", CASES["partial-slice-pad-2"], ALGORITHM, 1e-5),  # v2
+    ("cupy_winograd_f2", CASES["odd-pad-1"], ALGORITHM, 1e-5),  # v1 under the choice rule
+    ("cupy_winograd_f2", CASES["partial-slice-pad-2"], ALGORITHM, 1e-5),  # v2
     ("cupy_winograd_f4", Conv2dShape(N=1, C=6, H=9, W=5, K=4, pad=1), "winograd-f4x4-3x3", 1e-4),
 ]
 
