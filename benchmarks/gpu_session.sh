@@ -10,6 +10,7 @@
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
 # Part F: issue 13's fused layers, measured (fusion off / on). Part C: its conv2d_bias_relu op, tested and timed.
 # Part I: issue 12's implicit GEMM on the v7 kernel, tested and timed; part IC: its figures beside CUPTI's.
+# Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
 #         cuDNN at batch 32 and 128, and CUPTI's check of them.
 # Part K: issue 12's sample report (reports/sample-h200-kernels); parts KG and KC re-make only its gemm / conv2d rows. Part R:
@@ -76,7 +77,7 @@ W4) # cupy_winograd_f4 (F(4x4,3x3) non-fused: transforms around 36 batched v7 SG
       tests/impls/cuda/test_conv2d_winograd.py | tail -6
   for set in resnet50 resnet50-128; do
     LIMIT=150 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
-        --impl cupy_winograd,cupy_winograd_f4,cupy_winograd_f4_v1,cupy_winograd_f2,cudnn \
+        --impl cupy_winograd,cupy_winograd_f4,cupy_winograd_f4_chunked,cupy_winograd_f2,cudnn \
         --out "$OUT/runs/wino4-$set" | tail -2
   done
   python3 - "$OUT"/runs/wino4-* <<'PY'
@@ -87,16 +88,29 @@ for run in sys.argv[1:]:  # per 3x3 layer: medians (ms), each Winograd's ratio t
     d = pd.read_csv(f"{run}/results.csv")
     d = d[d.status == "pass"]
     p = d.pivot_table(index=["pass", "shape"], columns="impl", values="median_ms").dropna()
-    for impl in ("cupy_winograd", "cupy_winograd_f4", "cupy_winograd_f4_v1", "cupy_winograd_f2"):
+    for impl in ("cupy_winograd", "cupy_winograd_f4", "cupy_winograd_f4_chunked", "cupy_winograd_f2"):
         p[impl.replace("cupy_winograd", "x")] = p.cudnn / p[impl]
     gf = d[d.impl == "cupy_winograd_f4"].set_index(["pass", "shape"]).gflops / 1e3
-    pick = d[d.impl == "cupy_winograd"].set_index(["pass", "shape"]).note.str.extract(r"^(f\d) chosen")[0]
+    pick = d[d.impl == "cupy_winograd"].set_index(["pass", "shape"]).note.str.extract(r"(f\d) chosen")[0]
     print(run.rsplit("/", 1)[-1], p.join(gf.rename("f4 TFLOP/s")).join(pick.rename("pick")).round(3).to_string(),
           sep="\n")
     print(p[["cupy_winograd", "cudnn"]].groupby("pass").sum().assign(x=lambda f: f.cudnn / f.cupy_winograd).round(3))
 PY
   LIMIT=200 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50-128 \
       --impl cupy_winograd,cupy_winograd_f4
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
+OT) # conv2d_implicit_gemm.cu's loaders through OPAQUE_TID (no spills): the conv kernels' gpu tests
+  LIMIT=300 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_cuda.py \
+      tests/impls/cuda/test_conv2d_bias_relu.py tests/impls/cuda/test_conv2d_igemm.py | tail -6
+  ;;
+OA) # ... and its A/B: cupy_opt with the previous source (OLD_COPY, default .whl/old_igemm.cu, made by
+    # git show 6a497d9:impls/cuda/conv2d_implicit_gemm.cu) and the new, on the thesis layers and resnet50's dgrad/wgrad
+  for set in thesis resnet50; do
+    LIMIT=200 step bash benchmarks/ab_source.sh impls/cuda/conv2d_implicit_gemm.cu "${2:-.whl/old_igemm.cu}" \
+        "$OUT/runs/ab-$set" --op conv2d --pass "$([ $set = thesis ] && echo fprop,dgrad,wgrad || echo dgrad,wgrad)" \
+        --shapes $set --impl cupy_opt --budget 0.1 | tail -40
+  done
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 IC) # the independent check of part I's figures: harness times beside CUPTI's (benchmarks/cupti_check.py)

@@ -11,7 +11,8 @@ dy padded by 2 − pad with the filter rotated by 180° and C and K swapped, whi
 cupy_winograd_f4 transforms the filters and the input tiles into buffers, runs the 36 positions' products as one
 batched v7 SGEMM (impls/cuda/gemm.py's batched_gemm, tuned per shape) and transforms the products back: 4x fewer
 multiplications than a direct convolution (2.25x for F(2x2)), for buffers 2.25x the size of the image and the
-output, which it works through in chunks of tiles small enough to stay in L2 (cupy_winograd_f4_v1: one chunk).
+output, all the tiles at once (cupy_winograd_f4_chunked works through them in chunks small enough to stay in L2:
+slower on the H100, 1.1-1.5x, from one launch per chunk and kernel and smaller GEMMs).
 `f4_plan` gives every size the launches use; the CPU tests run the kernels' index arithmetic on it.
 
 cupy_winograd times both on the first call of a layer (impls/cuda/gemm_tune.py's tuner: CUDA events behind the
@@ -153,7 +154,7 @@ ALGORITHM_F4 = "winograd-f4x4-3x3"
 F4_KERNELS = ["wino4_filter", "wino4_input", "wino4_output"]
 POSITIONS = 36  # the 6 x 6 transformed positions of a tile: the batch of products
 THREADS = 256
-CHUNK_BYTES = 24 << 20  # V and M of one chunk of tiles: about half the H200's 50 MB L2 (a choice, to be measured)
+CHUNK_BYTES = 24 << 20  # cupy_winograd_f4_chunked's V and M of one chunk of tiles: about half the 50 MB L2
 
 
 @dataclass(frozen=True)
@@ -254,29 +255,29 @@ def _reg_f4(pass_: str, name: str, chunked: bool):
                     family="own", supports=supports_f4, details=_details_f4(pass_, chunked), algorithm=ALGORITHM_F4)
 
 
-@_reg_f4("fprop", "cupy_winograd_f4", True)
+@_reg_f4("fprop", "cupy_winograd_f4", False)
 def conv2d_fprop_winograd_f4(s: Conv2dShape, x, w, b, *, y):
-    """Winograd F(4x4, 3x3): y = b + Aᵀ[Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)]A, the sums over c as 36 batched SGEMMs, the tiles in
-    chunks whose buffers fit in half the L2."""
-    _f4(f4_plan(s, "fprop", CHUNK_BYTES), x, w, b, y)
-
-
-@_reg_f4("dgrad", "cupy_winograd_f4", True)
-def conv2d_dgrad_winograd_f4(s: Conv2dShape, dy, w, *, dx):
-    """Winograd F(4x4, 3x3) of dy padded by 2 − pad with w rotated 180° and C, K swapped."""
-    _f4(f4_plan(s, "dgrad", CHUNK_BYTES), dy, w, None, dx)
-
-
-@_reg_f4("fprop", "cupy_winograd_f4_v1", False)
-def conv2d_fprop_winograd_f4_v1(s: Conv2dShape, x, w, b, *, y):
-    """cupy_winograd_f4 with all tiles in one chunk (its first version): what the chunks gain."""
+    """Winograd F(4x4, 3x3): y = b + Aᵀ[Σ_c (G g Gᵀ) ⊙ (Bᵀ d B)]A, the sums over c as 36 batched SGEMMs over all the
+    tiles at once."""
     _f4(f4_plan(s, "fprop", None), x, w, b, y)
 
 
-@_reg_f4("dgrad", "cupy_winograd_f4_v1", False)
-def conv2d_dgrad_winograd_f4_v1(s: Conv2dShape, dy, w, *, dx):
-    """cupy_winograd_f4's dgrad with all tiles in one chunk."""
+@_reg_f4("dgrad", "cupy_winograd_f4", False)
+def conv2d_dgrad_winograd_f4(s: Conv2dShape, dy, w, *, dx):
+    """Winograd F(4x4, 3x3) of dy padded by 2 − pad with w rotated 180° and C, K swapped."""
     _f4(f4_plan(s, "dgrad", None), dy, w, None, dx)
+
+
+@_reg_f4("fprop", "cupy_winograd_f4_chunked", True)
+def conv2d_fprop_winograd_f4_chunked(s: Conv2dShape, x, w, b, *, y):
+    """cupy_winograd_f4 with the tiles in chunks whose buffers fit in half the L2 (slower: NOTES.md)."""
+    _f4(f4_plan(s, "fprop", CHUNK_BYTES), x, w, b, y)
+
+
+@_reg_f4("dgrad", "cupy_winograd_f4_chunked", True)
+def conv2d_dgrad_winograd_f4_chunked(s: Conv2dShape, dy, w, *, dx):
+    """cupy_winograd_f4's dgrad with the tiles in chunks whose buffers fit in half the L2."""
+    _f4(f4_plan(s, "dgrad", CHUNK_BYTES), dy, w, None, dx)
 
 
 # ---------------------------------------------------------------- cupy_winograd: F(2x2) or F(4x4), per layer
@@ -306,7 +307,7 @@ def choice_key(s: Conv2dShape, pass_: str) -> str:
 def _run_variant(variant: str, s: Conv2dShape, pass_: str, inp, w, bias, out) -> None:
     """One call of cupy_winograd_f2 ("f2") or cupy_winograd_f4 ("f4") on inp (x or dy)."""
     if variant == "f4":
-        _f4(f4_plan(s, pass_, CHUNK_BYTES), inp, w, bias, out)
+        _f4(f4_plan(s, pass_, None), inp, w, bias, out)
     elif pass_ == "fprop":
         _fprop(s, inp, w, bias, out, kernel_for(s.C))
     else:
@@ -342,7 +343,7 @@ def chosen(s: Conv2dShape, pass_: str) -> tuple[str, str]:
 def _details_best(pass_: str):
     def details(s: Conv2dShape) -> dict:
         variant, how = chosen(s, pass_)
-        found = _details(s) if variant == "f2" else _details_f4(pass_, True)(s)
+        found = _details(s) if variant == "f2" else _details_f4(pass_, False)(s)
         return {**found, "note": f"{variant} chosen ({how}); {found['note']}"}
     return details
 

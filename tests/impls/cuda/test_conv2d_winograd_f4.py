@@ -170,8 +170,8 @@ def test_kernel_source_matches_the_oracle_on_the_cpu(monkeypatch, pass_, shape, 
     left NaN."""
     import impls.cuda.conv2d_winograd as wino
 
-    monkeypatch.setattr(wino, "CHUNK_BYTES", chunk_bytes)  # read by cupy_winograd_f4 at each call
-    impl = get("conv2d", pass_, "cupy_winograd_f4")
+    monkeypatch.setattr(wino, "CHUNK_BYTES", chunk_bytes)  # read by cupy_winograd_f4_chunked at each call
+    impl = get("conv2d", pass_, "cupy_winograd_f4_chunked")
     for out, c in run_on_cpu(monkeypatch, impl, shape, seed=0):
         assert c.status == "pass", f"{out}: {c.reason}"
 
@@ -180,7 +180,7 @@ def test_kernel_source_matches_the_oracle_on_the_cpu(monkeypatch, pass_, shape, 
 @pytest.mark.parametrize("pass_", PASSES)
 def test_kernels_match_the_oracle(pass_):
     refs = {}
-    for name in ("cupy_winograd_f4", "cupy_winograd_f4_v1"):  # in chunks (a chunk per layer here), and in one
+    for name in ("cupy_winograd_f4", "cupy_winograd_f4_chunked"):  # in one chunk, and in chunks (one per layer here)
         assert_matches_oracle("conv2d", pass_, name, GPU_CASES, refs=refs)
 
 
