@@ -78,22 +78,22 @@ W4) # cupy_winograd_f4 (F(4x4,3x3) non-fused: transforms around 36 batched v7 SG
   for set in resnet50 resnet50-128; do
     LIMIT=150 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
         --impl cupy_winograd,cupy_winograd_f4,cupy_winograd_f4_chunked,cupy_winograd_f2,cudnn \
-        --out "$OUT/runs/wino4-$set" | tail -2
+        --out "$OUT/runs/wino4" --resume | tail -2  # one run folder for both sets (a report of its own)
   done
-  python3 - "$OUT"/runs/wino4-* <<'PY'
+  python3 - "$OUT"/runs/wino4 <<'PY'
 import sys
 import pandas as pd
-for run in sys.argv[1:]:  # per 3x3 layer: medians (ms), each Winograd's ratio to cuDNN, F(4x4)'s TFLOP/s direct,
-    # and cupy_winograd's choice
-    d = pd.read_csv(f"{run}/results.csv")
+runs = pd.read_csv(f"{sys.argv[1]}/results.csv")
+for run, d in runs.groupby("shape_set"):  # per 3x3 layer: medians (ms), each Winograd's ratio to cuDNN, F(4x4)'s
+    # TFLOP/s direct, and cupy_winograd's choice
     d = d[d.status == "pass"]
     p = d.pivot_table(index=["pass", "shape"], columns="impl", values="median_ms").dropna()
-    for impl in ("cupy_winograd", "cupy_winograd_f4", "cupy_winograd_f4_chunked", "cupy_winograd_f2"):
+    for impl in [i for i in ("cupy_winograd", "cupy_winograd_f4", "cupy_winograd_f4_chunked", "cupy_winograd_f2")
+                 if i in p]:
         p[impl.replace("cupy_winograd", "x")] = p.cudnn / p[impl]
     gf = d[d.impl == "cupy_winograd_f4"].set_index(["pass", "shape"]).gflops / 1e3
     pick = d[d.impl == "cupy_winograd"].set_index(["pass", "shape"]).note.str.extract(r"(f\d) chosen")[0]
-    print(run.rsplit("/", 1)[-1], p.join(gf.rename("f4 TFLOP/s")).join(pick.rename("pick")).round(3).to_string(),
-          sep="\n")
+    print(run, p.join(gf.rename("f4 TFLOP/s")).join(pick.rename("pick")).round(3).to_string(), sep="\n")
     print(p[["cupy_winograd", "cudnn"]].groupby("pass").sum().assign(x=lambda f: f.cudnn / f.cupy_winograd).round(3))
 PY
   LIMIT=200 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50-128 \
