@@ -155,6 +155,9 @@ F4_KERNELS = ["wino4_filter", "wino4_input", "wino4_output"]
 POSITIONS = 36  # the 6 x 6 transformed positions of a tile: the batch of products
 THREADS = 256
 CHUNK_BYTES = 24 << 20  # cupy_winograd_f4_chunked's V and M of one chunk of tiles: about half the 50 MB L2
+# cupy_winograd_f4's V and M at most (ResNet-50 at batch 128 needs 462 MB): larger layers run in chunks of this size,
+# so the workspace stays bounded and every buffer offset far inside int32 elements
+ONE_CHUNK_LIMIT = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ class F4Plan:
     pad_h: int
     pad_w: int
     flip: bool
-    chunk_bytes: int | None = CHUNK_BYTES  # None: all tiles in one chunk
+    chunk_bytes: int | None = CHUNK_BYTES  # None: all tiles in one chunk, up to ONE_CHUNK_LIMIT
 
     @property
     def tp(self) -> int:
@@ -191,11 +194,10 @@ class F4Plan:
     @property
     def ldt(self) -> int:
         """Columns of V and M, the tiles of one chunk: a multiple of 4, so that the GEMM's rows are 16-byte
-        aligned; all the tiles (rounded up) when they fit chunk_bytes or chunk_bytes is None."""
+        aligned; all the tiles (rounded up) when V and M fit chunk_bytes (None: ONE_CHUNK_LIMIT)."""
         whole = _ceil(self.tiles, 4) * 4
-        if self.chunk_bytes is None:
-            return whole
-        fit = self.chunk_bytes // (POSITIONS * (self.cin + self.kout) * 4) // 4 * 4
+        limit = ONE_CHUNK_LIMIT if self.chunk_bytes is None else self.chunk_bytes
+        fit = limit // (POSITIONS * (self.cin + self.kout) * 4) // 4 * 4
         return min(whole, max(4, fit))
 
     def chunks(self) -> list[tuple[int, int]]:

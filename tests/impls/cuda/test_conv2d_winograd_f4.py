@@ -14,7 +14,7 @@ from harness.ops import get_op
 from harness.ops.conv2d import Conv2dShape
 from harness.registry import Impl, get
 from harness.testing import assert_matches_oracle
-from impls.cuda.conv2d_winograd import ALGORITHM_F4, POSITIONS, F4Plan, emulate, f4_plan, supports_f4
+from impls.cuda.conv2d_winograd import ALGORITHM_F4, ONE_CHUNK_LIMIT, POSITIONS, F4Plan, emulate, f4_plan, supports_f4
 
 AT, G, BT = winograd_matrices(ALGORITHM_F4)
 # F(4x4)'s own edges: P, Q one past a multiple of 4 (a one-row last tile), tiles not a multiple of 4 (ldt padding),
@@ -51,6 +51,11 @@ def test_plan_pads_the_tile_columns_to_whole_float4s():
     assert (plan.tp, plan.tq, plan.tiles, plan.ldt, plan.chunks()) == (3, 2, 18, 20, [(0, 18)])
     small = f4_plan(Conv2dShape(N=3, C=5, H=9, W=6, K=7, pad=1), "fprop", chunk_bytes=1)
     assert small.ldt == 4 and small.chunks() == [(0, 4), (4, 4), (8, 4), (12, 4), (16, 2)]
+    # one chunk has a ceiling: a layer whose V and M pass ONE_CHUNK_LIMIT runs in chunks of about that size
+    huge = f4_plan(Conv2dShape(N=256, C=256, H=56, W=56, K=256, pad=1), "fprop", chunk_bytes=None)
+    assert len(huge.chunks()) == 2 and POSITIONS * (256 + 256) * huge.ldt * 4 <= ONE_CHUNK_LIMIT
+    resnet = f4_plan(Conv2dShape(N=128, C=64, H=56, W=56, K=64, pad=1), "fprop", chunk_bytes=None)
+    assert len(resnet.chunks()) == 1
     dgrad = f4_plan(Conv2dShape(N=3, C=5, H=9, W=6, K=7, pad=0), "dgrad")  # dy (7 × 4) padded by 2 into 9 × 6
     assert (dgrad.cin, dgrad.kout, dgrad.h, dgrad.w, dgrad.p, dgrad.q, dgrad.pad_h) == (7, 5, 7, 4, 9, 6, 2)
 
