@@ -9,7 +9,8 @@ set -euo pipefail
 file=$1 old=$2 out=$3
 shift 3
 [ -f "$file" ] && [ -f "$old" ] || { echo "ab_source.sh: FILE and OLD_COPY must be files ($file, $old)" >&2; exit 2; }
-cp "$file" "$out.new.cu" 2>/dev/null || { mkdir -p "$(dirname "$out")"; cp "$file" "$out.new.cu"; }
+mkdir -p "$(dirname "$out")"
+cp "$file" "$out.new.cu"
 trap 'cp "$out.new.cu" "$file"' EXIT
 cp "$old" "$file"
 python3 -m harness run "$@" --no-report --out "$out/a" | tail -1

@@ -57,7 +57,7 @@
 // OPAQUE_TID(tid): threadIdx.x read through volatile asm, so that the compiler recomputes the loaders' indices
 // from it where they are used instead of keeping them live across the main loop (as gemm_warptile.cu does): with
 // plain threadIdx.x the 128×128 and 128×32 kernels spilled 16–148 bytes under __launch_bounds__(256, 2), with it
-// none does (sm_80, sm_90; tests/impls/cuda/test_conv2d_resources.py). The host C++ build (the CPU emulator of
+// none does (sm_80, sm_90; tests/impls/cuda/test_kernel_spills.py). The host C++ build (the CPU emulator of
 // tests/impls/cuda/cpu_cuda.py) reads threadIdx.x.
 #ifdef __CUDA_ARCH__
 #define OPAQUE_TID(tid) asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid))
