@@ -319,21 +319,10 @@ def _run_variant(variant: str, s: Conv2dShape, pass_: str, inp, w, bias, out) ->
 def _best(s: Conv2dShape, pass_: str, inp, w, bias, out) -> None:
     """Run the layer's cached variant; on its first call (tuning on, no graph capture) time both first, the
     tuner's last launch being the chosen one's, so out holds its result."""
-    import cupy
-
-    device, key = gemm.device()[1], choice_key(s, pass_)
-    variant, how, launched = _choices().get(device, key), "cached", False
-    if variant is None:
-        if _tune.enabled() and not cupy.cuda.get_current_stream().is_capturing():
-            variant, times = _tune.tune(list(VARIANTS), lambda v: _run_variant(v, s, pass_, inp, w, bias, out))
-            _choices().put(device, key, variant)
-            how = "tuned: " + ", ".join(f"{v} {t:.3f} ms" for v, t in times.items())
-            launched = True
-        else:
-            variant, how = UNTUNED, "untuned"
-    _CHOSEN[(pass_, s)] = (variant, how)
-    if not launched:
-        _run_variant(variant, s, pass_, inp, w, bias, out)
+    _CHOSEN[(pass_, s)] = _tune.choose(
+        _choices(), gemm.device()[1], choice_key(s, pass_), lambda: VARIANTS,
+        lambda v: _run_variant(v, s, pass_, inp, w, bias, out), lambda: (UNTUNED, "untuned"),
+        lambda times: "tuned: " + ", ".join(f"{v} {t:.3f} ms" for v, t in times.items()))
 
 
 def chosen(s: Conv2dShape, pass_: str) -> tuple[str, str]:

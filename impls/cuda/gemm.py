@@ -261,24 +261,15 @@ def _plan(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tupl
     """Run C = A·B (`batch` of them) with the configuration cached for this key, tuning it first when there is
     none (and tuning is on and the stream is not being captured into a graph); launch(cfg) does the work. `v6`:
     only the v6 table (cupy_v6_warptile, tuned and cached apart)."""
-    import cupy
-
     _, name, sms, smem_limit = device()
     key = ("v6 " if v6 else "") + _tune.key(layout, m, n, k, bias, relu, vec, batch)
     splittable = not _batched(layout)
-    cfg, how, launched = _cache().get(name, key), "cached", False
-    if cfg is None:
-        cands = _tune.candidates(m, n, k, sms, smem_limit, names=_tune.V6_TILES if v6 else None, batch=batch,
-                                 splittable=splittable)
-        if _tune.enabled() and not cupy.cuda.get_current_stream().is_capturing():
-            cfg, times = _tune.tune(cands, launch)  # its last launch is cfg's: the outputs are written
-            _cache().put(name, key, cfg)
-            how, launched = (f"tuned over {len(cands)}" if times else "only candidate"), True
-        else:
-            cfg, how = _tune.heuristic(m, n, k, sms, smem_limit, batch, splittable), "heuristic"
+    cfg, how = _tune.choose(
+        _cache(), name, key,
+        lambda: _tune.candidates(m, n, k, sms, smem_limit, names=_tune.V6_TILES if v6 else None, batch=batch,
+                                 splittable=splittable),
+        launch, lambda: (_tune.heuristic(m, n, k, sms, smem_limit, batch, splittable), "heuristic"))
     _CHOSEN[(v6, layout, m, n, k, bias, relu, batch)] = (cfg, how)
-    if not launched:
-        launch(cfg)
 
 
 def _wt_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, ldb: int, relu: bool,

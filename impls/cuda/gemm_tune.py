@@ -10,7 +10,7 @@ tune: the harness's checker makes the first call of every shape.
 Environment: KH_GEMM_TUNE=0 turns tuning off (a fixed rule picks the configuration, `heuristic`);
 KH_GEMM_TUNE_CACHE=<path> moves the cache file ("" keeps choices in memory only).
 
-Everything here but `tune` runs without a GPU, so the selection logic is tested on the CPU.
+Everything here but `tune` and `choose` runs without a GPU, so the selection logic is tested on the CPU.
 """
 
 from __future__ import annotations
@@ -239,3 +239,30 @@ def tune(cands: Sequence[C], launch: Callable[[C], None]) -> tuple[C, dict[C, fl
     choice = fastest(times)
     launch(choice)
     return choice, {c: statistics.median(t) for c, t in times.items()}
+
+
+def _tuned_over(times: dict) -> str:
+    return f"tuned over {len(times)}" if times else "only candidate"
+
+
+def choose(cache: TuneCache, device: str, k: str, cands: Callable[[], Sequence[C]], launch: Callable[[C], None],
+           untuned: Callable[[], tuple[C, str]], describe: Callable[[dict[C, float]], str] = _tuned_over,
+           ) -> tuple[C, str]:
+    """Run launch(choice) once with the choice cached for key `k` on `device`; without one, tune over cands()
+    (when tuning is on and the current stream is not being captured into a graph: timing would break the
+    capture) and cache the winner, else take untuned() (choice, how). Returns (choice, how it was chosen:
+    "cached", describe(the tuner's median ms each), or untuned's how). The tuner's last launch is the choice's,
+    so the outputs are its own either way."""
+    import cupy
+
+    choice = cache.get(device, k)
+    if choice is not None:
+        launch(choice)
+        return choice, "cached"
+    if enabled() and not cupy.cuda.get_current_stream().is_capturing():
+        choice, times = tune(list(cands()), launch)
+        cache.put(device, k, choice)
+        return choice, describe(times)
+    choice, how = untuned()
+    launch(choice)
+    return choice, how

@@ -200,3 +200,32 @@ def test_the_planner_offers_the_batched_layouts_no_split(monkeypatch):
         gemm.batched_gemm(layout, a, b, c, None, 512, 49, 2048, 2048, 49, 1, (0, 0, 0))
     gemm._wt_gemm("nn", a, b, c, None, 512, 49, 2048, 2048, 49, False, True, False)
     assert [any(x.splits > 1 for x in cands) for cands in offered.values()] == [False, False, True]
+
+
+@pytest.mark.parametrize("tuning, capturing, cached, expect", [
+    (True, False, None, "tuned over 2"),  # first call: timed, stored, the winner launched last
+    (True, False, "b", "cached"),  # a stored choice: launched, nothing timed
+    (True, True, None, "heuristic"),  # a graph capture: no timing (it would break the capture), nothing stored
+    (False, False, None, "heuristic"),  # KH_GEMM_TUNE=0
+])
+def test_choose_tunes_caches_or_falls_back(monkeypatch, tuning, capturing, cached, expect):
+    import sys
+    import types
+
+    stream = types.SimpleNamespace(is_capturing=lambda: capturing)
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(get_current_stream=lambda: stream))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(tune, "enabled", lambda: tuning)
+
+    def fake_tune(cands, launch):  # the last candidate wins, and is launched last
+        launch(cands[-1])
+        return cands[-1], dict.fromkeys(cands, 1.0)
+    monkeypatch.setattr(tune, "tune", fake_tune)
+    cache = tune.TuneCache(None, parse=str)
+    if cached:
+        cache.put("dev", "k", cached)
+    launched = []
+    choice, how = tune.choose(cache, "dev", "k", lambda: ("a", "b"), launched.append, lambda: ("a", "heuristic"))
+    assert how == expect and launched[-1] == choice and len(launched) == 1
+    assert choice == ("b" if expect in ("tuned over 2", "cached") else "a")
+    assert cache.get("dev", "k") == ("b" if expect != "heuristic" else None)
