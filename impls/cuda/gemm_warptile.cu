@@ -109,12 +109,14 @@ struct ConvGeo {
     long long src_img, out_img;  // elements per image of the source and of the output
 };
 
-// Output offset of GEMM column j (image, pixel) within an output channel's rows: img·out_img + pixel.
-__device__ __forceinline__ long long conv_col(const ConvGeo& g, int j)
+// Output offset of GEMM column j (image, pixel) within an output channel's rows: img·out_img + pixel, for images
+// of PQ pixels out_img elements apart.
+__device__ __forceinline__ long long conv_col(int PQ, long long out_img, int j)
 {
-    const int img = j / g.PQ;
-    return img * g.out_img + (j - img * g.PQ);
+    const int img = j / PQ;
+    return img * out_img + (j - img * PQ);
 }
+__device__ __forceinline__ long long conv_col(const ConvGeo& g, int j) { return conv_col(g.PQ, g.out_img, j); }
 
 // The copies of one operand's R×BK slices (R = BM for A, BN for B) into k-major shared tiles S[BK][R + PAD].
 // KCONTIG: element (r, k) at P[r·ld + k], transposed on the way in with 4-byte copies; a warp's 32 copies are
@@ -490,8 +492,7 @@ extern "C" __global__ void conv_splitk_reduce(const float* __restrict__ P, float
         float x = 0.f;
         for (int s = 0; s < splits; ++s) x += P[s * MN + e];
         if (bias) x += bias[m];
-        const int img = j / PQ;
-        Y[img * out_img + (long long)m * PQ + (j - img * PQ)] = relu ? fmaxf(x, 0.f) : x;
+        Y[(long long)m * PQ + conv_col(PQ, out_img, j)] = relu ? fmaxf(x, 0.f) : x;
     }
 }
 #endif
