@@ -10,6 +10,7 @@
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
 # Part F: issue 13's fused layers, measured (fusion off / on). Part C: its conv2d_bias_relu op, tested and timed.
 # Part I: issue 12's implicit GEMM on the v7 kernel, tested and timed; part IC: its figures beside CUPTI's.
+# Part WD: cupy_opt's direct small-layer wgrad (conv_wgrad_direct), tested and timed against cuDNN.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
 #         cuDNN at batch 32 and 128, and CUPTI's check of them.
@@ -98,6 +99,24 @@ for run, d in runs.groupby("shape_set"):  # per 3x3 layer: medians (ms), each Wi
 PY
   LIMIT=200 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50-128 \
       --impl cupy_winograd,cupy_winograd_f4
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
+WD) # cupy_opt's small-layer wgrad: conv_wgrad_direct (dw and db in one launch) timed against the implicit GEMM on
+    # each thesis layer's first call: its gpu tests and gemm_tune.choose's (the gemm planner on it), then the thesis
+    # wgrad rows beside cuDNN with the tuner's times of both variants in the note
+  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py -k wgrad \
+      tests/impls/cuda/test_gemm_ladder.py tests/impls/cuda/test_gemm_tune.py | tail -4
+  KH_GEMM_TUNE_CACHE="" LIMIT=120 step python3 -m harness run --op conv2d --pass wgrad --shapes thesis $B \
+      --impl cupy_opt,cudnn --no-report --out "$OUT/runs/wgrad-direct" | tail -2
+  python3 - "$OUT"/runs/wgrad-direct <<'PY'
+import sys
+import pandas as pd
+d = pd.read_csv(f"{sys.argv[1]}/results.csv")
+p = d.pivot_table(index="shape", columns="impl", values="median_ms")
+p["x"] = p.cudnn / p.cupy_opt
+note = d[d.impl == "cupy_opt"].set_index("shape").note.str.extract(r"^(direct|tile [^,]*)")[0]
+print(p.join(note.rename("kernel")).round(4).to_string(), d.groupby("impl").status.value_counts(), sep="\n")
+PY
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 OT) # conv2d_implicit_gemm.cu's loaders through OPAQUE_TID (no spills): the conv kernels' gpu tests

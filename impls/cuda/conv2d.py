@@ -12,6 +12,9 @@
   (conv2d_direct_small.cu: a pixel × 16 channels per thread, no slice chain); a longer one (≤ DIRECT_CRS_MAX) with
   K ≤ SPLIT_CHOSEN_K (the C = 16 / 32 layers) conv_fprop_direct_split (the reduction split in 8 parts inside the
   block), and the stride-1 dgrad of those layers (C ≤ 32) as the fprop of dy (conv_dgrad_direct_split).
+  Their wgrad (K ≤ 32, ≤ SPLIT_MAX_PIXELS output pixels) is the faster of the implicit GEMM + bias_grad and
+  conv_wgrad_direct (dw and db in one launch, the pixel reduction split inside the block), timed on the
+  layer's first call by the gemm tuner (gemm_tune.choose) and cached beside its choices.
   Depthwise layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad). 1x1 stride-1 unpadded
   layers with one group (`pointwise`: ResNet-50's bottleneck ends, MobileNet's pointwise layers) are one plain
   GEMM per image, Y_n = W·X_n (+ b) and dX_n = Wᵀ·dY_n: fprop and dgrad run them as one batched launch of the v7
@@ -40,6 +43,8 @@ import numpy as np
 from harness.ops.conv2d import Conv2dShape, phase_taps
 from harness.registry import register
 from impls.cuda import common as _cuda
+from impls.cuda import gemm as _gemm
+from impls.cuda import gemm_tune as _tune
 from impls.cuda.gemm import batched_details, batched_gemm, igemm_details, implicit_gemm
 from impls.nvidia.cublas import cublas_math
 
@@ -72,6 +77,7 @@ SPLIT_MIN_K = 16  # ... and K ≥ this (both passes: the thesis layers' 16 and 3
 SPLIT_MAX_PIXELS = 2**13  # ... and output pixels (fprop N·P·Q, dgrad N·H·W) ≤ this: the crossover measured on the
 # H200 (reports/sample-h200-kernels, NOTES.md): at ≤ 8192 pixels the split kernels won on 8 of 10 thesis rows, above
 # it they lost on 4 of 7 (dgrad C = 3 50×50: 110 µs against the narrow kernel's 58)
+WGRAD_ENTRIES, WGRAD_PARTS = 16, 16  # conv_wgrad_direct: (c, r, s) entries × pixel parts per block (WE, WPARTS)
 POINTWISE_MIN_ROWS = 64  # the smallest warp-tiled tile's rows: a 1x1 layer with fewer GEMM rows keeps the implicit GEMM
 # (and so does a layer with fewer output channels for warp_igemm's fprop, fewer input channels for its dgrad)
 WARP_IGEMM = "sgemm_wt_igemm"  # _plan's launch for warp_igemm's layers (gemm_warptile.cu's igemm kernels)
@@ -711,18 +717,78 @@ def bias_grad(s: Conv2dShape, dy, db) -> None:
         _cuda.kernel(BIAS, "bias_grad_finish")((-(-s.K // 8),), (256,), (out, db, np.int32(s.K), np.int32(splits)))
 
 
+def wgrad_direct_offered(s: Conv2dShape) -> bool:
+    """cupy_opt's wgrad times conv_wgrad_direct against the implicit GEMM on this layer's first call: one group,
+    SPLIT_MIN_K ≤ K ≤ SPLIT_CHOSEN_K, N·P·Q ≤ SPLIT_MAX_PIXELS (the thesis layers, as the other direct kernels)."""
+    return s.groups == 1 and SPLIT_MIN_K <= s.K <= SPLIT_CHOSEN_K and s.N * s.P * s.Q <= SPLIT_MAX_PIXELS
+
+
+def wgrad_direct_grid(s: Conv2dShape) -> tuple[int, int]:
+    """conv_wgrad_direct's grid: chunks of WGRAD_ENTRIES (c, r, s) entries × chunks of DIRECT_K output channels."""
+    return _cuda.blocks(s.C * s.R * s.S, WGRAD_ENTRIES), _cuda.blocks(s.K, DIRECT_K)
+
+
+WGRAD_VARIANTS = ("igemm", "direct")  # cupy_opt's small-layer wgrad choices, in tuning order
+_WGRAD_CHOSEN: dict[Conv2dShape, tuple[str, str]] = {}  # shape -> (variant, how it was chosen)
+
+
+def _wgrad_variant(name: str) -> str:
+    """A cached choice's name, checked (the tuner cache's parse)."""
+    if name not in WGRAD_VARIANTS:
+        raise KeyError(f"unknown wgrad variant {name!r}: {', '.join(WGRAD_VARIANTS)}")
+    return name
+
+
+@functools.cache
+def _wgrad_choices() -> _tune.TuneCache:
+    """The gemm tuner's cache file (gemm_tune.cache_path), this module's keys in it."""
+    return _tune.TuneCache(_tune.cache_path(), parse=_wgrad_variant)
+
+
+def _run_wgrad(s: Conv2dShape, variant: str, x, dy, dw, db) -> None:
+    """dw and db by the implicit GEMM and bias_grad ("igemm": three or four launches) or conv_wgrad_direct (one)."""
+    if variant == "igemm":
+        _run_tiled(s, "wgrad", (x, dy), dw)
+        bias_grad(s, dy, db)
+        return
+    assert s.N * s.P * s.Q < 2**31 and s.groups == 1, s
+    _cuda.kernel(DIRECT, "conv_wgrad_direct")(wgrad_direct_grid(s), (256,), (x, dy, dw, db, _table(s), *_args(s)))
+
+
+def wgrad_chosen(s: Conv2dShape) -> tuple[str, str]:
+    """(variant, how it was chosen) of cupy_opt's wgrad for this layer: "igemm" where the direct kernel is not
+    offered, else the last call's choice (before any call: the untuned one, "igemm")."""
+    if not wgrad_direct_offered(s):
+        return "igemm", "rule"
+    return _WGRAD_CHOSEN.get(s, ("igemm", "no call yet"))
+
+
 def _wgrad_details(s: Conv2dShape) -> dict:
-    """The dw kernels' details, with the bias-gradient kernels' attributes beside them."""
+    """The dw kernels' details, with the bias-gradient kernels' attributes beside them (or the direct kernel's)."""
+    variant, how = wgrad_chosen(s)
+    if variant == "direct":
+        grid = wgrad_direct_grid(s)
+        note = (f"direct ({how}): {WGRAD_ENTRIES} (c,r,s) entries x {DIRECT_K} channels per block, the reduction "
+                f"in {WGRAD_PARTS} parts inside the block, db fused, {grid[0] * grid[1]} blocks")
+        return {**_cuda.attributes(DIRECT, ["conv_wgrad_direct"]), "note": note}
     found = _tiled_details("wgrad")(s)
     bias = _cuda.attributes(BIAS, ["bias_grad_partial", "bias_grad_finish"])["kernels"]
-    return {**found, "kernels": {**found.get("kernels", {}), **bias}}
+    note = found.get("note", "") + ("" if how == "rule" else f" (direct not chosen: {how})")
+    return {**found, "kernels": {**found.get("kernels", {}), **bias}, "note": note}
 
 
 @_reg_tiled("wgrad", _wgrad_details)
 def conv2d_wgrad_tiled(s: Conv2dShape, x, dy, *, dw, db):
-    """Implicit GEMM K×(C·R·S)×(N·P·Q) (split-K); db by a two-stage reduction over (channel, images) blocks."""
-    _run_tiled(s, "wgrad", (x, dy), dw)
-    bias_grad(s, dy, db)
+    """Implicit GEMM K×(C·R·S)×(N·P·Q) (split-K); db by a two-stage reduction over (channel, images) blocks. On
+    small layers (wgrad_direct_offered) the faster of that and conv_wgrad_direct (dw and db in one launch), timed
+    on the layer's first call by the gemm tuner (untuned: the implicit GEMM)."""
+    if not wgrad_direct_offered(s):
+        _run_wgrad(s, "igemm", x, dy, dw, db)
+        return
+    _WGRAD_CHOSEN[s] = _tune.choose(
+        _wgrad_choices(), _gemm.device()[1], "conv2d wgrad " + ",".join(f"{k}={v}" for k, v in s.key_values().items()),
+        lambda: WGRAD_VARIANTS, lambda v: _run_wgrad(s, v, x, dy, dw, db), lambda: ("igemm", "untuned"),
+        lambda times: "tuned: " + ", ".join(f"{v} {t:.3f} ms" for v, t in times.items()))
 
 
 # ---------------------------------------------------------------- cupy_im2col_cublas

@@ -1,6 +1,7 @@
 // conv2d_direct_small.cu: direct fprop convolution for layers with a short reduction (one group, C·R·S ≤ DTAB),
 // the thesis's C = 3 layers above all (conv_fprop_direct); conv_fprop_direct_split (below) splits a longer
-// reduction inside the block (the C = 16 / 32 layers).
+// reduction inside the block (the C = 16 / 32 layers), and conv_dgrad_direct_split runs stride-1 dgrad through it;
+// conv_wgrad_direct (end of file) computes dw and db of such layers in one launch.
 //
 // Formula (seed 003, §2.6.1), NCHW / KCRS, per-axis stride (uh, uw), padding (ph, pw), dilation (dh, dw):
 //   y[n,k,p,q] = b[k] + Σ_{c<C,r<R,s<S} x[n,c,p·uh+r·dh−ph,q·uw+s·dw−pw]·w[k,c,r,s]
@@ -202,4 +203,105 @@ conv_dgrad_direct_split(const float* __restrict__ dy, const float* __restrict__ 
                         int R, int S, int P, int Q, int uh, int uw, int ph, int pw, int dh, int dw, int G)
 {
     direct_split<true>(dy, w, b, dx, tab, N, C, H, W, K, R, S, P, Q, uh, uw, ph, pw);
+}
+
+// conv_wgrad_direct: dw and db of a layer with few output pixels (the thesis's 6×6 .. 16×16 layers), in one launch.
+//   dw[k,c,r,s] = Σ_{n,p,q} dy[n,k,p,q]·x[n,c,p·uh+r·dh−ph,q·uw+s·dw−pw]   (seed 003, §2.6.2);   db[k] = Σ dy[n,k,p,q]
+// Why: the implicit GEMM (conv_wgrad_32x128_s) runs such a layer as a few blocks each chaining its reduction
+// slices, then splitk_reduce and bias_grad_partial: three launches for ~5 M FMAs. Here a block owns WE = 16
+// (c, r, s) entries × DK = 16 output channels (grid (ceil(C·R·S / WE), ceil(K / DK))) and the WHOLE reduction over
+// the N·P·Q pixels, split inside the block: thread t takes entry t % WE and part t / WE of WPARTS = 16. The pixels
+// go in chunks of WPARTS × WCH = 512: the block stages the chunk's dy for its DK channels in shared memory
+// ([pixel][channel], coalesced reads along the pixels), each thread gathers its entry's x at its part's WCH = 32
+// pixels (independent loads, issued before the barrier) and does 32 × DK FMAs with dy read as float4 broadcasts.
+// The blocks of the first entry chunk also add up db from the same staged dy. Then the WPARTS partial sums go
+// through shared memory and thread t sums output (channel t / WE, entry t % WE) over the parts in order 0 ..
+// WPARTS−1 (deterministic). One group; the table is fprop's ({c·H·W + r·dh·W + s·dw, r·dh, s·dw, 0}). Offsets are
+// 64-bit; strict FP32, each thread's terms in pixel order.
+#define WE 16
+#define WPARTS 16
+#define WCH 32
+
+extern "C" __global__ void __launch_bounds__(NT)
+conv_wgrad_direct(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
+                  float* __restrict__ db, const int4* __restrict__ tab, int N, int C, int H, int W, int K, int R,
+                  int S, int P, int Q, int uh, int uw, int ph, int pw, int dh, int dwl, int G)
+{
+    __shared__ __align__(16) float dys[WPARTS * WCH][DK];  // the chunk's dy; then the parts' partial sums
+    const int CRS = C * R * S, e0 = blockIdx.x * WE, k0 = blockIdx.y * DK;
+    const int ei = threadIdx.x % WE, part = threadIdx.x / WE, e = e0 + ei;
+    const bool with_db = db != nullptr && blockIdx.x == 0;
+    const int4 t = e < CRS ? __ldg(&tab[e]) : make_int4(0, 0, 0, 0);
+    const int PQ = P * Q, NPQ = N * PQ;  // < 2^31 (the host checks)
+    const long long CHW = (long long)C * H * W;
+    float acc[DK], dbacc[DK];
+#pragma unroll
+    for (int j = 0; j < DK; ++j) acc[j] = dbacc[j] = 0.f;
+
+    for (int base = 0; base < NPQ; base += WPARTS * WCH) {
+        float xv[WCH];  // this thread's entry at its part's pixels: gathers in flight while dy is staged
+        const int m0 = base + part * WCH;
+        int n = m0 / PQ, p = (m0 - n * PQ) / Q, q = m0 - n * PQ - p * Q;  // of pixel m0, then stepped
+#pragma unroll
+        for (int i = 0; i < WCH; ++i) {
+            const int ih = p * uh - ph + t.y, iw = q * uw - pw + t.z;
+            xv[i] = (e < CRS && m0 + i < NPQ && (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W)
+                        ? __ldg(&x[n * CHW + (long long)(ih - t.y) * W + (iw - t.z) + t.x]) : 0.f;
+            if (++q == Q) {
+                q = 0;
+                if (++p == P) p = 0, ++n;
+            }
+        }
+#pragma unroll
+        for (int half = 0; half < WPARTS * WCH / NT; ++half) {  // dy[n, k0 + j, pixel] for the chunk's pixels
+            const int px = threadIdx.x + half * NT, m = base + px, mn = m / PQ;
+            const long long row = (long long)mn * K * PQ + (m - mn * PQ);
+#pragma unroll
+            for (int j = 0; j < DK; ++j)
+                dys[px][j] = (m < NPQ && k0 + j < K) ? __ldg(&dy[row + (long long)(k0 + j) * PQ]) : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < WCH; ++i) {
+#pragma unroll
+            for (int g = 0; g < DK / 4; ++g) {
+                const float4 v = *reinterpret_cast<const float4*>(&dys[part * WCH + i][g * 4]);
+                acc[g * 4] = fmaf(xv[i], v.x, acc[g * 4]);
+                acc[g * 4 + 1] = fmaf(xv[i], v.y, acc[g * 4 + 1]);
+                acc[g * 4 + 2] = fmaf(xv[i], v.z, acc[g * 4 + 2]);
+                acc[g * 4 + 3] = fmaf(xv[i], v.w, acc[g * 4 + 3]);
+                if (with_db) {
+                    dbacc[g * 4] += v.x;
+                    dbacc[g * 4 + 1] += v.y;
+                    dbacc[g * 4 + 2] += v.z;
+                    dbacc[g * 4 + 3] += v.w;
+                }
+            }
+        }
+        __syncthreads();  // dys is restaged (or reused for the partials) only after every thread read it
+    }
+
+    float(*red)[DK][WE] = reinterpret_cast<float(*)[DK][WE]>(&dys[0][0]);  // [part][channel][entry]: 16 KB
+#pragma unroll
+    for (int j = 0; j < DK; ++j) red[part][j][ei] = acc[j];
+    __syncthreads();
+    {
+        const int j = threadIdx.x / WE, o = threadIdx.x - j * WE;  // NT = DK × WE outputs, one per thread
+        float sum = red[0][j][o];
+#pragma unroll
+        for (int pt = 1; pt < WPARTS; ++pt) sum += red[pt][j][o];
+        if (k0 + j < K && e0 + o < CRS) dw[(long long)(k0 + j) * CRS + e0 + o] = sum;
+    }
+    if (!with_db) return;  // uniform per block
+    __syncthreads();
+    if (ei == 0) {  // one thread per part holds the part's db sums (every entry's thread saw the same dy)
+#pragma unroll
+        for (int j = 0; j < DK; ++j) red[part][j][0] = dbacc[j];
+    }
+    __syncthreads();
+    if (threadIdx.x < DK && k0 + threadIdx.x < K) {
+        float sum = red[0][threadIdx.x][0];
+        for (int pt = 1; pt < WPARTS; ++pt) sum += red[pt][threadIdx.x][0];
+        db[k0 + threadIdx.x] = sum;
+    }
 }

@@ -6,6 +6,7 @@ every split-K of them, the direct kernels and the BK = 8 choice against the floa
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -340,3 +341,59 @@ def test_thesis_dgrad_takes_the_split_kernel(h200):
             assert split == (s.N * s.H * s.W <= conv.SPLIT_MAX_PIXELS), s
             taken += split
     assert taken >= 4
+
+
+def test_wgrad_direct_is_offered_on_the_small_thesis_layers_only():
+    """conv_wgrad_direct is timed against the implicit GEMM on the thesis layers with ≤ SPLIT_MAX_PIXELS output
+    pixels (K = 16 / 32), never on ResNet-50's (K ≥ 64); its grid covers every (c, r, s) entry and channel."""
+    thesis = [s for s in SPEC.shape_sets["thesis"] if not conv._depthwise(s)]
+    offered = [s for s in thesis if conv.wgrad_direct_offered(s)]
+    assert offered and all(s.N * s.P * s.Q <= conv.SPLIT_MAX_PIXELS for s in offered)
+    assert len(offered) == sum(s.N * s.P * s.Q <= conv.SPLIT_MAX_PIXELS for s in thesis)
+    assert not any(conv.wgrad_direct_offered(s) for s in SPEC.shape_sets["resnet50"])
+    for s in offered:
+        ex, ek = conv.wgrad_direct_grid(s)
+        assert ex * conv.WGRAD_ENTRIES >= s.C * s.R * s.S > (ex - 1) * conv.WGRAD_ENTRIES
+        assert ek * conv.DIRECT_K >= s.K > (ek - 1) * conv.DIRECT_K
+    assert conv.wgrad_chosen(SPEC.shape_sets["resnet50"][0]) == ("igemm", "rule")
+
+
+def test_wgrad_direct_constants_match_the_cu():
+    src = (Path(conv.__file__).parent / conv.DIRECT).read_text()
+    assert int(re.search(r"#define WE (\d+)", src).group(1)) == conv.WGRAD_ENTRIES
+    assert int(re.search(r"#define WPARTS (\d+)", src).group(1)) == conv.WGRAD_PARTS
+    assert conv.WGRAD_ENTRIES * conv.DIRECT_K == 256  # one output of the block per thread in the final sum
+
+
+WGRAD_DIRECT = {**{k: v for k, v in DIRECT.items() if v.groups == 1},
+                "thesis-C16-6x6": Conv2dShape(32, 16, 6, 6, 32, 3, 3, 1, 1),  # 1152 pixels: 3 chunks
+                "thesis-C32-12x12": Conv2dShape(32, 32, 12, 12, 32, 3, 3, 1, 1)}  # 288 entries, 9 chunks
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", list(WGRAD_DIRECT.values()), ids=list(WGRAD_DIRECT))
+def test_wgrad_direct_matches_the_oracle(monkeypatch, shape):
+    """conv_wgrad_direct as cupy_opt's only wgrad choice (dw and db), on the oracle's seeds with poisoned outputs."""
+    monkeypatch.setattr(conv, "WGRAD_VARIANTS", ("direct",))
+    monkeypatch.setattr(conv, "wgrad_direct_offered", lambda s: True)
+    monkeypatch.setenv("KH_GEMM_TUNE_CACHE", "")
+    monkeypatch.setattr(conv, "_wgrad_choices", functools.cache(conv._wgrad_choices.__wrapped__))
+    assert_matches_oracle("conv2d", "wgrad", "cupy_opt", [shape])
+    assert conv.wgrad_chosen(shape)[0] == "direct"
+
+
+@pytest.mark.gpu
+def test_wgrad_small_layer_is_tuned_and_named(monkeypatch):
+    """A thesis layer's first wgrad call times both variants, keeps the faster, and the row's note names it."""
+    from harness.registry import get
+
+    monkeypatch.setenv("KH_GEMM_TUNE_CACHE", "")
+    monkeypatch.setenv("KH_GEMM_TUNE", "1")
+    monkeypatch.setattr(conv, "_wgrad_choices", functools.cache(conv._wgrad_choices.__wrapped__))
+    shape = WGRAD_DIRECT["thesis-C16-6x6"]
+    assert_matches_oracle("conv2d", "wgrad", "cupy_opt", [shape])
+    variant, how = conv.wgrad_chosen(shape)  # the checker's later calls launch the cached choice
+    (entries,) = conv._wgrad_choices().choices.values()
+    assert variant in conv.WGRAD_VARIANTS and how == "cached" and list(entries.values()) == [variant]
+    note = get("conv2d", "wgrad", "cupy_opt").details(shape)["note"]
+    assert note.startswith("direct (cached)") if variant == "direct" else note.endswith("(direct not chosen: cached)")

@@ -14,6 +14,7 @@ from launch_recorder import HostArray, own_gpu_impls, record
 
 from harness.measure.check import ReferenceCache, judge
 from harness.ops import get_op
+from harness.ops.conv2d import Conv2dShape
 from harness.registry import get
 
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++) to build the kernels for the CPU")
@@ -79,3 +80,24 @@ def test_resnet50_layers_at_batch_1_match_the_oracle_on_the_cpu(monkeypatch, nam
             assert c.status == "pass", f"{one}, {out}: {c.reason}"
         ran += 1
     assert ran
+
+
+WGRAD_DIRECT = {
+    "thesis-C16-6x6-N2": Conv2dShape(2, 16, 6, 6, 32, 3, 3, 1, 1),  # one partial chunk of pixels, 9 entry blocks
+    "two-pixel-chunks-K20-C3": Conv2dShape(3, 3, 14, 13, 20, 3, 3, 1, 1),  # 546 pixels; 27 entries, 20 channels
+    "strided-dilated-K5": Conv2dShape(2, 5, 12, 10, 5, 3, 2, stride_h=2, stride_w=1, pad_h=2, pad_w=1,
+                                      dilation_h=2, dilation_w=3),
+}
+
+
+@pytest.mark.parametrize("shape", list(WGRAD_DIRECT.values()), ids=list(WGRAD_DIRECT))
+def test_wgrad_direct_kernel_matches_the_oracle_on_the_cpu(monkeypatch, shape):
+    """conv_wgrad_direct (cupy_opt's small-layer wgrad: dw and db in one launch) as the only choice, from its
+    source on the CPU: partial entry, channel and pixel chunks, two pixel chunks, stride, padding, dilation."""
+    import impls.cuda.conv2d as conv
+
+    monkeypatch.setattr(conv, "WGRAD_VARIANTS", ("direct",))
+    monkeypatch.setattr(conv, "wgrad_direct_offered", lambda s: True)
+    for seed in (0, 1):
+        for out, c in run_on_cpu(monkeypatch, get("conv2d", "wgrad", "cupy_opt"), shape, seed):
+            assert c.status == "pass", f"{shape}, {out}: {c.reason}"
