@@ -72,11 +72,11 @@ PY
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 W4) # cupy_winograd_f4 (F(4x4,3x3) non-fused: transforms around 36 batched v7 SGEMMs) and cupy_winograd (the faster
-    # of F(2x2) and F(4x4) per layer, tuned): gpu tests, then the resnet50 3x3 stride-1 layers (the others are
-    # declined) timed against F(2x2) and cuDNN, and beside CUPTI
+    # of F(2x2) and F(4x4) per layer, tuned): gpu tests, then the resnet50 and thesis 3x3 stride-1 layers (the
+    # others are declined) timed against F(2x2) and cuDNN, and beside CUPTI
   LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_winograd_f4.py \
       tests/impls/cuda/test_conv2d_winograd.py | tail -6
-  for set in resnet50 resnet50-128; do
+  for set in resnet50 resnet50-128 thesis; do
     LIMIT=150 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
         --impl cupy_winograd,cupy_winograd_f4,cupy_winograd_f4_chunked,cupy_winograd_f2,cudnn \
         --out "$OUT/runs/wino4" --resume | tail -2  # one run folder for both sets (a report of its own)
