@@ -212,31 +212,33 @@ conv_dgrad_direct_split(const float* __restrict__ dy, const float* __restrict__ 
 // (c, r, s) entries × DK = 16 output channels (grid (ceil(C·R·S / WE), ceil(K / DK))) and the WHOLE reduction over
 // the N·P·Q pixels, split inside the block: thread t takes entry t % WE and part t / WE of WPARTS = 16. The pixels
 // go in chunks of WPARTS × WCH = 512: the block stages the chunk's dy for its DK channels in shared memory
-// ([pixel][channel], coalesced reads along the pixels), each thread gathers its entry's x at its part's WCH = 32
-// pixels (independent loads, issued before the barrier) and does 32 × DK FMAs with dy read as float4 broadcasts.
-// The blocks of the first entry chunk also add up db from the same staged dy. Then the WPARTS partial sums go
+// ([pixel][channel + pad], whole 32-byte sectors along the pixels), each thread gathers its entry's x at its
+// part's WCH = 32 pixels (independent loads, issued before the barrier) and does 32 × DK FMAs with dy read as
+// float4 broadcasts.
+// The blocks of the first entry chunk also add up db from the same staged dy (thread t: channel t % DK). Then the WPARTS partial sums go
 // through shared memory and thread t sums output (channel t / WE, entry t % WE) over the parts in order 0 ..
 // WPARTS−1 (deterministic). One group; the table is fprop's ({c·H·W + r·dh·W + s·dw, r·dh, s·dw, 0}). Offsets are
 // 64-bit; strict FP32, each thread's terms in pixel order.
 #define WE 16
 #define WPARTS 16
 #define WCH 32
+#define WROW (DK + 4)  // dys's row: DK channels and a pad that keeps rows 16-byte aligned, stores conflict-free
 
 extern "C" __global__ void __launch_bounds__(NT)
 conv_wgrad_direct(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
                   float* __restrict__ db, const int4* __restrict__ tab, int N, int C, int H, int W, int K, int R,
                   int S, int P, int Q, int uh, int uw, int ph, int pw, int dh, int dwl, int G)
 {
-    __shared__ __align__(16) float dys[WPARTS * WCH][DK];  // the chunk's dy; then the parts' partial sums
+    __shared__ __align__(16) float dys[WPARTS * WCH][WROW];  // the chunk's dy; then the parts' partial sums
     const int CRS = C * R * S, e0 = blockIdx.x * WE, k0 = blockIdx.y * DK;
     const int ei = threadIdx.x % WE, part = threadIdx.x / WE, e = e0 + ei;
     const bool with_db = db != nullptr && blockIdx.x == 0;
     const int4 t = e < CRS ? __ldg(&tab[e]) : make_int4(0, 0, 0, 0);
     const int PQ = P * Q, NPQ = N * PQ;  // < 2^31 (the host checks)
     const long long CHW = (long long)C * H * W;
-    float acc[DK], dbacc[DK];
+    float acc[DK], dbacc = 0.f;
 #pragma unroll
-    for (int j = 0; j < DK; ++j) acc[j] = dbacc[j] = 0.f;
+    for (int j = 0; j < DK; ++j) acc[j] = 0.f;
 
     for (int base = 0; base < NPQ; base += WPARTS * WCH) {
         float xv[WCH];  // this thread's entry at its part's pixels: gathers in flight while dy is staged
@@ -252,13 +254,17 @@ conv_wgrad_direct(const float* __restrict__ x, const float* __restrict__ dy, flo
                 if (++p == P) p = 0, ++n;
             }
         }
+        // dy[n, k0 + j, pixel] of the chunk's pixels: a warp's 32 loads are 8 consecutive pixels (one 32-byte
+        // sector) × 4 channels, and land in 32 different banks (rows padded to WROW floats)
 #pragma unroll
-        for (int half = 0; half < WPARTS * WCH / NT; ++half) {  // dy[n, k0 + j, pixel] for the chunk's pixels
-            const int px = threadIdx.x + half * NT, m = base + px, mn = m / PQ;
+        for (int a = 0; a < WPARTS * WCH / (8 * NT / 32); ++a) {
+            const int px = (a * (NT / 32) + threadIdx.x / 32) * 8 + threadIdx.x % 8, m = base + px, mn = m / PQ;
             const long long row = (long long)mn * K * PQ + (m - mn * PQ);
 #pragma unroll
-            for (int j = 0; j < DK; ++j)
+            for (int b = 0; b < DK / 4; ++b) {
+                const int j = b * 4 + threadIdx.x % 32 / 8;
                 dys[px][j] = (m < NPQ && k0 + j < K) ? __ldg(&dy[row + (long long)(k0 + j) * PQ]) : 0.f;
+            }
         }
         __syncthreads();
 #pragma unroll
@@ -270,13 +276,10 @@ conv_wgrad_direct(const float* __restrict__ x, const float* __restrict__ dy, flo
                 acc[g * 4 + 1] = fmaf(xv[i], v.y, acc[g * 4 + 1]);
                 acc[g * 4 + 2] = fmaf(xv[i], v.z, acc[g * 4 + 2]);
                 acc[g * 4 + 3] = fmaf(xv[i], v.w, acc[g * 4 + 3]);
-                if (with_db) {
-                    dbacc[g * 4] += v.x;
-                    dbacc[g * 4 + 1] += v.y;
-                    dbacc[g * 4 + 2] += v.z;
-                    dbacc[g * 4 + 3] += v.w;
-                }
             }
+        }
+        if (with_db) {  // db: thread t adds channel t % DK at pixels t / DK, + NT / DK, ... of the chunk
+            for (int px = threadIdx.x / DK; px < WPARTS * WCH; px += NT / DK) dbacc += dys[px][threadIdx.x % DK];
         }
         __syncthreads();  // dys is restaged (or reused for the partials) only after every thread read it
     }
@@ -294,14 +297,12 @@ conv_wgrad_direct(const float* __restrict__ x, const float* __restrict__ dy, flo
     }
     if (!with_db) return;  // uniform per block
     __syncthreads();
-    if (ei == 0) {  // one thread per part holds the part's db sums (every entry's thread saw the same dy)
-#pragma unroll
-        for (int j = 0; j < DK; ++j) red[part][j][0] = dbacc[j];
-    }
+    float* dbs = &dys[0][0];  // [pixel offset t / DK][channel t % DK]
+    dbs[threadIdx.x] = dbacc;
     __syncthreads();
     if (threadIdx.x < DK && k0 + threadIdx.x < K) {
-        float sum = red[0][threadIdx.x][0];
-        for (int pt = 1; pt < WPARTS; ++pt) sum += red[pt][threadIdx.x][0];
+        float sum = dbs[threadIdx.x];
+        for (int pt = 1; pt < NT / DK; ++pt) sum += dbs[pt * DK + threadIdx.x];
         db[k0 + threadIdx.x] = sum;
     }
 }
