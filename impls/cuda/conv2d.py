@@ -732,17 +732,10 @@ WGRAD_VARIANTS = ("igemm", "direct")  # cupy_opt's small-layer wgrad choices, in
 _WGRAD_CHOSEN: dict[Conv2dShape, tuple[str, str]] = {}  # shape -> (variant, how it was chosen)
 
 
-def _wgrad_variant(name: str) -> str:
-    """A cached choice's name, checked (the tuner cache's parse)."""
-    if name not in WGRAD_VARIANTS:
-        raise KeyError(f"unknown wgrad variant {name!r}: {', '.join(WGRAD_VARIANTS)}")
-    return name
-
-
 @functools.cache
 def _wgrad_choices() -> _tune.TuneCache:
     """The gemm tuner's cache file (gemm_tune.cache_path), this module's keys in it."""
-    return _tune.TuneCache(_tune.cache_path(), parse=_wgrad_variant)
+    return _tune.TuneCache(_tune.cache_path(), parse=_tune.one_of(WGRAD_VARIANTS))
 
 
 def _run_wgrad(s: Conv2dShape, variant: str, x, dy, dw, db) -> None:
@@ -788,7 +781,7 @@ def conv2d_wgrad_tiled(s: Conv2dShape, x, dy, *, dw, db):
     _WGRAD_CHOSEN[s] = _tune.choose(
         _wgrad_choices(), _gemm.device()[1], "conv2d wgrad " + ",".join(f"{k}={v}" for k, v in s.key_values().items()),
         lambda: WGRAD_VARIANTS, lambda v: _run_wgrad(s, v, x, dy, dw, db), lambda: ("igemm", "untuned"),
-        lambda times: "tuned: " + ", ".join(f"{v} {t:.3f} ms" for v, t in times.items()))
+        _tune.with_times)
 
 
 # ---------------------------------------------------------------- cupy_im2col_cublas

@@ -288,17 +288,10 @@ UNTUNED = "f2"  # the choice without tuning: the fused F(2x2), measured on every
 _CHOSEN: dict[tuple[str, Conv2dShape], tuple[str, str]] = {}  # (pass, shape) -> (variant, how it was chosen)
 
 
-def _variant(name: str) -> str:
-    """A cached choice's name, checked (the tuner cache's parse)."""
-    if name not in VARIANTS:
-        raise KeyError(f"unknown Winograd variant {name!r}: {', '.join(VARIANTS)}")
-    return name
-
-
 @functools.cache
 def _choices() -> _tune.TuneCache:
     """The tuner's cache file (gemm_tune.cache_path), this module's keys in it."""
-    return _tune.TuneCache(_tune.cache_path(), parse=_variant)
+    return _tune.TuneCache(_tune.cache_path(), parse=_tune.one_of(tuple(VARIANTS)))
 
 
 def choice_key(s: Conv2dShape, pass_: str) -> str:
@@ -322,7 +315,7 @@ def _best(s: Conv2dShape, pass_: str, inp, w, bias, out) -> None:
     _CHOSEN[(pass_, s)] = _tune.choose(
         _choices(), gemm.device()[1], choice_key(s, pass_), lambda: VARIANTS,
         lambda v: _run_variant(v, s, pass_, inp, w, bias, out), lambda: (UNTUNED, "untuned"),
-        lambda times: "tuned: " + ", ".join(f"{v} {t:.3f} ms" for v, t in times.items()))
+        _tune.with_times)
 
 
 def chosen(s: Conv2dShape, pass_: str) -> tuple[str, str]:

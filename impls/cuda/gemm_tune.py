@@ -241,6 +241,21 @@ def tune(cands: Sequence[C], launch: Callable[[C], None]) -> tuple[C, dict[C, fl
     return choice, {c: statistics.median(t) for c, t in times.items()}
 
 
+def one_of(choices: Sequence[str]) -> Callable[[str], str]:
+    """A TuneCache parse for choices that are names (conv2d_winograd.py's variants, cupy_opt's small-layer wgrad):
+    the name itself, KeyError for one not in `choices`."""
+    def parse(name: str) -> str:
+        if name not in choices:
+            raise KeyError(f"unknown choice {name!r}: {', '.join(choices)}")
+        return name
+    return parse
+
+
+def with_times(times: dict) -> str:
+    """How a choice among named variants was made, for the row's note: each one's median time."""
+    return "tuned: " + ", ".join(f"{c} {t:.3f} ms" for c, t in times.items())
+
+
 def _tuned_over(times: dict) -> str:
     return f"tuned over {len(times)}" if times else "only candidate"
 

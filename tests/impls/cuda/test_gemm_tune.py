@@ -229,3 +229,12 @@ def test_choose_tunes_caches_or_falls_back(monkeypatch, tuning, capturing, cache
     assert how == expect and launched[-1] == choice and len(launched) == 1
     assert choice == ("b" if expect in ("tuned over 2", "cached") else "a")
     assert cache.get("dev", "k") == ("b" if expect != "heuristic" else None)
+
+
+def test_named_choices_parse_and_describe(tmp_path: Path):
+    """one_of: a cache of named variants keeps known names and drops others; with_times names each median."""
+    path = tmp_path / "tune.json"
+    path.write_text(json.dumps({"dev": {"a": "f4", "b": "f9"}}))
+    cache = tune.TuneCache(path, parse=tune.one_of(("f2", "f4")))
+    assert cache.get("dev", "a") == "f4" and cache.get("dev", "b") is None
+    assert tune.with_times({"f2": 0.1234, "f4": 0.05}) == "tuned: f2 0.123 ms, f4 0.050 ms"
