@@ -104,8 +104,8 @@ PY
 WD) # cupy_opt's small-layer wgrad: conv_wgrad_direct (dw and db in one launch) timed against the implicit GEMM on
     # each thesis layer's first call: its gpu tests and gemm_tune.choose's (the gemm planner on it), then the thesis
     # wgrad rows beside cuDNN with the tuner's times of both variants in the note
-  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py -k wgrad \
-      tests/impls/cuda/test_gemm_ladder.py tests/impls/cuda/test_gemm_tune.py | tail -4
+  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py \
+      tests/impls/cuda/test_gemm_ladder.py -k "wgrad or tune or heuristic" | tail -4
   KH_GEMM_TUNE_CACHE="" LIMIT=120 step python3 -m harness run --op conv2d --pass wgrad --shapes thesis $B \
       --impl cupy_opt,cudnn --no-report --out "$OUT/runs/wgrad-direct" | tail -2
   python3 - "$OUT"/runs/wgrad-direct <<'PY'
