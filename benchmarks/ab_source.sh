@@ -9,6 +9,7 @@ set -euo pipefail
 file=$1 old=$2 out=$3
 shift 3
 [ -f "$file" ] && [ -f "$old" ] || { echo "ab_source.sh: FILE and OLD_COPY must be files ($file, $old)" >&2; exit 2; }
+export KH_GEMM_TUNE_CACHE=""  # each side tunes its own choices (a shared cache file would hand A's to B)
 mkdir -p "$(dirname "$out")"
 cp "$file" "$out.new.cu"
 trap 'cp "$out.new.cu" "$file"' EXIT

@@ -10,6 +10,7 @@
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
 # Part F: issue 13's fused layers, measured (fusion off / on). Part C: its conv2d_bias_relu op, tested and timed.
 # Part I: issue 12's implicit GEMM on the v7 kernel, tested and timed; part IC: its figures beside CUPTI's.
+# Part SD: cupy_opt's strided dgrad on the v7 kernel, tested and timed before/after (benchmarks/ab_tree.sh).
 # Part WD: cupy_opt's direct small-layer wgrad (conv_wgrad_direct), tested and timed against cuDNN.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
@@ -99,6 +100,16 @@ for run, d in runs.groupby("shape_set"):  # per 3x3 layer: medians (ms), each Wi
 PY
   LIMIT=200 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50-128 \
       --impl cupy_winograd,cupy_winograd_f4
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
+SD) # cupy_opt's strided dgrad on the v7 kernel (warp_igemm, one product per stride phase): the igemm gpu tests, then
+    # ResNet-50's 3x3 stride-2 layer at batch 32 and 128 before (OLD_TGZ, default .whl/old-tree.tgz, made by
+    # git archive 916adf0 harness impls | gzip) and after (benchmarks/ab_tree.sh), cuDNN in both runs
+  LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py | tail -4
+  for n in 32 128; do
+    LIMIT=150 step bash benchmarks/ab_tree.sh "${2:-.whl/old-tree.tgz}" "$OUT/runs/sd-$n" --op conv2d --pass dgrad \
+        --shape N=$n,C=128,H=56,W=56,K=128,R=3,S=3,stride=2,pad=1 --impl cupy_opt,cudnn $B | tail -12
+  done
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 WD) # cupy_opt's small-layer wgrad: conv_wgrad_direct (dw and db in one launch) timed against the implicit GEMM on

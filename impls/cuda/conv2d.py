@@ -463,14 +463,15 @@ def _run_pointwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias, relu:
 def warp_igemm(s: Conv2dShape, pass_: str) -> bool:
     """fprop or dgrad that runs the v7 kernel as an implicit GEMM (gemm_warptile.cu's igemm): one group, not
     pointwise; fprop with ≥ POINTWISE_MIN_ROWS output channels and a reduction longer than the direct kernel's
-    (C·R·S > DIRECT_CHOSEN_CRS), dgrad with stride 1 and ≥ POINTWISE_MIN_ROWS input channels; planes and dilated
-    filters below TAP_LIMIT (the table's 16-bit taps)."""
+    (C·R·S > DIRECT_CHOSEN_CRS), dgrad with ≥ POINTWISE_MIN_ROWS input channels whose every stride phase has a
+    filter tap (one product per phase, igemm_phases); planes and dilated filters below TAP_LIMIT (the table's
+    16-bit taps)."""
     if pass_ not in ("fprop", "dgrad") or s.groups != 1 or pointwise(s, pass_):
         return False
     taps_fit = max(s.H + s.pad_h, s.W + s.pad_w, s.P, s.Q, s.dilation_h * s.R, s.dilation_w * s.S) < TAP_LIMIT
     if pass_ == "fprop":
         return taps_fit and s.K >= POINTWISE_MIN_ROWS and s.C * s.R * s.S > DIRECT_CHOSEN_CRS
-    return taps_fit and s.stride_h == s.stride_w == 1 and s.C >= POINTWISE_MIN_ROWS
+    return taps_fit and s.C >= POINTWISE_MIN_ROWS and all(ph[4] > 0 for ph in _dgrad_phases(s))
 
 
 def lowered_dgrad(s: Conv2dShape) -> bool:
@@ -500,54 +501,116 @@ def _run_lowered_dgrad(s: Conv2dShape, dy, w, dx) -> None:
     _launch_1d(IM2COL, "col2im", dx.size, (col, dx, *_args(s)))
 
 
-def igemm_table(s: Conv2dShape, pass_: str) -> np.ndarray:
+def igemm_phases(s: Conv2dShape, pass_: str) -> range:
+    """The products warp_igemm runs for a layer: one for fprop, one per stride phase (a, b) (index a·uw + b, as
+    _dgrad_phases) for dgrad, which is one for stride 1."""
+    return range(1 if pass_ == "fprop" else s.stride_h * s.stride_w)
+
+
+def _phase_taps(s: Conv2dShape, phase: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """dgrad phase (a, b)'s filter taps (rows rt, columns st) and (a, b)."""
+    a, b = divmod(phase, s.stride_w)
+    rt = np.array(phase_taps(s.R, s.stride_h, s.dilation_h, a), dtype=np.int64)
+    st = np.array(phase_taps(s.S, s.stride_w, s.dilation_w, b), dtype=np.int64)
+    return rt, st, a, b
+
+
+def igemm_table(s: Conv2dShape, pass_: str, phase: int = 0) -> np.ndarray:
     """warp_igemm's reduction table (host), int32 pairs {source offset, row tap << 16 | column tap & 0xffff}:
-    fprop over (c, r, s) {c·H·W + r·dh·W + s·dw, (r·dh, s·dw)}; dgrad over (k, r, s) {k·P·Q − r·dh·Q − s·dw,
-    (−r·dh, −s·dw)} (dx[h, w] reads dy[h + ph − r·dh, w + pw − s·dw]); padded to a multiple of IGEMM_TAB_ALIGN
-    with {0, (NEVER, 0)}, entries whose row lands outside every plane."""
-    chans, (plane, row) = (s.C, (s.H * s.W, s.W)) if pass_ == "fprop" else (s.K, (s.P * s.Q, s.Q))
-    sign = 1 if pass_ == "fprop" else -1
-    c, r, q = np.meshgrid(np.arange(chans, dtype=np.int64), sign * np.arange(s.R) * s.dilation_h,
-                          sign * np.arange(s.S) * s.dilation_w, indexing="ij")
-    offset, taps = c * plane + r * row + q, r * 65536 + (q & 0xFFFF)
+    fprop over (c, r, s) {c·H·W + r·dh·W + s·dw, (r·dh, s·dw)}; dgrad phase (a, b) over (k, r, s) with
+    r·dh ≡ a (mod uh), s·dw ≡ b (mod uw) {k·P·Q + tr·Q + tc, (tr, tc)}, tr = −(r·dh − a) / uh, tc = −(s·dw − b) / uw
+    (dx at phase pixel (hq, wq) reads dy[hq + tr, wq + tc]; stride 1: −r·dh, −s·dw); padded to a multiple of
+    IGEMM_TAB_ALIGN with {0, (NEVER, 0)}, entries whose row lands outside every plane."""
+    if pass_ == "fprop":
+        c, r, q = np.meshgrid(np.arange(s.C, dtype=np.int64), np.arange(s.R) * s.dilation_h,
+                              np.arange(s.S) * s.dilation_w, indexing="ij")
+        offset, rows, cols = c * s.H * s.W + r * s.W + q, r, q
+    else:
+        rt, st, a, b = _phase_taps(s, phase)
+        k, r, q = np.meshgrid(np.arange(s.K, dtype=np.int64), -((rt * s.dilation_h - a) // s.stride_h),
+                              -((st * s.dilation_w - b) // s.stride_w), indexing="ij")
+        offset, rows, cols = k * s.P * s.Q + r * s.Q + q, r, q
+    taps = rows * 65536 + (cols & 0xFFFF)
     pad = -len(offset.ravel()) % IGEMM_TAB_ALIGN
     tab = np.stack([np.append(offset.ravel(), [0] * pad), np.append(taps.ravel(), [NEVER * 65536] * pad)], axis=1)
     return tab.astype(np.int32)
 
 
 @functools.cache
-def _igemm_table(s: Conv2dShape, pass_: str):
-    """igemm_table on the GPU (uploaded once per shape and pass)."""
+def _igemm_table(s: Conv2dShape, pass_: str, phase: int):
+    """igemm_table on the GPU (uploaded once per shape, pass and phase)."""
     import cupy
 
-    return cupy.asarray(igemm_table(s, pass_))
+    return cupy.asarray(igemm_table(s, pass_, phase))
 
 
-def igemm_problem(s: Conv2dShape, pass_: str) -> tuple[int, int, int, tuple[int, ...]]:
-    """(rows, columns, reduction, geo) of warp_igemm's product: fprop K × N·P·Q × C·R·S gathering x (origin
-    (p·uh − ph, q·uw − pw) in H × W), dgrad C × N·H·W × K·R·S gathering dy (origin (h + ph, w + pw) in P × Q);
-    geo = (PQ, Q, uh, uw, oh, ow, Hs, Ws, src_img, out_img) of the output plane, as gemm_warptile.cu's ConvGeo."""
+def igemm_problem(s: Conv2dShape, pass_: str, phase: int = 0) -> tuple[int, int, int, tuple[int, ...]]:
+    """(rows, columns, reduction, geo) of one warp_igemm product: fprop K × N·P·Q × C·R·S gathering x (origin
+    (p·uh − ph, q·uw − pw) in H × W), dgrad phase (a, b): C × N·Hph·Wph × K·taps gathering dy (origin (hq0 + i,
+    wq0 + j) in P × Q for the phase's pixel (i, j), dx's (uh·(hq0 + i) + a − ph, uw·(wq0 + j) + b − pw)); geo = (PQ,
+    Q, uh, uw, oh, ow, Hs, Ws, src_img, out_img, out_chan, out_base, out_row, out_col), gemm_warptile.cu's ConvGeo."""
     if pass_ == "fprop":
         geo = (s.P * s.Q, s.Q, s.stride_h, s.stride_w, -s.pad_h, -s.pad_w, s.H, s.W, s.C * s.H * s.W,
-               s.K * s.P * s.Q)
+               s.K * s.P * s.Q, s.P * s.Q, 0, s.Q, 1)
         return s.K, s.N * s.P * s.Q, s.C * s.R * s.S, geo
-    geo = (s.H * s.W, s.W, 1, 1, s.pad_h, s.pad_w, s.P, s.Q, s.K * s.P * s.Q, s.C * s.H * s.W)
-    return s.C, s.N * s.H * s.W, s.K * s.R * s.S, geo
+    hq0, hph, wq0, wph, red, _ = _dgrad_phases(s)[phase]
+    _, _, a, b = _phase_taps(s, phase)
+    base = (s.stride_h * hq0 + a - s.pad_h) * s.W + s.stride_w * wq0 + b - s.pad_w
+    geo = (hph * wph, wph, 1, 1, hq0, wq0, s.P, s.Q, s.K * s.P * s.Q, s.C * s.H * s.W, s.H * s.W, base,
+           s.stride_h * s.W, s.stride_w)
+    return s.C, s.N * hph * wph, red, geo
 
 
-def _igemm_tag(s: Conv2dShape, pass_: str) -> str:
-    """The tuner's key of a layer's implicit GEMM (its geometry, not only the product's sizes)."""
-    return f"{pass_} " + ",".join(f"{k}={v}" for k, v in s.key_values().items())
+def _igemm_weights(s: Conv2dShape, pass_: str, phase: int, w):
+    """warp_igemm's A: fprop w (K × C·R·S); dgrad Wᵀ over the phase's taps, C × K·taps, element (c, (k, r, s)) =
+    w[k, c, r, s] (stride 1: all taps, a transposed copy; else a gather of w)."""
+    import cupy
+
+    if pass_ == "fprop":
+        return w
+    if (s.stride_h, s.stride_w) == (1, 1):
+        return cupy.ascontiguousarray(w.reshape(s.K, s.C, s.R * s.S).transpose(1, 0, 2))
+    return cupy.take(w, _phase_weight_index(s, phase))
+
+
+@functools.cache
+def _phase_weight_index(s: Conv2dShape, phase: int):
+    """Flat indices into w of a strided dgrad phase's A (C × K·taps, (k, r, s) in the table's order), on the GPU."""
+    import cupy
+
+    rt, st, _, _ = _phase_taps(s, phase)
+    c, k, r, q = np.meshgrid(np.arange(s.C), np.arange(s.K), rt, st, indexing="ij")
+    return cupy.asarray((((k * s.C + c) * s.R + r) * s.S + q).ravel().astype(np.int64))
+
+
+def _igemm_tag(s: Conv2dShape, pass_: str, phase: int = 0) -> str:
+    """The tuner's key of a layer's implicit GEMM (its geometry, not only the product's sizes; a strided dgrad's
+    phase)."""
+    tag = f"{pass_} " + ",".join(f"{k}={v}" for k, v in s.key_values().items())
+    return tag if len(igemm_phases(s, pass_)) == 1 else f"{tag} phase {phase}"
 
 
 def _run_igemm(s: Conv2dShape, pass_: str, operands: tuple, out, bias, relu: bool) -> None:
-    """warp_igemm's product: fprop y = W·im2col(x) + b (ReLU), dgrad dx = Wᵀ·im2col'(dy), Wᵀ = w as C × K·R·S."""
-    import cupy
-
-    m, n, k, geo = igemm_problem(s, pass_)
+    """warp_igemm's products: fprop y = W·im2col(x) + b (ReLU), dgrad dx = Wᵀ·im2col'(dy), one product per stride
+    phase, each writing its own pixels of dx."""
     data, w = operands
-    a = w if pass_ == "fprop" else cupy.ascontiguousarray(w.reshape(s.K, s.C, s.R * s.S).transpose(1, 0, 2))
-    implicit_gemm(a, data, out, bias, m, n, k, _igemm_table(s, pass_), geo, _igemm_tag(s, pass_), relu)
+    for phase in igemm_phases(s, pass_):
+        m, n, k, geo = igemm_problem(s, pass_, phase)
+        if n == 0:  # a phase without pixels (an image narrower than the stride)
+            continue
+        implicit_gemm(_igemm_weights(s, pass_, phase, w), data, out, bias, m, n, k, _igemm_table(s, pass_, phase),
+                      geo, _igemm_tag(s, pass_, phase), relu)
+
+
+def _igemm_details(s: Conv2dShape, pass_: str, relu: bool) -> dict:
+    """igemm_details of every product of the layer (a strided dgrad's phases: their kernels and notes together)."""
+    found = {z: igemm_details(_igemm_tag(s, pass_, z), *igemm_problem(s, pass_, z)[:3], pass_ == "fprop", relu)
+             for z in igemm_phases(s, pass_) if igemm_problem(s, pass_, z)[1]}
+    if len(found) == 1:
+        return next(iter(found.values()))
+    kernels = {name: k for f in found.values() for name, k in f.get("kernels", {}).items()}
+    notes = "; ".join(f"phase {z}: {f['note']}" for z, f in found.items())
+    return {"kernels": kernels, "note": f"{len(found)} stride phases: {notes}"}
 
 
 def _tiled_supports(s: Conv2dShape) -> str | None:
@@ -643,8 +706,7 @@ def _tiled_details(pass_: str, defines: tuple[str, ...] = ()):
         if launch.func == POINTWISE:
             return batched_details(*_pointwise_product(s, pass_), pass_ == "fprop", defines == RELU, s.N)
         if launch.func == WARP_IGEMM:
-            m, n, k, _ = igemm_problem(s, pass_)
-            return igemm_details(_igemm_tag(s, pass_), m, n, k, pass_ == "fprop", defines == RELU)
+            return _igemm_details(s, pass_, defines == RELU)
         if launch.func == LOWERED_DGRAD:
             found = batched_details(*_lowered_product(s), False, False, s.N)
             col2im = _cuda.attributes(IM2COL, ["col2im"])["kernels"]

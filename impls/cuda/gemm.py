@@ -301,19 +301,22 @@ def implicit_gemm(a, src, out, bias, m: int, n: int, k: int, tab, geo: tuple[int
                   relu: bool = False) -> None:
     """out = A·B (+ bias per row, ReLU) on the v7 kernel with B gathered from `src` (gemm_warptile.cu's igemm
     kernels): A (m×k, k-contiguous) the weights, B (k×n) the image's columns through the reduction table `tab`
-    (int32 pairs, padded to a multiple of 32) and geo = (PQ, Q, uh, uw, oh, ow, Hs, Ws, src_img, out_img) (ConvGeo);
-    output element (row, column j) at row·PQ + conv_col(j). Tuned once per `tag` (the layer) among the tiles and
+    (int32 pairs, padded to a multiple of 32) and geo = (PQ, Q, uh, uw, oh, ow, Hs, Ws, src_img, out_img, out_chan,
+    out_base, out_row, out_col) (ConvGeo); output element (row, column j) at row·out_chan + conv_col(j), float4
+    stores only where the columns are the output plane itself. Tuned once per `tag` (the layer) among the tiles and
     split-K factors; a split product writes its partials to an m×n workspace that conv_splitk_reduce sums."""
     dev = device()[0]
-    pq, out_img = geo[0], geo[9]
-    vec_a, vec_c = _aligned(a, k), _aligned(out, pq)
+    pq, q, out_img, out_chan, out_base, out_row, out_col = geo[0], geo[1], *geo[9:]
+    dense = (out_chan, out_base, out_row, out_col) == (pq, 0, q, 1)
+    vec_a, vec_c = _aligned(a, k), dense and _aligned(out, pq)
     bias_arg = _cuda.NULL if bias is None else bias
-    tail = (tab, *(_i32(v) for v in geo[:8]), _i64(geo[8]), _i64(out_img))
+    tail = (tab, *(_i32(v) for v in geo[:8]), *(_i64(v) for v in geo[8:12]), _i32(out_row), _i32(out_col))
 
     def reduce(ws, splits: int) -> None:
         _cuda.kernel(WARPTILE, "conv_splitk_reduce", BATCHED)(
             (min(_cuda.blocks(m * n, 256), 65535),), (256,),
-            (ws, out, bias_arg, _i32(m), _i32(n), _i32(pq), _i64(out_img), _i32(splits), _i32(relu)))
+            (ws, out, bias_arg, _i32(m), _i32(n), _i32(pq), _i32(q), _i64(out_img), _i64(out_chan), _i64(out_base),
+             _i32(out_row), _i32(out_col), _i32(splits), _i32(relu)))
 
     def launch(cfg: _tune.Config) -> None:  # lda = k; ldb, vec_b unused (B is gathered)
         _wt_launch(cfg, "igemm", dev, a, src, out, bias, m, n, k, k, 0, relu, vec_a, False, vec_c=vec_c, tail=tail,

@@ -103,20 +103,28 @@ __device__ __forceinline__ void cp_async_wait() {}
 // kg is tab[kg] = {source offset, row tap << 16 | (column tap & 0xffff)} (taps as signed 16-bit: one 8-byte entry,
 // the 128×256×32 tile spills with 16-byte ones), read at origin + offset when origin + taps lies inside the plane,
 // else a zero (padding). tab is padded past the reduction to a multiple of 32 with entries that never land.
+// Output element (row m, column j): m·out_chan + img·out_img + out_base + p·out_row + q·out_col. A plain layer's
+// output plane is the column grid itself (out_base 0, out_row Q, out_col 1, out_chan PQ); a strided dgrad's stride
+// phase (a, b) is a sub-grid of dx: its pixel (p, q) is dx's (uh·(hq0 + p) + a − ph, uw·(wq0 + q) + b − pw).
 struct ConvGeo {
     const int2* tab;
     int PQ, Q, uh, uw, oh, ow, Hs, Ws, k_split;
     long long src_img, out_img;  // elements per image of the source and of the output
+    long long out_chan, out_base;
+    int out_row, out_col;
 };
 
-// Output offset of GEMM column j (image, pixel) within an output channel's rows: img·out_img + pixel, for images
-// of PQ pixels out_img elements apart.
-__device__ __forceinline__ long long conv_col(int PQ, long long out_img, int j)
+// Output offset of GEMM column j (image, pixel (p, q) of the PQ-pixel, Q-wide column grid) within an output row.
+__device__ __forceinline__ long long conv_col(int PQ, int Q, long long out_img, long long out_base, int out_row,
+                                              int out_col, int j)
 {
-    const int img = j / PQ;
-    return img * out_img + (j - img * PQ);
+    const int img = j / PQ, pix = j - img * PQ, p = pix / Q;
+    return img * out_img + out_base + (long long)p * out_row + (long long)(pix - p * Q) * out_col;
 }
-__device__ __forceinline__ long long conv_col(const ConvGeo& g, int j) { return conv_col(g.PQ, g.out_img, j); }
+__device__ __forceinline__ long long conv_col(const ConvGeo& g, int j)
+{
+    return conv_col(g.PQ, g.Q, g.out_img, g.out_base, g.out_row, g.out_col, j);
+}
 
 // The copies of one operand's R×BK slices (R = BM for A, BN for B) into k-major shared tiles S[BK][R + PAD].
 // KCONTIG: element (r, k) at P[r·ld + k], transposed on the way in with 4-byte copies; a warp's 32 copies are
@@ -363,7 +371,7 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
     cp_async_wait<0>();
 
     // Epilogue: + bias, ReLU, store (float4 where the row allows it); a split-K partial goes raw to its slice
-    // (M×ldc, a convolution's too). A convolution's output element (m, j) is at m·PQ + conv_col(j).
+    // (M×ldc, a convolution's too). A convolution's output element (m, j) is at m·out_chan + conv_col(j).
     float* const Cs = split ? C + (long long)blockIdx.y * M * ldc : C;
     const float* const bias_e = split ? nullptr : bias;
     const int relu_e = split ? 0 : relu;
@@ -372,7 +380,7 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
     for (int i = 0; i < TM; ++i) {
         const int m = m0 + wm0 + (i / 4) * 4 * LM + lm * 4 + (i % 4);
         if (m >= M) continue;
-        float* crow = Cs + (long long)m * (conv ? geo.PQ : ldc);
+        float* crow = Cs + (long long)m * (conv ? geo.out_chan : ldc);
 #pragma unroll
         for (int g = 0; g < TN / 4; ++g) {
             const int n = n0 + wn0 + g * 4 * LN + ln * 4;
@@ -383,7 +391,7 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
                 if (bias_e && n + j < N) x += ROW_BIAS ? bias_e[m] : bias_e[n + j];
                 v[j] = relu_e ? fmaxf(x, 0.f) : x;
             }
-            if (vec_c && n + 3 < N) {  // conv: PQ % 4 == 0, so the 4 columns are 4 pixels of one image
+            if (vec_c && n + 3 < N) {  // conv (a plain grid only): PQ % 4 == 0, 4 pixels of one image
                 *reinterpret_cast<float4*>(crow + (conv ? conv_col(geo, n) : n)) = make_float4(v[0], v[1], v[2],
                                                                                               v[3]);
             } else {
@@ -437,9 +445,11 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
     extern "C" __global__ void __launch_bounds__(NT, MINB) sgemm_wt_##NAME##_igemm(                             \
         const float* A, const float* B, float* C, const float* bias, int M, int N, int K, long long lda,          \
         long long ldb, long long ldc, int relu, int vec_a, int vec_b, int vec_c, int k_split, const int2* tab,    \
-        int PQ, int Q, int uh, int uw, int oh, int ow, int Hs, int Ws, long long src_img, long long out_img)     \
+        int PQ, int Q, int uh, int uw, int oh, int ow, int Hs, int Ws, long long src_img, long long out_img,     \
+        long long out_chan, long long out_base, int out_row, int out_col)                                         \
     {                                                                                                             \
-        const ConvGeo g{tab, PQ, Q, uh, uw, oh, ow, Hs, Ws, k_split, src_img, out_img};                           \
+        const ConvGeo g{tab, PQ, Q, uh, uw, oh, ow, Hs, Ws, k_split, src_img, out_img, out_chan, out_base,        \
+                        out_row, out_col};                                                                        \
         sgemm_warptile<BM, BN, BK, WM, WN, TM, TN, ST, NT, true, false, true, true>(                              \
             A, B, C, bias, M, N, K, lda, ldb, ldc, relu, vec_a, vec_b, vec_c, k_split, g);                        \
     }
@@ -480,10 +490,11 @@ extern "C" __global__ void splitk_reduce(const float* __restrict__ P, float* __r
 
 #if GEMM_BATCHED
 // The igemm kernels' split-K reduction: element (m, j) of the M×N partials, summed in slice order, + bias[m],
-// ReLU, written to the output at m·PQ + conv_col(j) (consecutive threads: consecutive pixels of one image).
+// ReLU, written to the output at m·out_chan + conv_col(j) (consecutive threads: consecutive pixels of one image).
 extern "C" __global__ void conv_splitk_reduce(const float* __restrict__ P, float* __restrict__ Y,
-                                              const float* __restrict__ bias, int M, int N, int PQ,
-                                              long long out_img, int splits, int relu)
+                                              const float* __restrict__ bias, int M, int N, int PQ, int Q,
+                                              long long out_img, long long out_chan, long long out_base,
+                                              int out_row, int out_col, int splits, int relu)
 {
     const long long MN = (long long)M * N;
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < MN;
@@ -492,7 +503,7 @@ extern "C" __global__ void conv_splitk_reduce(const float* __restrict__ P, float
         float x = 0.f;
         for (int s = 0; s < splits; ++s) x += P[s * MN + e];
         if (bias) x += bias[m];
-        Y[(long long)m * PQ + conv_col(PQ, out_img, j)] = relu ? fmaxf(x, 0.f) : x;
+        Y[m * out_chan + conv_col(PQ, Q, out_img, out_base, out_row, out_col, j)] = relu ? fmaxf(x, 0.f) : x;
     }
 }
 #endif

@@ -155,6 +155,11 @@ class Recorder:
             return self._host(np.ascontiguousarray(a.array if isinstance(a, HostView) else a.host))
         return self.empty((a.size,))
 
+    def take(self, a: FakeArray, indices: FakeArray) -> FakeArray:
+        if self.execute is not None:  # a gather of a's flat elements (a stride phase's weight copy)
+            return self._host(a.host.ravel()[indices.host.astype(np.int64)])
+        return self.empty((indices.size,))
+
     def kernel(self, file: str, func: str, defines: tuple = ()):
         recorder = self
 
@@ -183,7 +188,7 @@ def record(monkeypatch, config=None, execute=None) -> Recorder:
     gpu = types.SimpleNamespace(id=0, attributes={"MultiProcessorCount": device[2]})
     props = {"name": device[1], "multiProcessorCount": device[2], "sharedMemPerBlockOptin": device[3]}
     runtime = types.SimpleNamespace(getDeviceProperties=lambda dev: props)
-    fake = types.SimpleNamespace(empty=rec.empty, zeros=rec.zeros, asarray=rec.asarray,
+    fake = types.SimpleNamespace(empty=rec.empty, zeros=rec.zeros, asarray=rec.asarray, take=rec.take,
                                  ascontiguousarray=rec.ascontiguousarray,
                                  float32=np.float32, int32=np.int32, uint32=np.uint32,
                                  cuda=types.SimpleNamespace(get_current_stream=lambda: stream, Device=lambda: gpu,
