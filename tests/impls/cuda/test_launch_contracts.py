@@ -53,5 +53,6 @@ def test_gemm_kernels_launch_every_configuration_as_declared(monkeypatch, tile, 
     if splits == 1:
         for layout in ("bnn", "btn"):
             gemm.batched_gemm(layout, a, b, c, bias, 64, 196, 128, 128, 196, 4, (0, 128 * 196, 64 * 196))
-    gemm.implicit_gemm(a, b, c, bias, 64, 392, 576, FakeArray(2 * 576), (196, 14, 1, 1, 1, 1, 16, 16, 0, 0), "t")
+    geo = (196, 14, 1, 1, 1, 1, 16, 16, 0, 0, 196, 0, 14, 1)  # ConvGeo of a plain 14x14 plane
+    gemm.implicit_gemm(a, b, c, bias, 64, 392, 576, FakeArray(2 * 576), geo, "t")
     assert _check(rec.launches) >= 4
