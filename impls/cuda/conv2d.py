@@ -19,10 +19,11 @@
   layers with one group (`pointwise`: ResNet-50's bottleneck ends, MobileNet's pointwise layers) are one plain
   GEMM per image, Y_n = W·X_n (+ b) and dX_n = Wᵀ·dY_n: fprop and dgrad run them as one batched launch of the v7
   SGEMM kernel (gemm_warptile.cu, grid.z = n, tuned per shape: impls/cuda/gemm.py's batched_gemm). The other
-  one-group fprop layers with ≥ 64 output channels and stride-1 dgrad layers with ≥ 64 input channels
-  (`warp_igemm`: ResNet-50's 3x3 and 7x7 layers) run the v7 kernel as an implicit GEMM (impls/cuda/gemm.py's
-  implicit_gemm): Y = W·im2col(X) + b, dX = Wᵀ·im2col'(dY) (Wᵀ a transposed copy of w), the image columns
-  gathered by 4-byte cp.async through a reduction table (`igemm_table`), tuned per layer with split-K. Strided
+  one-group fprop layers with ≥ 64 output channels and dgrad layers with ≥ 64 input channels (`warp_igemm`:
+  ResNet-50's 3x3 and 7x7 layers) run the v7 kernel as an implicit GEMM (impls/cuda/gemm.py's implicit_gemm):
+  Y = W·im2col(X) + b, dX = Wᵀ·im2col'(dY) (Wᵀ a transposed copy of w; a strided dgrad as one product per stride
+  phase over that phase's taps, writing its own pixels of dx), the image columns gathered by 4-byte cp.async
+  through a reduction table (`igemm_table`), tuned per layer (and phase) with split-K. Strided
   one-group dgrad layers with C ≤ 4 but C·R·S ≥ 64 (`lowered_dgrad`: ResNet-50's stem) are lowered:
   col_n = Wᵀ·dY_n on the batched v7 kernel (C·R·S × P·Q × K per image), then col2im (im2col.cu) folds col into dx.
 - conv2d_bias_relu fprop (cupy_naive, cupy_opt): the same fprop kernels from a second module of their files,
