@@ -10,6 +10,7 @@
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
 # Part F: issue 13's fused layers, measured (fusion off / on). Part C: its conv2d_bias_relu op, tested and timed.
 # Part I: issue 12's implicit GEMM on the v7 kernel, tested and timed; part IC: its figures beside CUPTI's.
+# Part Q: parts SD, WD and W4 at once, short (their tests, the A/B and the tuned Winograd rows).
 # Part SD: cupy_opt's strided dgrad on the v7 kernel, tested and timed before/after (benchmarks/ab_tree.sh).
 # Part WD: cupy_opt's direct small-layer wgrad (conv_wgrad_direct), tested and timed against cuDNN.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
@@ -100,6 +101,26 @@ for run, d in runs.groupby("shape_set"):  # per 3x3 layer: medians (ms), each Wi
 PY
   LIMIT=200 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad --shapes resnet50-128 \
       --impl cupy_winograd,cupy_winograd_f4
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
+Q)  # parts SD, WD and W4 in one short call (a scarce device): every conv gpu test they touch in one process, then
+    # SD's A/B, WD's thesis wgrad rows and W4's tuned cupy_winograd beside cuDNN (no F(2x2)/F(4x4) variant rows)
+  LIMIT=300 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py \
+      tests/impls/cuda/test_conv2d_winograd.py tests/impls/cuda/test_conv2d_winograd_f4.py \
+      tests/impls/cuda/test_conv2d_cuda.py tests/impls/cuda/test_conv2d_bias_relu.py | tail -4
+  LIMIT=120 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py \
+      tests/impls/cuda/test_gemm_ladder.py -k "wgrad or tune or heuristic" | tail -4
+  for n in 32 128; do
+    LIMIT=100 step bash benchmarks/ab_tree.sh "${2:-.whl/old-tree.tgz}" "$OUT/runs/sd-$n" --op conv2d --pass dgrad \
+        --shape N=$n,C=128,H=56,W=56,K=128,R=3,S=3,stride=2,pad=1 --impl cupy_opt,cudnn $B | tail -8
+  done
+  LIMIT=100 step python3 -m harness run --op conv2d --pass wgrad --shapes thesis $B --impl cupy_opt,cudnn \
+      --no-report --out "$OUT/runs/wgrad-direct" | tail -1
+  for set in resnet50 resnet50-128; do
+    LIMIT=100 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
+        --impl cupy_winograd,cudnn --out "$OUT/runs/wino" --resume | tail -1
+  done
+  python3 benchmarks/summarize.py "$OUT/runs/wgrad-direct" "$OUT/runs/wino" 2>&1 | tail -12
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 SD) # cupy_opt's strided dgrad on the v7 kernel (warp_igemm, one product per stride phase): the igemm gpu tests, then
