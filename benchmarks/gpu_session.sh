@@ -104,7 +104,8 @@ PY
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 Q)  # parts SD, WD and W4 in one short call (a scarce device): every conv gpu test they touch in one process, then
-    # SD's A/B, WD's thesis wgrad rows and W4's tuned cupy_winograd beside cuDNN (no F(2x2)/F(4x4) variant rows)
+    # SD's A/B, the thesis and resnet50 wgrad rows (cupy_opt's variants: the BK = 8/32 kernels, conv_wgrad_direct,
+    # the v7 implicit GEMM, timed by the tuner) and W4's tuned cupy_winograd beside cuDNN
   LIMIT=300 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py \
       tests/impls/cuda/test_conv2d_winograd.py tests/impls/cuda/test_conv2d_winograd_f4.py \
       tests/impls/cuda/test_conv2d_cuda.py tests/impls/cuda/test_conv2d_bias_relu.py | tail -4
@@ -114,13 +115,17 @@ Q)  # parts SD, WD and W4 in one short call (a scarce device): every conv gpu te
     LIMIT=100 step bash benchmarks/ab_tree.sh "${2:-.whl/old-tree.tgz}" "$OUT/runs/sd-$n" --op conv2d --pass dgrad \
         --shape N=$n,C=128,H=56,W=56,K=128,R=3,S=3,stride=2,pad=1 --impl cupy_opt,cudnn $B | tail -8
   done
-  LIMIT=100 step python3 -m harness run --op conv2d --pass wgrad --shapes thesis $B --impl cupy_opt,cudnn \
-      --no-report --out "$OUT/runs/wgrad-direct" | tail -1
+  for set in thesis resnet50; do  # the wgrad variants, timed by the tuner on each layer's first call (its note)
+    LIMIT=100 step python3 -m harness run --op conv2d --pass wgrad --shapes $set $B --impl cupy_opt,cudnn \
+        --no-report --out "$OUT/runs/wgrad" --resume | tail -1
+  done
+  python3 -c "import pandas as pd, sys; d = pd.read_csv(sys.argv[1]); d = d[d.impl == 'cupy_opt']; \
+print(d[['shape', 'median_ms', 'note']].to_string(max_colwidth=90))" "$OUT/runs/wgrad/results.csv"
   for set in resnet50 resnet50-128; do
     LIMIT=100 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
         --impl cupy_winograd,cudnn --out "$OUT/runs/wino" --resume | tail -1
   done
-  python3 benchmarks/summarize.py "$OUT/runs/wgrad-direct" "$OUT/runs/wino" 2>&1 | tail -12
+  python3 benchmarks/summarize.py "$OUT/runs/wgrad" "$OUT/runs/wino" 2>&1 | tail -12
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 SD) # cupy_opt's strided dgrad on the v7 kernel (warp_igemm, one product per stride phase): the igemm gpu tests, then

@@ -584,10 +584,15 @@ def _phase_weight_index(s: Conv2dShape, phase: int):
     return cupy.asarray((((k * s.C + c) * s.R + r) * s.S + q).ravel().astype(np.int64))
 
 
+def _key(s: Conv2dShape) -> str:
+    """A layer's geometry as the tuners' keys write it (N=..,C=..,...)."""
+    return ",".join(f"{k}={v}" for k, v in s.key_values().items())
+
+
 def _igemm_tag(s: Conv2dShape, pass_: str, phase: int = 0) -> str:
     """The tuner's key of a layer's implicit GEMM (its geometry, not only the product's sizes; a strided dgrad's
     phase)."""
-    tag = f"{pass_} " + ",".join(f"{k}={v}" for k, v in s.key_values().items())
+    tag = f"{pass_} {_key(s)}"
     return tag if len(igemm_phases(s, pass_)) == 1 else f"{tag} phase {phase}"
 
 
@@ -781,9 +786,23 @@ def bias_grad(s: Conv2dShape, dy, db) -> None:
 
 
 def wgrad_direct_offered(s: Conv2dShape) -> bool:
-    """cupy_opt's wgrad times conv_wgrad_direct against the implicit GEMM on this layer's first call: one group,
-    SPLIT_MIN_K ≤ K ≤ SPLIT_CHOSEN_K, N·P·Q ≤ SPLIT_MAX_PIXELS (the thesis layers, as the other direct kernels)."""
+    """conv_wgrad_direct is one of the layer's wgrad variants: one group, SPLIT_MIN_K ≤ K ≤ SPLIT_CHOSEN_K, N·P·Q ≤
+    SPLIT_MAX_PIXELS (the thesis layers, as the other direct kernels)."""
     return s.groups == 1 and SPLIT_MIN_K <= s.K <= SPLIT_CHOSEN_K and s.N * s.P * s.Q <= SPLIT_MAX_PIXELS
+
+
+def wgrad_v7_offered(s: Conv2dShape) -> bool:
+    """The v7 implicit GEMM is one of the layer's wgrad variants: one group, ≥ POINTWISE_MIN_ROWS output channels
+    (its rows), planes below TAP_LIMIT (the table's 16-bit taps) and x's offsets in int32 (the table's)."""
+    return (s.groups == 1 and s.K >= POINTWISE_MIN_ROWS and s.N * s.C * s.H * s.W < INT_LIMIT
+            and max(s.H + s.pad_h, s.W + s.pad_w, s.P * s.stride_h, s.Q * s.stride_w) < TAP_LIMIT)
+
+
+def wgrad_variants(s: Conv2dShape) -> tuple[str, ...]:
+    """cupy_opt's wgrad variants for this layer, in tuning order: "igemm" (conv2d_implicit_gemm.cu's kernels and
+    bias_grad) always, "direct" (conv_wgrad_direct) and "v7" (the v7 implicit GEMM and bias_grad) where offered.
+    With more than one, the layer's first call times them (gemm_tune.choose) and keeps the fastest."""
+    return ("igemm", *(("direct",) if wgrad_direct_offered(s) else ()), *(("v7",) if wgrad_v7_offered(s) else ()))
 
 
 def wgrad_direct_grid(s: Conv2dShape) -> tuple[int, int]:
@@ -791,7 +810,34 @@ def wgrad_direct_grid(s: Conv2dShape) -> tuple[int, int]:
     return _cuda.blocks(s.C * s.R * s.S, WGRAD_ENTRIES), _cuda.blocks(s.K, DIRECT_K)
 
 
-WGRAD_VARIANTS = ("igemm", "direct")  # cupy_opt's small-layer wgrad choices, in tuning order
+def wgrad_igemm_table(s: Conv2dShape) -> np.ndarray:
+    """The v7 wgrad's reduction table (host) over the output pixels (n, p, q), as igemm_table's pairs: {n·C·H·W +
+    (p·uh − ph)·W + q·uw − pw, (p·uh − ph, q·uw − pw)}; GEMM column (c, r, s) has origin (r·dh, s·dw) in image c of
+    H × W (ConvGeo: PQ = R·S, Q = S, uh, uw = the dilation), so it reads x[n, c, p·uh + r·dh − ph, q·uw + s·dw − pw]."""
+    n, p, q = np.meshgrid(np.arange(s.N, dtype=np.int64), np.arange(s.P) * s.stride_h - s.pad_h,
+                          np.arange(s.Q) * s.stride_w - s.pad_w, indexing="ij")
+    offset, taps = n * s.C * s.H * s.W + p * s.W + q, p * 65536 + (q & 0xFFFF)
+    pad = -offset.size % IGEMM_TAB_ALIGN
+    tab = np.stack([np.append(offset.ravel(), [0] * pad), np.append(taps.ravel(), [NEVER * 65536] * pad)], axis=1)
+    return tab.astype(np.int32)
+
+
+@functools.cache
+def _wgrad_igemm_table(s: Conv2dShape):
+    import cupy
+
+    return cupy.asarray(wgrad_igemm_table(s))
+
+
+def wgrad_igemm_problem(s: Conv2dShape) -> tuple[int, int, int, tuple[int, ...]]:
+    """(rows, columns, reduction, geo) of the v7 wgrad: dW (K × C·R·S) = dYᵀ (K × N·P·Q) · im2col(x)ᵀ, written row
+    by row (out_chan C·R·S; column (c, r, s) at c·R·S + r·S + s)."""
+    rs = s.R * s.S
+    geo = (rs, s.S, s.dilation_h, s.dilation_w, 0, 0, s.H, s.W, s.H * s.W, rs, s.C * rs, 0, s.S, 1)
+    return s.K, s.C * rs, s.N * s.P * s.Q, geo
+
+
+WGRAD_VARIANTS = ("igemm", "direct", "v7")  # every wgrad variant (wgrad_variants: those a layer is offered)
 _WGRAD_CHOSEN: dict[Conv2dShape, tuple[str, str]] = {}  # shape -> (variant, how it was chosen)
 
 
@@ -802,49 +848,65 @@ def _wgrad_choices() -> _tune.TuneCache:
 
 
 def _run_wgrad(s: Conv2dShape, variant: str, x, dy, dw, db) -> None:
-    """dw and db by the implicit GEMM and bias_grad ("igemm": three or four launches) or conv_wgrad_direct (one)."""
-    if variant == "igemm":
-        _run_tiled(s, "wgrad", (x, dy), dw)
-        bias_grad(s, dy, db)
+    """dw and db by one variant: "igemm" (the BK = 8 / 32 kernels, then bias_grad), "direct" (conv_wgrad_direct: dw
+    and db in one launch) or "v7" (dYᵀ as a K × N·P·Q copy, the v7 implicit GEMM with wide split-K, bias_grad)."""
+    import cupy
+
+    if variant == "direct":
+        assert s.N * s.P * s.Q < 2**31 and s.groups == 1, s
+        _cuda.kernel(DIRECT, "conv_wgrad_direct")(wgrad_direct_grid(s), (256,), (x, dy, dw, db, _table(s), *_args(s)))
         return
-    assert s.N * s.P * s.Q < 2**31 and s.groups == 1, s
-    _cuda.kernel(DIRECT, "conv_wgrad_direct")(wgrad_direct_grid(s), (256,), (x, dy, dw, db, _table(s), *_args(s)))
+    if variant == "v7":
+        m, n, k, geo = wgrad_igemm_problem(s)
+        dyt = cupy.ascontiguousarray(dy.reshape(s.N, s.K, s.P * s.Q).transpose(1, 0, 2))
+        implicit_gemm(dyt, x, dw, None, m, n, k, _wgrad_igemm_table(s), geo, f"wgrad {_key(s)}",
+                      splits=_tune.WIDE_SPLITS)
+    else:
+        _run_tiled(s, "wgrad", (x, dy), dw)
+    bias_grad(s, dy, db)
 
 
 def wgrad_chosen(s: Conv2dShape) -> tuple[str, str]:
-    """(variant, how it was chosen) of cupy_opt's wgrad for this layer: "igemm" where the direct kernel is not
-    offered, else the last call's choice (before any call: the untuned one, "igemm")."""
-    if not wgrad_direct_offered(s):
-        return "igemm", "rule"
+    """(variant, how it was chosen) of cupy_opt's wgrad for this layer: the only variant where there is one, else
+    the last call's choice (before any call: the untuned one, "igemm")."""
+    variants = wgrad_variants(s)
+    if len(variants) == 1:
+        return variants[0], "rule"
     return _WGRAD_CHOSEN.get(s, ("igemm", "no call yet"))
 
 
 def _wgrad_details(s: Conv2dShape) -> dict:
-    """The dw kernels' details, with the bias-gradient kernels' attributes beside them (or the direct kernel's)."""
+    """The chosen variant's kernels and note, with the bias-gradient kernels' attributes beside them (not for the
+    direct kernel, which sums db itself)."""
     variant, how = wgrad_chosen(s)
     if variant == "direct":
         grid = wgrad_direct_grid(s)
         note = (f"direct ({how}): {WGRAD_ENTRIES} (c,r,s) entries x {DIRECT_K} channels per block, the reduction "
                 f"in {WGRAD_PARTS} parts inside the block, db fused, {grid[0] * grid[1]} blocks")
         return {**_cuda.attributes(DIRECT, ["conv_wgrad_direct"]), "note": note}
-    found = _tiled_details("wgrad")(s)
+    if variant == "v7":
+        m, n, k, _ = wgrad_igemm_problem(s)
+        found = igemm_details(f"wgrad {_key(s)}", m, n, k, False, False)
+        found = {**found, "note": f"v7 ({how}): {found['note']}"}
+    else:
+        found = _tiled_details("wgrad")(s)
+        found = {**found, "note": found.get("note", "") + ("" if how == "rule" else f" ({how})")}
     bias = _cuda.attributes(BIAS, ["bias_grad_partial", "bias_grad_finish"])["kernels"]
-    note = found.get("note", "") + ("" if how == "rule" else f" (direct not chosen: {how})")
-    return {**found, "kernels": {**found.get("kernels", {}), **bias}, "note": note}
+    return {**found, "kernels": {**found.get("kernels", {}), **bias}}
 
 
 @_reg_tiled("wgrad", _wgrad_details)
 def conv2d_wgrad_tiled(s: Conv2dShape, x, dy, *, dw, db):
-    """Implicit GEMM K×(C·R·S)×(N·P·Q) (split-K); db by a two-stage reduction over (channel, images) blocks. On
-    small layers (wgrad_direct_offered) the faster of that and conv_wgrad_direct (dw and db in one launch), timed
-    on the layer's first call by the gemm tuner (untuned: the implicit GEMM)."""
-    if not wgrad_direct_offered(s):
-        _run_wgrad(s, "igemm", x, dy, dw, db)
+    """Implicit GEMM K×(C·R·S)×(N·P·Q) (split-K); db by a two-stage reduction over (channel, images) blocks. Where
+    wgrad_variants offers more (conv_wgrad_direct on small layers, the v7 implicit GEMM with ≥ 64 output channels),
+    the fastest, timed on the layer's first call by the gemm tuner (untuned: the first)."""
+    variants = wgrad_variants(s)
+    if len(variants) == 1:
+        _run_wgrad(s, variants[0], x, dy, dw, db)
         return
     _WGRAD_CHOSEN[s] = _tune.choose(
-        _wgrad_choices(), _gemm.device()[1], "conv2d wgrad " + ",".join(f"{k}={v}" for k, v in s.key_values().items()),
-        lambda: WGRAD_VARIANTS, lambda v: _run_wgrad(s, v, x, dy, dw, db), lambda: ("igemm", "untuned"),
-        _tune.with_times)
+        _wgrad_choices(), _gemm.device()[1], f"conv2d wgrad {_key(s)}",
+        lambda: variants, lambda v: _run_wgrad(s, v, x, dy, dw, db), lambda: ("igemm", "untuned"), _tune.with_times)
 
 
 # ---------------------------------------------------------------- cupy_im2col_cublas

@@ -257,17 +257,17 @@ def _wt_launch(cfg: _tune.Config, layout: str, dev: int, a, b, c, bias, m: int, 
 
 
 def _plan(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, vec: tuple[bool, ...],
-          launch, v6: bool = False, batch: int = 1) -> None:
+          launch, v6: bool = False, batch: int = 1, splits: tuple[int, ...] = _tune.SPLITS) -> None:
     """Run C = A·B (`batch` of them) with the configuration cached for this key, tuning it first when there is
     none (and tuning is on and the stream is not being captured into a graph); launch(cfg) does the work. `v6`:
-    only the v6 table (cupy_v6_warptile, tuned and cached apart)."""
+    only the v6 table (cupy_v6_warptile, tuned and cached apart); `splits`: the split-K factors the tuner tries."""
     _, name, sms, smem_limit = device()
     key = ("v6 " if v6 else "") + _tune.key(layout, m, n, k, bias, relu, vec, batch)
     splittable = not _batched(layout)
     cfg, how = _tune.choose(
         _cache(), name, key,
         lambda: _tune.candidates(m, n, k, sms, smem_limit, names=_tune.V6_TILES if v6 else None, batch=batch,
-                                 splittable=splittable),
+                                 splittable=splittable, splits=splits),
         launch, lambda: (_tune.heuristic(m, n, k, sms, smem_limit, batch, splittable), "heuristic"))
     _CHOSEN[(v6, layout, m, n, k, bias, relu, batch)] = (cfg, how)
 
@@ -298,13 +298,14 @@ def batched_gemm(layout: str, a, b, c, bias, m: int, n: int, k: int, lda: int, l
 
 
 def implicit_gemm(a, src, out, bias, m: int, n: int, k: int, tab, geo: tuple[int, ...], tag: str,
-                  relu: bool = False) -> None:
+                  relu: bool = False, splits: tuple[int, ...] = _tune.SPLITS) -> None:
     """out = A·B (+ bias per row, ReLU) on the v7 kernel with B gathered from `src` (gemm_warptile.cu's igemm
     kernels): A (m×k, k-contiguous) the weights, B (k×n) the image's columns through the reduction table `tab`
     (int32 pairs, padded to a multiple of 32) and geo = (PQ, Q, uh, uw, oh, ow, Hs, Ws, src_img, out_img, out_chan,
     out_base, out_row, out_col) (ConvGeo); output element (row, column j) at row·out_chan + conv_col(j), float4
     stores only where the columns are the output plane itself. Tuned once per `tag` (the layer) among the tiles and
-    split-K factors; a split product writes its partials to an m×n workspace that conv_splitk_reduce sums."""
+    the split-K factors `splits`; a split product writes its partials to an m×n workspace that conv_splitk_reduce
+    sums."""
     dev = device()[0]
     pq, q, out_img, out_chan, out_base, out_row, out_col = geo[0], geo[1], *geo[9:]
     dense = (out_chan, out_base, out_row, out_col) == (pq, 0, q, 1)
@@ -322,7 +323,7 @@ def implicit_gemm(a, src, out, bias, m: int, n: int, k: int, tab, geo: tuple[int
         _wt_launch(cfg, "igemm", dev, a, src, out, bias, m, n, k, k, 0, relu, vec_a, False, vec_c=vec_c, tail=tail,
                    reduce=reduce)
 
-    _plan(f"igemm {tag}", m, n, k, bias is not None, relu, (vec_a, vec_c), launch)
+    _plan(f"igemm {tag}", m, n, k, bias is not None, relu, (vec_a, vec_c), launch, splits=splits)
 
 
 def igemm_details(tag: str, m: int, n: int, k: int, bias: bool, relu: bool) -> dict:

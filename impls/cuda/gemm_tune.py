@@ -59,6 +59,7 @@ TILES = {t.name: t for t in (
 )}
 V6_TILES = ("b128x128k16s3", "b128x128k8s3", "b128x64k16s4", "b64x64k16s4")  # cupy_v6_warptile's table
 SPLITS = (1, 2, 4, 8, 16)  # split-K factors tried when the output's tiles leave resident-block slots idle
+WIDE_SPLITS = (*SPLITS, 32, 64, 128)  # ... for a long reduction onto few tiles (conv2d wgrad: over the pixels)
 MIN_K_PER_SPLIT = 128  # each K slice keeps at least 8 BK = 16 steps of pipeline
 
 
@@ -92,7 +93,8 @@ def k_per_split(k: int, splits: int, bk: int) -> int:
 
 
 def candidates(m: int, n: int, k: int, sms: int, smem_limit: int,
-               names: tuple[str, ...] | None = None, batch: int = 1, splittable: bool = True) -> list[Config]:
+               names: tuple[str, ...] | None = None, batch: int = 1, splittable: bool = True,
+               splits: Sequence[int] = SPLITS) -> list[Config]:
     """The configurations worth timing for an m×n×k product on a device with `sms` SMs and `smem_limit` bytes of
     opt-in shared memory per block (only the tiles in `names` when given).
 
@@ -101,13 +103,14 @@ def candidates(m: int, n: int, k: int, sms: int, smem_limit: int,
     wave (SMs × the blocks per SM its launch bounds guarantee: 528 of 64×64 on an H200, where ResNet-50's 7² layers
     have 200) and each split keeps at least MIN_K_PER_SPLIT of K, up to two waves of blocks; it is only combined
     with the smallest tile, and the tuner times it against the unsplit tiles. The batched kernels (`splittable`
-    False; `batch` products on grid.z) are never split, also for a batch of one (a 1x1 layer at batch 1)."""
+    False; `batch` products on grid.z) are never split, also for a batch of one (a 1x1 layer at batch 1). `splits`:
+    the factors to try (WIDE_SPLITS for conv2d wgrad's long reductions)."""
     fitting = [t for t in TILES.values() if t.smem <= smem_limit and (names is None or t.name in names)]
     smallest = min(fitting, key=lambda t: t.bm * t.bn)
     out = [Config(t) for t in fitting if t is smallest or t.bm <= m or t.bn <= n]
     wave = sms * smallest.min_blocks
     if splittable and batch == 1 and tiles(smallest, m, n) < wave:
-        for s in SPLITS[1:]:
+        for s in splits[1:]:
             if k >= s * MIN_K_PER_SPLIT and tiles(smallest, m, n) * s <= 2 * wave:
                 out.append(Config(smallest, s))
     return out

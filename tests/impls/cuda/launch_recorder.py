@@ -198,7 +198,7 @@ def record(monkeypatch, config=None, execute=None) -> Recorder:
     _fresh_caches(monkeypatch)
     monkeypatch.setattr(gemm, "device", lambda: device)
 
-    def plan(layout, m, n, k, bias, relu, vec, launch, v6=False, batch=1):
+    def plan(layout, m, n, k, bias, relu, vec, launch, v6=False, batch=1, splits=gemm_tune.SPLITS):
         splittable = not gemm._batched(layout)
         if config is None:
             launch(gemm_tune.heuristic(m, n, k, device[2], device[3], batch, splittable))

@@ -112,6 +112,33 @@ def test_the_gather_reproduces_the_oracle(s: Conv2dShape, pass_: str):
     np.testing.assert_allclose(got, want.ravel(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("s", list(SHAPES.values()), ids=list(SHAPES))
+def test_the_wgrad_gather_reproduces_the_oracle(s: Conv2dShape):
+    """The v7 wgrad's table and ConvGeo (wgrad_igemm_problem) through GatherLoader's arithmetic: B[(n, p, q), (c, r,
+    s)] = x at the column's origin (r·dh, s·dw) in image c plus the entry's taps, A = dYᵀ, dW row by row."""
+    rng = np.random.default_rng(2)
+    x, dy = rng.uniform(-1, 1, (s.N, s.C, s.H, s.W)), rng.uniform(-1, 1, (s.N, s.K, s.P, s.Q))
+    m, n, k, (pq, q_, uh, uw, oh, ow, hs, ws, src_img, out_img, out_chan, base, out_row, out_col) = \
+        conv.wgrad_igemm_problem(s)
+    tab = conv.wgrad_igemm_table(s)
+    assert len(tab) % conv.IGEMM_TAB_ALIGN == 0 and len(tab) >= k
+    dr, ds = _taps(tab[:, 1])
+    j = np.arange(n)
+    img, pix = j // pq, j % pq
+    h0, w0 = (pix // q_) * uh + oh, (pix % q_) * uw + ow
+    ih, iw = h0[None, :] + dr[:, None], w0[None, :] + ds[:, None]
+    inside = (ih >= 0) & (ih < hs) & (iw >= 0) & (iw < ws)
+    assert not inside[k:].any(), "a padding entry landed"
+    addr = img * src_img + h0 * ws + w0 + tab[:, :1].astype(np.int64)
+    b = np.where(inside, x.ravel()[np.clip(addr, 0, x.size - 1)], 0.0)[:k]
+    a = dy.reshape(s.N, s.K, -1).transpose(1, 0, 2).reshape(s.K, -1)
+    got = np.full(m * out_chan, np.nan)
+    got[np.arange(m)[:, None] * out_chan + (img * out_img + base + (pix // q_) * out_row + pix % q_ * out_col)] = a @ b
+    want, db = np.empty((s.K, s.C, s.R, s.S)), np.empty(s.K)
+    oracle.conv2d_wgrad(s, x, dy, dw=want, db=db)
+    np.testing.assert_allclose(got, want.ravel(), rtol=1e-12, atol=1e-12)
+
+
 def test_padding_entries_never_land_for_the_largest_plane_allowed():
     tab = conv.igemm_table(Conv2dShape(1, 1, 3, 3, 1, 3, 3, 1, 1), "fprop")
     dr, _ = _taps(tab[9:, 1])

@@ -96,8 +96,24 @@ def test_wgrad_direct_kernel_matches_the_oracle_on_the_cpu(monkeypatch, shape):
     source on the CPU: partial entry, channel and pixel chunks, two pixel chunks, stride, padding, dilation."""
     import impls.cuda.conv2d as conv
 
-    monkeypatch.setattr(conv, "WGRAD_VARIANTS", ("direct",))
-    monkeypatch.setattr(conv, "wgrad_direct_offered", lambda s: True)
+    monkeypatch.setattr(conv, "wgrad_variants", lambda s: ("direct",))
     for seed in (0, 1):
         for out, c in run_on_cpu(monkeypatch, get("conv2d", "wgrad", "cupy_opt"), shape, seed):
             assert c.status == "pass", f"{shape}, {out}: {c.reason}"
+
+
+WGRAD_V7 = {
+    "3x3-K64": Conv2dShape(2, 5, 9, 7, 64, 3, 3, 1, 1),  # partial tiles on both sides
+    "strided-dilated": Conv2dShape(2, 3, 13, 12, 70, 3, 2, stride_h=2, stride_w=1, pad_h=2, pad_w=1, dilation_h=2,
+                                   dilation_w=1),
+}
+
+
+@pytest.mark.parametrize("shape", list(WGRAD_V7.values()), ids=list(WGRAD_V7))
+def test_wgrad_v7_matches_the_oracle_on_the_cpu(monkeypatch, shape):
+    """cupy_opt's v7 wgrad (dYᵀ copy, the igemm kernel gathering x over the output pixels) as the only choice."""
+    import impls.cuda.conv2d as conv
+
+    monkeypatch.setattr(conv, "wgrad_variants", lambda s: ("v7",))
+    for out, c in run_on_cpu(monkeypatch, get("conv2d", "wgrad", "cupy_opt"), shape, 0):
+        assert c.status == "pass", f"{shape}, {out}: {c.reason}"
