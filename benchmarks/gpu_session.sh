@@ -103,24 +103,26 @@ PY
       --impl cupy_winograd,cupy_winograd_f4
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
-Q)  # parts SD, WD and W4 in one short call (a scarce device): every conv gpu test they touch in one process, then
-    # SD's A/B, the thesis and resnet50 wgrad rows (cupy_opt's variants: the BK = 8/32 kernels, conv_wgrad_direct,
-    # the v7 implicit GEMM, timed by the tuner) and W4's tuned cupy_winograd beside cuDNN
-  LIMIT=300 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py \
-      tests/impls/cuda/test_conv2d_winograd.py tests/impls/cuda/test_conv2d_winograd_f4.py \
-      tests/impls/cuda/test_conv2d_cuda.py tests/impls/cuda/test_conv2d_bias_relu.py | tail -4
-  LIMIT=120 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py \
-      tests/impls/cuda/test_gemm_ladder.py -k "wgrad or tune or heuristic" | tail -4
+Q)  # parts SD, WD and W4 in one short call (a scarce device), the new code's checks first: the igemm and wgrad gpu
+    # tests, SD's A/B, the thesis and resnet50 wgrad rows (cupy_opt's variants, the BK = 8/32 kernels,
+    # conv_wgrad_direct and the v7 implicit GEMM, timed by the tuner: its note), then the other conv gpu tests and
+    # W4's tuned cupy_winograd beside cuDNN. Ends with its run folders in $OUT/runs.tgz (also after each figure).
+  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py \
+      tests/impls/cuda/test_conv2d_small.py -k "igemm or configuration or relu or lowered or wgrad" | tail -4
   for n in 32 128; do
-    LIMIT=100 step bash benchmarks/ab_tree.sh "${2:-.whl/old-tree.tgz}" "$OUT/runs/sd-$n" --op conv2d --pass dgrad \
+    LIMIT=90 step bash benchmarks/ab_tree.sh "${2:-.whl/old-tree.tgz}" "$OUT/runs/sd-$n" --op conv2d --pass dgrad \
         --shape N=$n,C=128,H=56,W=56,K=128,R=3,S=3,stride=2,pad=1 --impl cupy_opt,cudnn $B | tail -8
   done
   for set in thesis resnet50; do  # the wgrad variants, timed by the tuner on each layer's first call (its note)
-    LIMIT=100 step python3 -m harness run --op conv2d --pass wgrad --shapes $set $B --impl cupy_opt,cudnn \
+    LIMIT=90 step python3 -m harness run --op conv2d --pass wgrad --shapes $set $B --impl cupy_opt,cudnn \
         --no-report --out "$OUT/runs/wgrad" --resume | tail -1
   done
-  python3 -c "import pandas as pd, sys; d = pd.read_csv(sys.argv[1]); d = d[d.impl == 'cupy_opt']; \
-print(d[['shape', 'median_ms', 'note']].to_string(max_colwidth=90))" "$OUT/runs/wgrad/results.csv"
+  python3 -c "import pandas as pd, sys; d = pd.read_csv(sys.argv[1]); \
+print(d[['impl', 'shape', 'status', 'median_ms', 'note']].to_string(max_colwidth=100))" "$OUT/runs/wgrad/results.csv"
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_winograd.py \
+      tests/impls/cuda/test_conv2d_winograd_f4.py tests/impls/cuda/test_conv2d_cuda.py \
+      tests/impls/cuda/test_conv2d_bias_relu.py tests/impls/cuda/test_gemm_ladder.py -k "not every_config" | tail -4
   for set in resnet50 resnet50-128; do
     LIMIT=100 step python3 -m harness run --op conv2d --pass fprop,dgrad --shapes $set $B --no-report \
         --impl cupy_winograd,cudnn --out "$OUT/runs/wino" --resume | tail -1

@@ -94,9 +94,10 @@ def _variants(shape: Conv2dShape, pass_: str) -> list[conv.Launch]:
 
 def assert_forced_launch_matches_oracle(monkeypatch, launch, pass_: str, shape: Conv2dShape) -> None:
     """`launch` forced through cupy_opt's own wrapper (its plan choice bypassed), checked on the oracle's seeds with
-    poisoned outputs."""
+    poisoned outputs (wgrad: the implicit GEMM only, no other variant tuned against it)."""
     with monkeypatch.context() as m:
         m.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
+        m.setattr(conv, "wgrad_variants", lambda s: ("igemm",))
         assert_matches_oracle("conv2d", pass_, "cupy_opt", [shape])
 
 
