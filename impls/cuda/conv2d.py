@@ -464,15 +464,23 @@ def _run_pointwise(s: Conv2dShape, pass_: str, operands: tuple, out, bias, relu:
 def warp_igemm(s: Conv2dShape, pass_: str) -> bool:
     """fprop or dgrad that runs the v7 kernel as an implicit GEMM (gemm_warptile.cu's igemm): one group, not
     pointwise; fprop with ≥ POINTWISE_MIN_ROWS output channels and a reduction longer than the direct kernel's
-    (C·R·S > DIRECT_CHOSEN_CRS), dgrad with ≥ POINTWISE_MIN_ROWS input channels whose every stride phase has a
-    filter tap (one product per phase, igemm_phases); planes and dilated filters below TAP_LIMIT (the table's
-    16-bit taps)."""
+    (C·R·S > DIRECT_CHOSEN_CRS), dgrad with stride 1 and ≥ POINTWISE_MIN_ROWS input channels (a strided one may
+    take it as a variant: dgrad_v7_offered); planes and dilated filters below TAP_LIMIT (the table's 16-bit taps)."""
     if pass_ not in ("fprop", "dgrad") or s.groups != 1 or pointwise(s, pass_):
         return False
     taps_fit = max(s.H + s.pad_h, s.W + s.pad_w, s.P, s.Q, s.dilation_h * s.R, s.dilation_w * s.S) < TAP_LIMIT
     if pass_ == "fprop":
         return taps_fit and s.K >= POINTWISE_MIN_ROWS and s.C * s.R * s.S > DIRECT_CHOSEN_CRS
-    return taps_fit and s.C >= POINTWISE_MIN_ROWS and all(ph[4] > 0 for ph in _dgrad_phases(s))
+    return taps_fit and s.C >= POINTWISE_MIN_ROWS and (s.stride_h, s.stride_w) == (1, 1)
+
+
+def dgrad_v7_offered(s: Conv2dShape) -> bool:
+    """A strided dgrad that the v7 implicit GEMM can run, one product per stride phase (igemm_phases): warp_igemm's
+    conditions but the stride, and a filter tap in every phase. It is one of the layer's dgrad variants, timed
+    against the BK = 8 stride-phase kernels on the first call (variants)."""
+    taps_fit = max(s.H + s.pad_h, s.W + s.pad_w, s.P, s.Q, s.dilation_h * s.R, s.dilation_w * s.S) < TAP_LIMIT
+    return ((s.stride_h, s.stride_w) != (1, 1) and s.groups == 1 and s.C >= POINTWISE_MIN_ROWS and taps_fit
+            and all(ph[4] > 0 for ph in _dgrad_phases(s)))
 
 
 def lowered_dgrad(s: Conv2dShape) -> bool:
@@ -757,10 +765,21 @@ def conv2d_bias_relu_tiled(s: Conv2dShape, x, w, b, *, y):
     _run_tiled(s, "fprop", (x, w), y, b, defines=RELU)
 
 
-@_reg_tiled("dgrad")
+def _dgrad_details(s: Conv2dShape) -> dict:
+    """The chosen dgrad variant's kernels and note."""
+    variant, how = chosen(s, "dgrad")
+    if variant == "v7":
+        found = _igemm_details(s, "dgrad", False)
+        return {**found, "note": f"v7 ({how}): {found['note']}"}
+    found = _tiled_details("dgrad")(s)
+    return {**found, "note": found.get("note", "") + ("" if how == "rule" else f" ({how})")}
+
+
+@_reg_tiled("dgrad", _dgrad_details)
 def conv2d_dgrad_tiled(s: Conv2dShape, dy, w, *, dx):
-    """Implicit GEMM (N·H·W)×C×(K·R·S), gathering dy through the stride and padding."""
-    _run_tiled(s, "dgrad", (dy, w), dx)
+    """Implicit GEMM (N·H·W)×C×(K·R·S), gathering dy through the stride and padding; a strided layer that the v7
+    kernel can run (dgrad_v7_offered) takes the faster of the two, timed on its first call."""
+    _with_variants(s, "dgrad", lambda v: _run_variant(s, "dgrad", v, (dy, w), (dx,)))
 
 
 def bias_splits(N: int, K: int, PQ: int, sms: int) -> int:
@@ -798,11 +817,17 @@ def wgrad_v7_offered(s: Conv2dShape) -> bool:
             and max(s.H + s.pad_h, s.W + s.pad_w, s.P * s.stride_h, s.Q * s.stride_w) < TAP_LIMIT)
 
 
-def wgrad_variants(s: Conv2dShape) -> tuple[str, ...]:
-    """cupy_opt's wgrad variants for this layer, in tuning order: "igemm" (conv2d_implicit_gemm.cu's kernels and
-    bias_grad) always, "direct" (conv_wgrad_direct) and "v7" (the v7 implicit GEMM and bias_grad) where offered.
-    With more than one, the layer's first call times them (gemm_tune.choose) and keeps the fastest."""
-    return ("igemm", *(("direct",) if wgrad_direct_offered(s) else ()), *(("v7",) if wgrad_v7_offered(s) else ()))
+def variants(s: Conv2dShape, pass_: str) -> tuple[str, ...]:
+    """cupy_opt's variants of a layer's pass, in tuning order: "igemm" (conv2d_implicit_gemm.cu's kernels, by
+    _launch_config's rules) always; for wgrad also "direct" (conv_wgrad_direct) and "v7" (the v7 implicit GEMM)
+    where offered, for a strided dgrad "v7" (one product per phase). With more than one, the layer's first call
+    times them (gemm_tune.choose) and keeps the fastest."""
+    if pass_ == "dgrad":
+        return ("igemm", "v7") if dgrad_v7_offered(s) else ("igemm",)
+    if pass_ == "wgrad":
+        return ("igemm", *(("direct",) if wgrad_direct_offered(s) else ()),
+                *(("v7",) if wgrad_v7_offered(s) else ()))
+    return ("igemm",)
 
 
 def wgrad_direct_grid(s: Conv2dShape) -> tuple[int, int]:
@@ -837,14 +862,44 @@ def wgrad_igemm_problem(s: Conv2dShape) -> tuple[int, int, int, tuple[int, ...]]
     return s.K, s.C * rs, s.N * s.P * s.Q, geo
 
 
-WGRAD_VARIANTS = ("igemm", "direct", "v7")  # every wgrad variant (wgrad_variants: those a layer is offered)
-_WGRAD_CHOSEN: dict[Conv2dShape, tuple[str, str]] = {}  # shape -> (variant, how it was chosen)
+VARIANTS = ("igemm", "direct", "v7")  # every variant name (variants: those a layer's pass is offered)
+_CHOSEN: dict[tuple[str, Conv2dShape], tuple[str, str]] = {}  # (pass, shape) -> (variant, how it was chosen)
 
 
 @functools.cache
-def _wgrad_choices() -> _tune.TuneCache:
+def _variant_choices() -> _tune.TuneCache:
     """The gemm tuner's cache file (gemm_tune.cache_path), this module's keys in it."""
-    return _tune.TuneCache(_tune.cache_path(), parse=_tune.one_of(WGRAD_VARIANTS))
+    return _tune.TuneCache(_tune.cache_path(), parse=_tune.one_of(VARIANTS))
+
+
+def _with_variants(s: Conv2dShape, pass_: str, run) -> None:
+    """run(variant) with the layer's only variant, or the one cached / tuned now for it (untuned: "igemm")."""
+    offered = variants(s, pass_)
+    if len(offered) == 1:
+        run(offered[0])
+        return
+    _CHOSEN[(pass_, s)] = _tune.choose(_variant_choices(), _gemm.device()[1], f"conv2d {pass_} {_key(s)}",
+                                       lambda: offered, run, lambda: ("igemm", "untuned"), _tune.with_times)
+
+
+def chosen(s: Conv2dShape, pass_: str) -> tuple[str, str]:
+    """(variant, how it was chosen) of cupy_opt's pass for this layer: the only variant where there is one, else
+    the last call's choice (before any call: the untuned one, "igemm")."""
+    offered = variants(s, pass_)
+    if len(offered) == 1:
+        return offered[0], "rule"
+    return _CHOSEN.get((pass_, s), ("igemm", "no call yet"))
+
+
+def _run_variant(s: Conv2dShape, pass_: str, variant: str, operands: tuple, outs: tuple) -> None:
+    """One variant of dgrad ((dy, w) -> (dx,)) or wgrad ((x, dy) -> (dw, db))."""
+    if pass_ == "dgrad":
+        if variant == "v7":
+            _run_igemm(s, "dgrad", operands, outs[0], None, False)
+        else:
+            _run_tiled(s, "dgrad", operands, outs[0])
+        return
+    _run_wgrad(s, variant, *operands, *outs)
 
 
 def _run_wgrad(s: Conv2dShape, variant: str, x, dy, dw, db) -> None:
@@ -866,19 +921,10 @@ def _run_wgrad(s: Conv2dShape, variant: str, x, dy, dw, db) -> None:
     bias_grad(s, dy, db)
 
 
-def wgrad_chosen(s: Conv2dShape) -> tuple[str, str]:
-    """(variant, how it was chosen) of cupy_opt's wgrad for this layer: the only variant where there is one, else
-    the last call's choice (before any call: the untuned one, "igemm")."""
-    variants = wgrad_variants(s)
-    if len(variants) == 1:
-        return variants[0], "rule"
-    return _WGRAD_CHOSEN.get(s, ("igemm", "no call yet"))
-
-
 def _wgrad_details(s: Conv2dShape) -> dict:
     """The chosen variant's kernels and note, with the bias-gradient kernels' attributes beside them (not for the
     direct kernel, which sums db itself)."""
-    variant, how = wgrad_chosen(s)
+    variant, how = chosen(s, "wgrad")
     if variant == "direct":
         grid = wgrad_direct_grid(s)
         note = (f"direct ({how}): {WGRAD_ENTRIES} (c,r,s) entries x {DIRECT_K} channels per block, the reduction "
@@ -898,15 +944,9 @@ def _wgrad_details(s: Conv2dShape) -> dict:
 @_reg_tiled("wgrad", _wgrad_details)
 def conv2d_wgrad_tiled(s: Conv2dShape, x, dy, *, dw, db):
     """Implicit GEMM K×(C·R·S)×(N·P·Q) (split-K); db by a two-stage reduction over (channel, images) blocks. Where
-    wgrad_variants offers more (conv_wgrad_direct on small layers, the v7 implicit GEMM with ≥ 64 output channels),
-    the fastest, timed on the layer's first call by the gemm tuner (untuned: the first)."""
-    variants = wgrad_variants(s)
-    if len(variants) == 1:
-        _run_wgrad(s, variants[0], x, dy, dw, db)
-        return
-    _WGRAD_CHOSEN[s] = _tune.choose(
-        _wgrad_choices(), _gemm.device()[1], f"conv2d wgrad {_key(s)}",
-        lambda: variants, lambda v: _run_wgrad(s, v, x, dy, dw, db), lambda: ("igemm", "untuned"), _tune.with_times)
+    variants offers more (conv_wgrad_direct on small layers, the v7 implicit GEMM with ≥ 64 output channels), the
+    fastest, timed on the layer's first call by the gemm tuner (untuned: the first)."""
+    _with_variants(s, "wgrad", lambda v: _run_variant(s, "wgrad", v, (x, dy), (dw, db)))
 
 
 # ---------------------------------------------------------------- cupy_im2col_cublas

@@ -19,14 +19,17 @@ def test_resnet50_3x3_and_7x7_layers_take_it_for_fprop_and_the_stride_1_ones_for
     for s in SPEC.shapes("resnet50"):
         big = (s.R, s.S) != (1, 1)
         assert conv.warp_igemm(s, "fprop") == big, s
-        assert conv.warp_igemm(s, "dgrad") == (big and s.C >= 64), s  # the stride-2 3x3 layer by its 4 phases
+        assert conv.warp_igemm(s, "dgrad") == (big and s.stride_h == 1 and s.C >= 64), s
+        assert conv.dgrad_v7_offered(s) == (big and s.stride_h == 2 and s.C >= 64), s  # the 3x3 stride-2 layer
         assert not conv.warp_igemm(s, "wgrad")
         assert not (conv.warp_igemm(s, "fprop") and conv.pointwise(s, "fprop"))
     for s in SPEC.shapes("thesis"):  # 16 / 32 filters: the small-layer kernels stay
         assert not conv.warp_igemm(s, "fprop") and not conv.warp_igemm(s, "dgrad"), s
     assert not conv.warp_igemm(Conv2dShape(2, 64, 8, 8, 64, 3, 3, 1, 1, groups=2), "fprop")  # groups: not here
-    assert conv.warp_igemm(Conv2dShape(2, 64, 8, 8, 64, 3, 3, 2, 1), "dgrad")  # strided: a product per phase
-    assert not conv.warp_igemm(Conv2dShape(2, 64, 8, 8, 64, 1, 1, 2, 0), "dgrad")  # phases without a tap: BK = 8
+    strided = Conv2dShape(2, 64, 8, 8, 64, 3, 3, 2, 1)  # a product per phase, as a variant beside the BK = 8 kernels
+    assert not conv.warp_igemm(strided, "dgrad") and conv.variants(strided, "dgrad") == ("igemm", "v7")
+    assert not conv.dgrad_v7_offered(Conv2dShape(2, 64, 8, 8, 64, 1, 1, 2, 0))  # phases without a tap: BK = 8
+    assert not conv.dgrad_v7_offered(Conv2dShape(2, 32, 8, 8, 64, 3, 3, 2, 1))  # 32 input channels: BK = 8
 
 
 def test_resnet50_stem_dgrad_is_lowered_and_nothing_else_is():
@@ -163,7 +166,9 @@ GPU_SHAPES = {
 def test_every_configuration_matches_the_oracle(pass_, shape, monkeypatch):
     from impls.cuda import gemm, gemm_tune
 
-    if not conv.warp_igemm(shape, pass_):
+    if conv.dgrad_v7_offered(shape) and pass_ == "dgrad":
+        monkeypatch.setattr(conv, "variants", lambda s, p: ("v7",))  # the phases on v7, not tuned against BK = 8
+    elif not conv.warp_igemm(shape, pass_):
         pytest.skip(f"{pass_} of this layer does not take warp_igemm")
     configs = [gemm_tune.Config(t) for t in gemm_tune.TILES.values()] + [
         gemm_tune.Config(gemm_tune.TILES["b64x64k16s4"], 3)]

@@ -97,7 +97,7 @@ def assert_forced_launch_matches_oracle(monkeypatch, launch, pass_: str, shape: 
     poisoned outputs (wgrad: the implicit GEMM only, no other variant tuned against it)."""
     with monkeypatch.context() as m:
         m.setattr(conv, "_launch_config", lambda s, p, small=True: launch)
-        m.setattr(conv, "wgrad_variants", lambda s: ("igemm",))
+        m.setattr(conv, "variants", lambda s, p: ("igemm",))
         assert_matches_oracle("conv2d", pass_, "cupy_opt", [shape])
 
 
@@ -357,7 +357,7 @@ def test_wgrad_direct_is_offered_on_the_small_thesis_layers_only():
         assert ex * conv.WGRAD_ENTRIES >= s.C * s.R * s.S > (ex - 1) * conv.WGRAD_ENTRIES
         assert ek * conv.DIRECT_K >= s.K > (ek - 1) * conv.DIRECT_K
     big = [s for s in thesis if not conv.wgrad_direct_offered(s) and s.K < conv.POINTWISE_MIN_ROWS]
-    assert big and conv.wgrad_chosen(big[0]) == ("igemm", "rule")  # nothing else offered: no tuning
+    assert big and conv.chosen(big[0], "wgrad") == ("igemm", "rule")  # nothing else offered: no tuning
 
 
 def test_wgrad_direct_constants_match_the_cu():
@@ -376,11 +376,11 @@ WGRAD_DIRECT = {**{k: v for k, v in DIRECT.items() if v.groups == 1},
 @pytest.mark.parametrize("shape", list(WGRAD_DIRECT.values()), ids=list(WGRAD_DIRECT))
 def test_wgrad_direct_matches_the_oracle(monkeypatch, shape):
     """conv_wgrad_direct as cupy_opt's only wgrad choice (dw and db), on the oracle's seeds with poisoned outputs."""
-    monkeypatch.setattr(conv, "wgrad_variants", lambda s: ("direct",))
+    monkeypatch.setattr(conv, "variants", lambda s, p: ("direct",))
     monkeypatch.setenv("KH_GEMM_TUNE_CACHE", "")
-    monkeypatch.setattr(conv, "_wgrad_choices", functools.cache(conv._wgrad_choices.__wrapped__))
+    monkeypatch.setattr(conv, "_variant_choices", functools.cache(conv._variant_choices.__wrapped__))
     assert_matches_oracle("conv2d", "wgrad", "cupy_opt", [shape])
-    assert conv.wgrad_chosen(shape)[0] == "direct"
+    assert conv.chosen(shape, "wgrad")[0] == "direct"
 
 
 @pytest.mark.gpu
@@ -390,11 +390,11 @@ def test_wgrad_small_layer_is_tuned_and_named(monkeypatch):
 
     monkeypatch.setenv("KH_GEMM_TUNE_CACHE", "")
     monkeypatch.setenv("KH_GEMM_TUNE", "1")
-    monkeypatch.setattr(conv, "_wgrad_choices", functools.cache(conv._wgrad_choices.__wrapped__))
+    monkeypatch.setattr(conv, "_variant_choices", functools.cache(conv._variant_choices.__wrapped__))
     shape = WGRAD_DIRECT["thesis-C16-6x6"]
     assert_matches_oracle("conv2d", "wgrad", "cupy_opt", [shape])
-    variant, how = conv.wgrad_chosen(shape)  # the checker's later calls launch the cached choice
-    (entries,) = conv._wgrad_choices().choices.values()
-    assert variant in conv.wgrad_variants(shape) and how == "cached" and list(entries.values()) == [variant]
+    variant, how = conv.chosen(shape, "wgrad")  # the checker's later calls launch the cached choice
+    (entries,) = conv._variant_choices().choices.values()
+    assert variant in conv.variants(shape, "wgrad") and how == "cached" and list(entries.values()) == [variant]
     note = get("conv2d", "wgrad", "cupy_opt").details(shape)["note"]
     assert note.startswith("direct (cached)") if variant == "direct" else note.endswith("(cached)")

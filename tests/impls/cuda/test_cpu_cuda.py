@@ -96,7 +96,7 @@ def test_wgrad_direct_kernel_matches_the_oracle_on_the_cpu(monkeypatch, shape):
     source on the CPU: partial entry, channel and pixel chunks, two pixel chunks, stride, padding, dilation."""
     import impls.cuda.conv2d as conv
 
-    monkeypatch.setattr(conv, "wgrad_variants", lambda s: ("direct",))
+    monkeypatch.setattr(conv, "variants", lambda s, p: ("direct",))
     for seed in (0, 1):
         for out, c in run_on_cpu(monkeypatch, get("conv2d", "wgrad", "cupy_opt"), shape, seed):
             assert c.status == "pass", f"{shape}, {out}: {c.reason}"
@@ -114,6 +114,6 @@ def test_wgrad_v7_matches_the_oracle_on_the_cpu(monkeypatch, shape):
     """cupy_opt's v7 wgrad (dYᵀ copy, the igemm kernel gathering x over the output pixels) as the only choice."""
     import impls.cuda.conv2d as conv
 
-    monkeypatch.setattr(conv, "wgrad_variants", lambda s: ("v7",))
+    monkeypatch.setattr(conv, "variants", lambda s, p: ("v7",))
     for out, c in run_on_cpu(monkeypatch, get("conv2d", "wgrad", "cupy_opt"), shape, 0):
         assert c.status == "pass", f"{shape}, {out}: {c.reason}"
