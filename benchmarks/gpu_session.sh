@@ -113,6 +113,8 @@ Q)  # parts SD, WD and W4 in one short call (a scarce device), the new code's ch
     LIMIT=90 step bash benchmarks/ab_tree.sh "${2:-.whl/old-tree.tgz}" "$OUT/runs/sd-$n" --op conv2d --pass dgrad \
         --shape N=$n,C=128,H=56,W=56,K=128,R=3,S=3,stride=2,pad=1 --impl cupy_opt,cudnn $B | tail -8
   done
+  for n in 32 128; do python3 -c "import pandas as pd, sys; d = pd.read_csv(sys.argv[1]); \
+print(d[['impl', 'status', 'median_ms', 'note']].to_string(max_colwidth=160))" "$OUT/runs/sd-$n/b/results.csv"; done
   for set in thesis resnet50; do  # the wgrad variants, timed by the tuner on each layer's first call (its note)
     LIMIT=90 step python3 -m harness run --op conv2d --pass wgrad --shapes $set $B --impl cupy_opt,cudnn \
         --no-report --out "$OUT/runs/wgrad" --resume | tail -1
