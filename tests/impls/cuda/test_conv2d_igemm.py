@@ -52,36 +52,42 @@ def _taps(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return packed >> 16, (packed << 16) >> 16
 
 
+def emulate_product(tab: np.ndarray, m: int, n: int, k: int, geo: tuple, src: np.ndarray, a: np.ndarray,
+                    out: np.ndarray) -> None:
+    """What one sgemm_wt_*_igemm launch computes from a host table and ConvGeo: B[kg, j] gathered per GatherLoader
+    (origin of column j plus the entry's taps inside the Hs × Ws plane, else 0; past the reduction the padding
+    entries, which must never land), C = A·B written at m·out_chan + conv_col(j) into `out` (flat; each element
+    must still be NaN: no output is written by two products)."""
+    pq, q_, uh, uw, oh, ow, hs, ws, src_img, out_img, out_chan, out_base, out_row, out_col = geo
+    assert len(tab) % conv.IGEMM_TAB_ALIGN == 0 and len(tab) >= k
+    dr, ds = _taps(tab[:, 1])
+    j = np.arange(n)
+    img, pix = j // pq, j % pq
+    h0, w0 = (pix // q_) * uh + oh, (pix % q_) * uw + ow
+    ih, iw = h0[None, :] + dr[:, None], w0[None, :] + ds[:, None]
+    inside = (ih >= 0) & (ih < hs) & (iw >= 0) & (iw < ws)
+    assert not inside[k:].any(), "a padding entry landed"
+    addr = img * src_img + h0 * ws + w0 + tab[:, :1].astype(np.int64)
+    flat = src.ravel()
+    b = np.where(inside, flat[np.clip(addr, 0, flat.size - 1)], 0.0)[:k]
+    col = img * out_img + out_base + (pix // q_) * out_row + (pix % q_) * out_col
+    where = np.arange(m)[:, None] * out_chan + col[None, :]
+    assert np.isnan(out[where]).all(), "an output written by two products"
+    out[where] = a @ b
+
+
 def emulate(s: Conv2dShape, pass_: str, src: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """What sgemm_wt_*_igemm computes from the host's tables and ConvGeo, product by product (a strided dgrad's
-    phases): B[kg, j] gathered per GatherLoader (origin of column j plus the entry's taps inside the Hs × Ws plane,
-    else 0; past the reduction the padding entries), A the weights (dgrad: Wᵀ over the phase's taps, as the host
-    builds it), output (m, j) at m·out_chan + conv_col(j); unwritten elements stay NaN, one written twice fails."""
+    """fprop or dgrad through emulate_product, product by product (a strided dgrad's phases), A the weights (dgrad:
+    Wᵀ over the phase's taps, as the host builds it); unwritten elements stay NaN."""
     out = np.full(s.N * (s.K * s.P * s.Q if pass_ == "fprop" else s.C * s.H * s.W), np.nan)
     for phase in conv.igemm_phases(s, pass_):
         m, n, k, geo = conv.igemm_problem(s, pass_, phase)
-        pq, q_, uh, uw, oh, ow, hs, ws, src_img, out_img, out_chan, out_base, out_row, out_col = geo
-        tab = conv.igemm_table(s, pass_, phase)
-        assert len(tab) % conv.IGEMM_TAB_ALIGN == 0 and len(tab) >= k
-        dr, ds = _taps(tab[:, 1])
-        j = np.arange(n)
-        img, pix = j // pq, j % pq
-        h0, w0 = (pix // q_) * uh + oh, (pix % q_) * uw + ow
-        ih, iw = h0[None, :] + dr[:, None], w0[None, :] + ds[:, None]
-        inside = (ih >= 0) & (ih < hs) & (iw >= 0) & (iw < ws)
-        addr = img * src_img + h0 * ws + w0 + tab[:, :1].astype(np.int64)
-        flat = src.ravel()
-        b = np.where(inside, flat[np.clip(addr, 0, flat.size - 1)], 0.0)
-        assert not inside[k:].any(), "a padding entry landed"
         if pass_ == "fprop":
             a = w.reshape(s.K, -1)
         else:
             rt, st, _, _ = conv._phase_taps(s, phase)
             a = w[:, :, rt][:, :, :, st].reshape(s.K, s.C, -1).transpose(1, 0, 2).reshape(s.C, -1)
-        col = img * out_img + out_base + (pix // q_) * out_row + (pix % q_) * out_col
-        where = np.arange(m)[:, None] * out_chan + col[None, :]
-        assert np.isnan(out[where]).all(), "an output written by two products"
-        out[where] = a @ b[:k]
+        emulate_product(conv.igemm_table(s, pass_, phase), m, n, k, geo, src, a, out)
     return out
 
 
@@ -121,22 +127,10 @@ def test_the_wgrad_gather_reproduces_the_oracle(s: Conv2dShape):
     s)] = x at the column's origin (r·dh, s·dw) in image c plus the entry's taps, A = dYᵀ, dW row by row."""
     rng = np.random.default_rng(2)
     x, dy = rng.uniform(-1, 1, (s.N, s.C, s.H, s.W)), rng.uniform(-1, 1, (s.N, s.K, s.P, s.Q))
-    m, n, k, (pq, q_, uh, uw, oh, ow, hs, ws, src_img, out_img, out_chan, base, out_row, out_col) = \
-        conv.wgrad_igemm_problem(s)
-    tab = conv.wgrad_igemm_table(s)
-    assert len(tab) % conv.IGEMM_TAB_ALIGN == 0 and len(tab) >= k
-    dr, ds = _taps(tab[:, 1])
-    j = np.arange(n)
-    img, pix = j // pq, j % pq
-    h0, w0 = (pix // q_) * uh + oh, (pix % q_) * uw + ow
-    ih, iw = h0[None, :] + dr[:, None], w0[None, :] + ds[:, None]
-    inside = (ih >= 0) & (ih < hs) & (iw >= 0) & (iw < ws)
-    assert not inside[k:].any(), "a padding entry landed"
-    addr = img * src_img + h0 * ws + w0 + tab[:, :1].astype(np.int64)
-    b = np.where(inside, x.ravel()[np.clip(addr, 0, x.size - 1)], 0.0)[:k]
+    m, n, k, geo = conv.wgrad_igemm_problem(s)
+    got = np.full(m * n, np.nan)
     a = dy.reshape(s.N, s.K, -1).transpose(1, 0, 2).reshape(s.K, -1)
-    got = np.full(m * out_chan, np.nan)
-    got[np.arange(m)[:, None] * out_chan + (img * out_img + base + (pix // q_) * out_row + pix % q_ * out_col)] = a @ b
+    emulate_product(conv.wgrad_igemm_table(s), m, n, k, geo, x, a, got)
     want, db = np.empty((s.K, s.C, s.R, s.S)), np.empty(s.K)
     oracle.conv2d_wgrad(s, x, dy, dw=want, db=db)
     np.testing.assert_allclose(got, want.ravel(), rtol=1e-12, atol=1e-12)
