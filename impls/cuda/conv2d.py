@@ -878,8 +878,9 @@ def _with_variants(s: Conv2dShape, pass_: str, run) -> None:
     if len(offered) == 1:
         run(offered[0])
         return
-    _CHOSEN[(pass_, s)] = _tune.choose(_variant_choices(), _gemm.device()[1], f"conv2d {pass_} {_key(s)}",
-                                       lambda: offered, run, lambda: ("igemm", "untuned"), _tune.with_times)
+    result = _tune.choose(_variant_choices(), _gemm.device()[1], f"conv2d {pass_} {_key(s)}", lambda: offered, run,
+                          lambda: ("igemm", "untuned"), _tune.with_times)
+    _CHOSEN[(pass_, s)] = _tune.keep_tuned(_CHOSEN.get((pass_, s)), result)
 
 
 def chosen(s: Conv2dShape, pass_: str) -> tuple[str, str]:

@@ -312,10 +312,11 @@ def _run_variant(variant: str, s: Conv2dShape, pass_: str, inp, w, bias, out) ->
 def _best(s: Conv2dShape, pass_: str, inp, w, bias, out) -> None:
     """Run the layer's cached variant; on its first call (tuning on, no graph capture) time both first, the
     tuner's last launch being the chosen one's, so out holds its result."""
-    _CHOSEN[(pass_, s)] = _tune.choose(
+    result = _tune.choose(
         _choices(), gemm.device()[1], choice_key(s, pass_), lambda: VARIANTS,
         lambda v: _run_variant(v, s, pass_, inp, w, bias, out), lambda: (UNTUNED, "untuned"),
         _tune.with_times)
+    _CHOSEN[(pass_, s)] = _tune.keep_tuned(_CHOSEN.get((pass_, s)), result)
 
 
 def chosen(s: Conv2dShape, pass_: str) -> tuple[str, str]:

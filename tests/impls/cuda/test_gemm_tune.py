@@ -238,3 +238,11 @@ def test_named_choices_parse_and_describe(tmp_path: Path):
     cache = tune.TuneCache(path, parse=tune.one_of(("f2", "f4")))
     assert cache.get("dev", "a") == "f4" and cache.get("dev", "b") is None
     assert tune.with_times({"f2": 0.1234, "f4": 0.05}) == "tuned: f2 0.123 ms, f4 0.050 ms"
+
+
+def test_keep_tuned_keeps_the_tuning_note_for_the_same_choice():
+    tuned = ("f4", "tuned: f2 0.2 ms, f4 0.1 ms")
+    assert tune.keep_tuned(tuned, ("f4", "cached")) == tuned
+    assert tune.keep_tuned(tuned, ("f2", "cached")) == ("f2", "cached")  # another choice: its own how
+    assert tune.keep_tuned(None, ("f4", "cached")) == ("f4", "cached")
+    assert tune.keep_tuned(tuned, ("f4", "untuned")) == ("f4", "untuned")
