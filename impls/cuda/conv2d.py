@@ -12,18 +12,19 @@
   (conv2d_direct_small.cu: a pixel × 16 channels per thread, no slice chain); a longer one (≤ DIRECT_CRS_MAX) with
   K ≤ SPLIT_CHOSEN_K (the C = 16 / 32 layers) conv_fprop_direct_split (the reduction split in 8 parts inside the
   block), and the stride-1 dgrad of those layers (C ≤ 32) as the fprop of dy (conv_dgrad_direct_split).
-  Their wgrad (K ≤ 32, ≤ SPLIT_MAX_PIXELS output pixels) is the faster of the implicit GEMM + bias_grad and
-  conv_wgrad_direct (dw and db in one launch, the pixel reduction split inside the block), timed on the
-  layer's first call by the gemm tuner (gemm_tune.choose) and cached beside its choices.
+  Where a pass has more than one way (`variants`: wgrad's conv_wgrad_direct on those layers, dw and db in one
+  launch; wgrad on the v7 kernel with ≥ 64 filters; a strided dgrad on the v7 kernel), the layer's first call
+  times them all (the gemm tuner, gemm_tune.choose), keeps the fastest and caches it beside the gemm choices.
   Depthwise layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad). 1x1 stride-1 unpadded
   layers with one group (`pointwise`: ResNet-50's bottleneck ends, MobileNet's pointwise layers) are one plain
   GEMM per image, Y_n = W·X_n (+ b) and dX_n = Wᵀ·dY_n: fprop and dgrad run them as one batched launch of the v7
   SGEMM kernel (gemm_warptile.cu, grid.z = n, tuned per shape: impls/cuda/gemm.py's batched_gemm). The other
-  one-group fprop layers with ≥ 64 output channels and dgrad layers with ≥ 64 input channels (`warp_igemm`:
-  ResNet-50's 3x3 and 7x7 layers) run the v7 kernel as an implicit GEMM (impls/cuda/gemm.py's implicit_gemm):
-  Y = W·im2col(X) + b, dX = Wᵀ·im2col'(dY) (Wᵀ a transposed copy of w; a strided dgrad as one product per stride
-  phase over that phase's taps, writing its own pixels of dx), the image columns gathered by 4-byte cp.async
-  through a reduction table (`igemm_table`), tuned per layer (and phase) with split-K. Strided
+  one-group fprop layers with ≥ 64 output channels and stride-1 dgrad layers with ≥ 64 input channels
+  (`warp_igemm`: ResNet-50's 3x3 and 7x7 layers) run the v7 kernel as an implicit GEMM (impls/cuda/gemm.py's
+  implicit_gemm): Y = W·im2col(X) + b, dX = Wᵀ·im2col'(dY) (Wᵀ a transposed copy of w), the image columns
+  gathered by 4-byte cp.async through a reduction table (`igemm_table`), tuned per layer with split-K; its
+  variants: a strided dgrad as one product per stride phase over that phase's taps (writing its own pixels of
+  dx), wgrad as dW = dYᵀ·im2col(X)ᵀ (the table over the output pixels, split-K up to 128). Strided
   one-group dgrad layers with C ≤ 4 but C·R·S ≥ 64 (`lowered_dgrad`: ResNet-50's stem) are lowered:
   col_n = Wᵀ·dY_n on the batched v7 kernel (C·R·S × P·Q × K per image), then col2im (im2col.cu) folds col into dx.
 - conv2d_bias_relu fprop (cupy_naive, cupy_opt): the same fprop kernels from a second module of their files,
@@ -849,6 +850,7 @@ def wgrad_igemm_table(s: Conv2dShape) -> np.ndarray:
 
 @functools.cache
 def _wgrad_igemm_table(s: Conv2dShape):
+    """wgrad_igemm_table on the GPU (uploaded once per shape)."""
     import cupy
 
     return cupy.asarray(wgrad_igemm_table(s))

@@ -245,7 +245,7 @@ def tune(cands: Sequence[C], launch: Callable[[C], None]) -> tuple[C, dict[C, fl
 
 
 def one_of(choices: Sequence[str]) -> Callable[[str], str]:
-    """A TuneCache parse for choices that are names (conv2d_winograd.py's variants, cupy_opt's small-layer wgrad):
+    """A TuneCache parse for choices that are names (conv2d_winograd.py's variants, cupy_opt's conv variants):
     the name itself, KeyError for one not in `choices`."""
     def parse(name: str) -> str:
         if name not in choices:
