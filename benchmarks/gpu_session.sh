@@ -10,9 +10,9 @@
 # Parts G and S: conv2d/maxpool2d geometry (issue 16): its gpu tests (G), its shape sets timed and checked (S).
 # Part F: issue 13's fused layers, measured (fusion off / on). Part C: its conv2d_bias_relu op, tested and timed.
 # Part I: issue 12's implicit GEMM on the v7 kernel, tested and timed; part IC: its figures beside CUPTI's.
-# Part Q: parts SD, WD and W4 at once, short (their tests, the A/B and the tuned Winograd rows).
-# Part SD: cupy_opt's strided dgrad on the v7 kernel, tested and timed before/after (benchmarks/ab_tree.sh).
-# Part WD: cupy_opt's direct small-layer wgrad (conv_wgrad_direct), tested and timed against cuDNN.
+# Part Q: cupy_opt's conv variants (session 10: the strided dgrad and wgrad on the v7 kernel, conv_wgrad_direct),
+#         tested, the strided dgrad A/B'd against an earlier tree (benchmarks/ab_tree.sh), the wgrad rows with the
+#         tuner's times, and W4's tuned cupy_winograd rows, in one short call.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
 #         cuDNN at batch 32 and 128, and CUPTI's check of them.
@@ -103,10 +103,12 @@ PY
       --impl cupy_winograd,cupy_winograd_f4
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
-Q)  # parts SD, WD and W4 in one short call (a scarce device), the new code's checks first: the igemm and wgrad gpu
-    # tests, SD's A/B, the thesis and resnet50 wgrad rows (cupy_opt's variants, the BK = 8/32 kernels,
-    # conv_wgrad_direct and the v7 implicit GEMM, timed by the tuner: its note), then the other conv gpu tests and
-    # W4's tuned cupy_winograd beside cuDNN. Ends with its run folders in $OUT/runs.tgz (also after each figure).
+Q)  # cupy_opt's conv variants in one short call (a scarce device), the new code's checks first: the igemm and wgrad
+    # gpu tests; ResNet-50's 3x3 stride-2 dgrad at batch 32 and 128 before (OLD_TGZ, default .whl/old-tree.tgz, made
+    # by git archive 916adf0 harness impls | gzip) and after; the thesis and resnet50 wgrad rows (the BK = 8/32
+    # kernels, conv_wgrad_direct and the v7 implicit GEMM, timed by the tuner: its note); then the other conv gpu
+    # tests and W4's tuned cupy_winograd beside cuDNN. Its run folders go to $OUT/runs.tgz (also after the first
+    # figures).
   LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py \
       tests/impls/cuda/test_conv2d_small.py -k "igemm or configuration or relu or lowered or wgrad" | tail -4
   for n in 32 128; do
@@ -131,34 +133,6 @@ print(d[['impl', 'shape', 'status', 'median_ms', 'note']].to_string(max_colwidth
         --impl cupy_winograd,cudnn --out "$OUT/runs/wino" --resume | tail -1
   done
   python3 benchmarks/summarize.py "$OUT/runs/wgrad" "$OUT/runs/wino" 2>&1 | tail -12
-  tar czf "$OUT/runs.tgz" -C "$OUT" runs
-  ;;
-SD) # cupy_opt's strided dgrad on the v7 kernel (warp_igemm, one product per stride phase): the igemm gpu tests, then
-    # ResNet-50's 3x3 stride-2 layer at batch 32 and 128 before (OLD_TGZ, default .whl/old-tree.tgz, made by
-    # git archive 916adf0 harness impls | gzip) and after (benchmarks/ab_tree.sh), cuDNN in both runs
-  LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py | tail -4
-  for n in 32 128; do
-    LIMIT=150 step bash benchmarks/ab_tree.sh "${2:-.whl/old-tree.tgz}" "$OUT/runs/sd-$n" --op conv2d --pass dgrad \
-        --shape N=$n,C=128,H=56,W=56,K=128,R=3,S=3,stride=2,pad=1 --impl cupy_opt,cudnn $B | tail -12
-  done
-  tar czf "$OUT/runs.tgz" -C "$OUT" runs
-  ;;
-WD) # cupy_opt's small-layer wgrad: conv_wgrad_direct (dw and db in one launch) timed against the implicit GEMM on
-    # each thesis layer's first call: its gpu tests and gemm_tune.choose's (the gemm planner on it), then the thesis
-    # wgrad rows beside cuDNN with the tuner's times of both variants in the note
-  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py \
-      tests/impls/cuda/test_gemm_ladder.py -k "wgrad or tune or heuristic" | tail -4
-  KH_GEMM_TUNE_CACHE="" LIMIT=120 step python3 -m harness run --op conv2d --pass wgrad --shapes thesis $B \
-      --impl cupy_opt,cudnn --no-report --out "$OUT/runs/wgrad-direct" | tail -2
-  python3 - "$OUT"/runs/wgrad-direct <<'PY'
-import sys
-import pandas as pd
-d = pd.read_csv(f"{sys.argv[1]}/results.csv")
-p = d.pivot_table(index="shape", columns="impl", values="median_ms")
-p["x"] = p.cudnn / p.cupy_opt
-note = d[d.impl == "cupy_opt"].set_index("shape").note.str.extract(r"^(direct|tile [^,]*)")[0]
-print(p.join(note.rename("kernel")).round(4).to_string(), d.groupby("impl").status.value_counts(), sep="\n")
-PY
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 OT) # conv2d_implicit_gemm.cu's loaders through OPAQUE_TID (no spills): the conv kernels' gpu tests

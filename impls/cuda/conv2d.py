@@ -44,6 +44,7 @@ import numpy as np
 
 from harness.ops.conv2d import Conv2dShape, phase_taps
 from harness.registry import register
+from harness.spec import shape_str
 from impls.cuda import common as _cuda
 from impls.cuda import gemm as _gemm
 from impls.cuda import gemm_tune as _tune
@@ -469,18 +470,21 @@ def warp_igemm(s: Conv2dShape, pass_: str) -> bool:
     take it as a variant: dgrad_v7_offered); planes and dilated filters below TAP_LIMIT (the table's 16-bit taps)."""
     if pass_ not in ("fprop", "dgrad") or s.groups != 1 or pointwise(s, pass_):
         return False
-    taps_fit = max(s.H + s.pad_h, s.W + s.pad_w, s.P, s.Q, s.dilation_h * s.R, s.dilation_w * s.S) < TAP_LIMIT
     if pass_ == "fprop":
-        return taps_fit and s.K >= POINTWISE_MIN_ROWS and s.C * s.R * s.S > DIRECT_CHOSEN_CRS
-    return taps_fit and s.C >= POINTWISE_MIN_ROWS and (s.stride_h, s.stride_w) == (1, 1)
+        return _taps_fit(s) and s.K >= POINTWISE_MIN_ROWS and s.C * s.R * s.S > DIRECT_CHOSEN_CRS
+    return _taps_fit(s) and s.C >= POINTWISE_MIN_ROWS and (s.stride_h, s.stride_w) == (1, 1)
+
+
+def _taps_fit(s: Conv2dShape) -> bool:
+    """The igemm table's 16-bit taps and origins hold this layer: planes and dilated filters below TAP_LIMIT."""
+    return max(s.H + s.pad_h, s.W + s.pad_w, s.P, s.Q, s.dilation_h * s.R, s.dilation_w * s.S) < TAP_LIMIT
 
 
 def dgrad_v7_offered(s: Conv2dShape) -> bool:
     """A strided dgrad that the v7 implicit GEMM can run, one product per stride phase (igemm_phases): warp_igemm's
     conditions but the stride, and a filter tap in every phase. It is one of the layer's dgrad variants, timed
     against the BK = 8 stride-phase kernels on the first call (variants)."""
-    taps_fit = max(s.H + s.pad_h, s.W + s.pad_w, s.P, s.Q, s.dilation_h * s.R, s.dilation_w * s.S) < TAP_LIMIT
-    return ((s.stride_h, s.stride_w) != (1, 1) and s.groups == 1 and s.C >= POINTWISE_MIN_ROWS and taps_fit
+    return ((s.stride_h, s.stride_w) != (1, 1) and s.groups == 1 and s.C >= POINTWISE_MIN_ROWS and _taps_fit(s)
             and all(ph[4] > 0 for ph in _dgrad_phases(s)))
 
 
@@ -593,15 +597,10 @@ def _phase_weight_index(s: Conv2dShape, phase: int):
     return cupy.asarray((((k * s.C + c) * s.R + r) * s.S + q).ravel().astype(np.int64))
 
 
-def _key(s: Conv2dShape) -> str:
-    """A layer's geometry as the tuners' keys write it (N=..,C=..,...)."""
-    return ",".join(f"{k}={v}" for k, v in s.key_values().items())
-
-
 def _igemm_tag(s: Conv2dShape, pass_: str, phase: int = 0) -> str:
     """The tuner's key of a layer's implicit GEMM (its geometry, not only the product's sizes; a strided dgrad's
     phase)."""
-    tag = f"{pass_} {_key(s)}"
+    tag = f"{pass_} {shape_str(s)}"
     return tag if len(igemm_phases(s, pass_)) == 1 else f"{tag} phase {phase}"
 
 
@@ -619,8 +618,11 @@ def _run_igemm(s: Conv2dShape, pass_: str, operands: tuple, out, bias, relu: boo
 
 def _igemm_details(s: Conv2dShape, pass_: str, relu: bool) -> dict:
     """igemm_details of every product of the layer (a strided dgrad's phases: their kernels and notes together)."""
-    found = {z: igemm_details(_igemm_tag(s, pass_, z), *igemm_problem(s, pass_, z)[:3], pass_ == "fprop", relu)
-             for z in igemm_phases(s, pass_) if igemm_problem(s, pass_, z)[1]}
+    found = {}
+    for z in igemm_phases(s, pass_):
+        m, n, k, _ = igemm_problem(s, pass_, z)
+        if n:  # as _run_igemm: a phase without pixels has no product
+            found[z] = igemm_details(_igemm_tag(s, pass_, z), m, n, k, pass_ == "fprop", relu)
     if len(found) == 1:
         return next(iter(found.values()))
     kernels = {name: k for f in found.values() for name, k in f.get("kernels", {}).items()}
@@ -818,6 +820,7 @@ def wgrad_v7_offered(s: Conv2dShape) -> bool:
             and max(s.H + s.pad_h, s.W + s.pad_w, s.P * s.stride_h, s.Q * s.stride_w) < TAP_LIMIT)
 
 
+@functools.cache  # asked on every call (dgrad_v7_offered walks the stride phases)
 def variants(s: Conv2dShape, pass_: str) -> tuple[str, ...]:
     """cupy_opt's variants of a layer's pass, in tuning order: "igemm" (conv2d_implicit_gemm.cu's kernels, by
     _launch_config's rules) always; for wgrad also "direct" (conv_wgrad_direct) and "v7" (the v7 implicit GEMM)
@@ -880,7 +883,7 @@ def _with_variants(s: Conv2dShape, pass_: str, run) -> None:
     if len(offered) == 1:
         run(offered[0])
         return
-    result = _tune.choose(_variant_choices(), _gemm.device()[1], f"conv2d {pass_} {_key(s)}", lambda: offered, run,
+    result = _tune.choose(_variant_choices(), _gemm.device()[1], f"conv2d {pass_} {shape_str(s)}", lambda: offered, run,
                           lambda: ("igemm", "untuned"), _tune.with_times)
     _CHOSEN[(pass_, s)] = _tune.keep_tuned(_CHOSEN.get((pass_, s)), result)
 
@@ -917,7 +920,7 @@ def _run_wgrad(s: Conv2dShape, variant: str, x, dy, dw, db) -> None:
     if variant == "v7":
         m, n, k, geo = wgrad_igemm_problem(s)
         dyt = cupy.ascontiguousarray(dy.reshape(s.N, s.K, s.P * s.Q).transpose(1, 0, 2))
-        implicit_gemm(dyt, x, dw, None, m, n, k, _wgrad_igemm_table(s), geo, f"wgrad {_key(s)}",
+        implicit_gemm(dyt, x, dw, None, m, n, k, _wgrad_igemm_table(s), geo, f"wgrad {shape_str(s)}",
                       splits=_tune.WIDE_SPLITS)
     else:
         _run_tiled(s, "wgrad", (x, dy), dw)
@@ -935,7 +938,7 @@ def _wgrad_details(s: Conv2dShape) -> dict:
         return {**_cuda.attributes(DIRECT, ["conv_wgrad_direct"]), "note": note}
     if variant == "v7":
         m, n, k, _ = wgrad_igemm_problem(s)
-        found = igemm_details(f"wgrad {_key(s)}", m, n, k, False, False)
+        found = igemm_details(f"wgrad {shape_str(s)}", m, n, k, False, False)
         found = {**found, "note": f"v7 ({how}): {found['note']}"}
     else:
         found = _tiled_details("wgrad")(s)

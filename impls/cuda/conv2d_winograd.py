@@ -35,6 +35,7 @@ import numpy as np
 from harness.measure.check import winograd_matrices
 from harness.ops.conv2d import Conv2dShape
 from harness.registry import register
+from harness.spec import shape_str
 from impls.cuda import common as _cuda
 from impls.cuda import gemm
 from impls.cuda import gemm_tune as _tune
@@ -296,7 +297,7 @@ def _choices() -> _tune.TuneCache:
 
 def choice_key(s: Conv2dShape, pass_: str) -> str:
     """The cache key of one layer and pass (beside the gemm keys in the same file)."""
-    return f"conv2d winograd {pass_} " + ",".join(f"{k}={v}" for k, v in s.key_values().items())
+    return f"conv2d winograd {pass_} {shape_str(s)}"
 
 
 def _run_variant(variant: str, s: Conv2dShape, pass_: str, inp, w, bias, out) -> None:
