@@ -179,6 +179,17 @@ def test_every_configuration_matches_the_oracle(pass_, shape, monkeypatch):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("shape", list(GPU_SHAPES.values()), ids=list(GPU_SHAPES))
+def test_wgrad_on_v7_matches_the_oracle(shape, monkeypatch):
+    """cupy_opt's v7 wgrad forced (dYᵀ · im2col(x)ᵀ, the table over the output pixels), the tuner's tile and
+    split-K, against the oracle on poisoned outputs."""
+    monkeypatch.setattr(conv, "variants", lambda s, p: ("v7",))
+    monkeypatch.setenv("KH_GEMM_TUNE_CACHE", "")
+    assert_matches_oracle("conv2d", "wgrad", "cupy_opt", [shape])
+    assert conv.chosen(shape, "wgrad") == ("v7", "rule")
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("shape", [GPU_SHAPES["odd-plane"], GPU_SHAPES["stem-like"]], ids=["odd-plane", "stem"])
 def test_fprop_with_relu_matches_the_oracle(shape):
     assert_matches_oracle("conv2d_bias_relu", "fprop", "cupy_opt", [shape])

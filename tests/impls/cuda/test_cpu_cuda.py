@@ -82,38 +82,25 @@ def test_resnet50_layers_at_batch_1_match_the_oracle_on_the_cpu(monkeypatch, nam
     assert ran
 
 
-WGRAD_DIRECT = {
-    "thesis-C16-6x6-N2": Conv2dShape(2, 16, 6, 6, 32, 3, 3, 1, 1),  # one partial chunk of pixels, 9 entry blocks
-    "two-pixel-chunks-K20-C3": Conv2dShape(3, 3, 14, 13, 20, 3, 3, 1, 1),  # 546 pixels; 27 entries, 20 channels
-    "strided-dilated-K5": Conv2dShape(2, 5, 12, 10, 5, 3, 2, stride_h=2, stride_w=1, pad_h=2, pad_w=1,
-                                      dilation_h=2, dilation_w=3),
+WGRAD = {  # (variant, seeds, shape): each of cupy_opt's wgrad variants forced as the layer's only choice
+    "direct-thesis-C16-6x6-N2": ("direct", (0, 1), Conv2dShape(2, 16, 6, 6, 32, 3, 3, 1, 1)),  # 1 partial pixel chunk
+    "direct-two-pixel-chunks-K20-C3": ("direct", (0, 1), Conv2dShape(3, 3, 14, 13, 20, 3, 3, 1, 1)),  # 546 pixels
+    "direct-strided-dilated-K5": ("direct", (0, 1), Conv2dShape(2, 5, 12, 10, 5, 3, 2, stride_h=2, stride_w=1,
+                                                                pad_h=2, pad_w=1, dilation_h=2, dilation_w=3)),
+    "v7-3x3-K64": ("v7", (0,), Conv2dShape(2, 5, 9, 7, 64, 3, 3, 1, 1)),  # partial tiles on both sides
+    "v7-strided-dilated": ("v7", (0,), Conv2dShape(2, 3, 13, 12, 70, 3, 2, stride_h=2, stride_w=1, pad_h=2, pad_w=1,
+                                                   dilation_h=2, dilation_w=1)),
 }
 
 
-@pytest.mark.parametrize("shape", list(WGRAD_DIRECT.values()), ids=list(WGRAD_DIRECT))
-def test_wgrad_direct_kernel_matches_the_oracle_on_the_cpu(monkeypatch, shape):
-    """conv_wgrad_direct (cupy_opt's small-layer wgrad: dw and db in one launch) as the only choice, from its
-    source on the CPU: partial entry, channel and pixel chunks, two pixel chunks, stride, padding, dilation."""
+@pytest.mark.parametrize("variant,seeds,shape", list(WGRAD.values()), ids=list(WGRAD))
+def test_wgrad_variant_matches_the_oracle_on_the_cpu(monkeypatch, variant, seeds, shape):
+    """A wgrad variant from its source on the CPU as the only choice: conv_wgrad_direct (dw and db in one launch:
+    partial entry, channel and pixel chunks, two pixel chunks, stride, padding, dilation) and the v7 implicit GEMM
+    (dYᵀ copy, the igemm kernel gathering x over the output pixels)."""
     import impls.cuda.conv2d as conv
 
-    monkeypatch.setattr(conv, "variants", lambda s, p: ("direct",))
-    for seed in (0, 1):
+    monkeypatch.setattr(conv, "variants", lambda s, p: (variant,))
+    for seed in seeds:
         for out, c in run_on_cpu(monkeypatch, get("conv2d", "wgrad", "cupy_opt"), shape, seed):
             assert c.status == "pass", f"{shape}, {out}: {c.reason}"
-
-
-WGRAD_V7 = {
-    "3x3-K64": Conv2dShape(2, 5, 9, 7, 64, 3, 3, 1, 1),  # partial tiles on both sides
-    "strided-dilated": Conv2dShape(2, 3, 13, 12, 70, 3, 2, stride_h=2, stride_w=1, pad_h=2, pad_w=1, dilation_h=2,
-                                   dilation_w=1),
-}
-
-
-@pytest.mark.parametrize("shape", list(WGRAD_V7.values()), ids=list(WGRAD_V7))
-def test_wgrad_v7_matches_the_oracle_on_the_cpu(monkeypatch, shape):
-    """cupy_opt's v7 wgrad (dYᵀ copy, the igemm kernel gathering x over the output pixels) as the only choice."""
-    import impls.cuda.conv2d as conv
-
-    monkeypatch.setattr(conv, "variants", lambda s, p: ("v7",))
-    for out, c in run_on_cpu(monkeypatch, get("conv2d", "wgrad", "cupy_opt"), shape, 0):
-        assert c.status == "pass", f"{shape}, {out}: {c.reason}"
