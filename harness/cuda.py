@@ -1,24 +1,34 @@
-"""Compile a CUDA source file with NVRTC (through CuPy) and get its kernels: for your own implementations and for
-the built-in ones (impls/cuda/common.py finds those by name and calls this).
+"""Compile a CUDA source file with NVRTC and get its kernels: for your own implementations and for the built-in ones
+(impls/cuda/common.py finds those by name and calls this).
 
     from harness import cuda
     conv = cuda.kernel("my_conv.cu", "my_conv_fprop")          # path relative to the calling file, or absolute
     conv((blocks,), (threads,), (x, w, y, np.int32(n)))          # a cupy RawKernel launch, on the current stream
     details = lambda s: cuda.attributes("my_conv.cu", ["my_conv_fprop"])   # registers, shared memory, spills
 
-Modules are cached per (file, its modification time, options). The default options are strict IEEE float32
-(`-std=c++17`, no fast math), the same as the built-in kernels'. A file that does not compile raises CompileError,
-whose message is the first compiler error (that row's `error` reason); the full log is kept in COMPILE_LOGS, and the
-runner writes it to the run folder (compile-logs/). Imports cupy lazily.
+The default options are strict IEEE float32 (`-std=c++17 --ftz=false`, no fast math), the same as the built-in
+kernels'. NVRTC is called here (cuda-python's bindings), not through CuPy's compiler: CuPy appends `-ftz=true` to
+every option list it is given, and NVRTC honours the last occurrence, so every kernel it builds flushes subnormal
+inputs and results to zero, which cuBLAS's and cuDNN's FP32 kernels do not. The machine code (cubin, for the current
+device's sm_XY) is cached on disk by (source, options, architecture, NVRTC version) under
+~/.cache/kernel-harness/cubin (KH_CUBIN_CACHE=<folder> moves it; "" keeps it per process), and loaded with
+cupy.RawModule; modules are cached in memory per (file, its modification time, options). A file that does not
+compile raises CompileError, whose message is the first compiler error (that row's `error` reason); the full log is
+kept in COMPILE_LOGS, and the runner writes it to the run folder (compile-logs/). Imports cupy lazily.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 
-DEFAULT_OPTIONS = ("-std=c++17",)  # strict IEEE float32: no --use_fast_math
+# strict IEEE float32: subnormals kept (NVRTC's default, said explicitly), no --use_fast_math
+DEFAULT_OPTIONS = ("-std=c++17", "--ftz=false")
+CUBIN_CACHE = Path("~/.cache/kernel-harness/cubin")
 COMPILE_LOGS: list[tuple[Path, str]] = []  # (file, NVRTC log) of each failed compile, in order
 
 
@@ -53,28 +63,87 @@ def module(path: str | Path, options: tuple[str, ...] = DEFAULT_OPTIONS):
 def _compiled(path: Path, mtime_ns: int, options: tuple[str, ...]):
     import cupy
 
-    mod = cupy.RawModule(code=path.read_text(), options=options)
-    if hasattr(mod, "compile"):  # CuPy compiles on first use otherwise: get_function is guarded as well
-        _guarded(path, mod.compile)
-    return mod
+    cubin = cached_cubin(path.read_bytes(), path.name, options, device_arch())
+    if isinstance(cubin, str):
+        COMPILE_LOGS.append((path, cubin))
+        raise CompileError(path, cubin)
+    return cupy.RawModule(path=str(cubin))
 
 
-def _guarded(path: Path, fn, *args):
-    """fn(*args), with CuPy's compile exception turned into CompileError (and its log kept)."""
+def device_arch() -> str:
+    """The current CUDA device's real architecture, e.g. "sm_90" (NVRTC builds machine code for it)."""
     import cupy
 
+    return f"sm_{cupy.cuda.Device().compute_capability}"
+
+
+def compile_cubin(source: bytes, name: str, options: tuple[str, ...], arch: str) -> tuple[bytes | None, str]:
+    """(machine code, log) of one CUDA source compiled by NVRTC for `arch` (e.g. "sm_90") with exactly `options`;
+    the code is None when it does not compile. Needs no GPU (the CI's compile test calls it too)."""
+    from cuda.bindings import nvrtc
+
+    def ok(err, what: str) -> None:
+        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            raise RuntimeError(f"NVRTC {what} failed: {err}")
+
+    err, prog = nvrtc.nvrtcCreateProgram(source, name.encode(), 0, [], [])
+    ok(err, "nvrtcCreateProgram")
     try:
-        return fn(*args)
-    except cupy.cuda.compiler.CompileException as exc:
-        log = exc.get_message() if hasattr(exc, "get_message") else str(exc)
-        COMPILE_LOGS.append((path, log))
-        raise CompileError(path, log) from None
+        opts = [o.encode() for o in (*options, f"--gpu-architecture={arch}")]
+        (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+        err, size = nvrtc.nvrtcGetProgramLogSize(prog)
+        ok(err, "nvrtcGetProgramLogSize")
+        log = b" " * size
+        ok(nvrtc.nvrtcGetProgramLog(prog, log)[0], "nvrtcGetProgramLog")
+        log_text = log.rstrip(b"\0").decode(errors="replace").strip()
+        if result != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            return None, log_text
+        err, size = nvrtc.nvrtcGetCUBINSize(prog)
+        ok(err, "nvrtcGetCUBINSize")
+        code = b" " * size
+        ok(nvrtc.nvrtcGetCUBIN(prog, code)[0], "nvrtcGetCUBIN")
+        return code, log_text
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)
+
+
+def cubin_cache_dir() -> Path:
+    """The folder of cached machine code (KH_CUBIN_CACHE; empty: a folder of this process's own)."""
+    value = os.environ.get("KH_CUBIN_CACHE")
+    if value == "":
+        return Path(_process_cache_dir())
+    return Path(value or CUBIN_CACHE).expanduser()
+
+
+@functools.cache
+def _process_cache_dir() -> str:
+    return tempfile.mkdtemp(prefix="kh-cubin-")
+
+
+def cached_cubin(source: bytes, name: str, options: tuple[str, ...], arch: str) -> Path | str:
+    """The cubin file of `source` built with `options` for `arch`, compiled first when the cache has none; the
+    compiler's log (a str) when it does not compile."""
+    from cuda.bindings import nvrtc
+
+    _, major, minor = nvrtc.nvrtcVersion()
+    key = hashlib.sha256(repr((source, options, arch, major, minor)).encode()).hexdigest()[:32]
+    file = cubin_cache_dir() / f"{Path(name).stem}-{arch}-{key}.cubin"
+    if file.is_file():
+        return file
+    code, log = compile_cubin(source, name, options, arch)
+    if code is None:
+        return log or f"{name}: NVRTC gave no log"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(code)
+    os.replace(tmp, file)  # atomic: a concurrent process sees the whole file or none
+    return file
 
 
 def kernel(path: str | Path, func: str, options: tuple[str, ...] = DEFAULT_OPTIONS):
     """One `extern "C"` kernel of a .cu file, ready to launch: kernel(grid, block, args[, shared_mem=...])."""
     path = resolve(path)
-    return _guarded(path, module(path, options).get_function, func)
+    return module(path, options).get_function(func)
 
 
 def attributes(path: str | Path, funcs: list[str], options: tuple[str, ...] = DEFAULT_OPTIONS,

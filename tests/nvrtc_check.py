@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cuda import DEFAULT_OPTIONS
+from harness.cuda import DEFAULT_OPTIONS, compile_cubin
 
-nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
+pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
 
 ARCHS = ("sm_80", "sm_90")
 # NVRTC's front end warns by default; --Wreorder adds member-initialiser order. Register spills are not warnings
@@ -17,19 +17,10 @@ ARCHS = ("sm_80", "sm_90")
 WARNING_OPTIONS = ("--Wreorder",)
 
 
-def compile_source(path: Path, arch: str, defines: tuple[str, ...] = ()) -> tuple[bool, str]:
+def compile_source(path: Path, arch: str, defines: tuple[str, ...] = (), extra: tuple[str, ...] = WARNING_OPTIONS
+                   ) -> tuple[bool, str]:
     """(compiled, log) for one source file and one target architecture (machine code, so ptxas runs too), with
-    `defines` added to the options (a variant of the file, as impls.cuda.common.module compiles it)."""
-    err, prog = nvrtc.nvrtcCreateProgram(path.read_bytes(), path.name.encode(), 0, [], [])
-    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcCreateProgram: {err}"
-    try:
-        opts = [o.encode() for o in (*DEFAULT_OPTIONS, *defines, f"--gpu-architecture={arch}", *WARNING_OPTIONS)]
-        (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
-        err, size = nvrtc.nvrtcGetProgramLogSize(prog)
-        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcGetProgramLogSize: {err}"
-        log = b" " * size
-        (err,) = nvrtc.nvrtcGetProgramLog(prog, log)
-        assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, f"nvrtcGetProgramLog: {err}"
-    finally:
-        nvrtc.nvrtcDestroyProgram(prog)
-    return result == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.rstrip(b"\0").decode(errors="replace").strip()
+    `defines` added to the options (a variant of the file, as impls.cuda.common.module compiles it) and `extra`
+    after them: the harness's own NVRTC call (harness.cuda.compile_cubin), the one the kernels run from."""
+    code, log = compile_cubin(path.read_bytes(), path.name, (*DEFAULT_OPTIONS, *defines, *extra), arch)
+    return code is not None, log

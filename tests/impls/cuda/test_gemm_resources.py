@@ -9,12 +9,11 @@ import re
 
 import pytest
 
-from harness.cuda import DEFAULT_OPTIONS
 from impls.cuda.common import cuda_files
 from impls.cuda.gemm import BATCHED
 
-nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
-from nvrtc_check import ARCHS  # noqa: E402
+pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
+from nvrtc_check import ARCHS, compile_source
 
 BEST = "gemm_warptile.cu"
 LADDER = ("gemm_tiled.cu", "gemm_regblock2d.cu", "gemm_regblock1d.cu", "gemm_smem.cu")
@@ -22,19 +21,8 @@ LADDER = ("gemm_tiled.cu", "gemm_regblock2d.cu", "gemm_regblock1d.cu", "gemm_sme
 
 def ptxas_report(name: str, arch: str, defines: tuple[str, ...] = ()) -> dict[str, tuple[int, int]]:
     """{kernel: (registers, spill store + load bytes)} from ptxas -v for one file and architecture (+ `defines`)."""
-    path = cuda_files()[name]
-    err, prog = nvrtc.nvrtcCreateProgram(path.read_bytes(), path.name.encode(), 0, [], [])
-    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS
-    try:
-        opts = [o.encode() for o in (*DEFAULT_OPTIONS, *defines, f"--gpu-architecture={arch}", "-Xptxas", "-v")]
-        (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
-        _, size = nvrtc.nvrtcGetProgramLogSize(prog)
-        log = b" " * size
-        nvrtc.nvrtcGetProgramLog(prog, log)
-    finally:
-        nvrtc.nvrtcDestroyProgram(prog)
-    text = log.rstrip(b"\0").decode(errors="replace")
-    assert result == nvrtc.nvrtcResult.NVRTC_SUCCESS, text
+    ok, text = compile_source(cuda_files()[name], arch, defines, ("-Xptxas", "-v"))
+    assert ok, text
     out: dict[str, tuple[int, int]] = {}
     for block in re.split(r"Compiling entry function '", text)[1:]:
         func = block.split("'", 1)[0]
