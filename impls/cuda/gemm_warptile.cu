@@ -10,8 +10,11 @@
 //   float4s: the 32 lanes read LM (resp. LN) distinct consecutive float4s of one shared row, i.e. one wavefront
 //   with broadcasts, no bank conflicts.
 // - K advances BK at a time through a ring of STAGES shared-memory buffers filled by cp.async: while the block
-//   multiplies slice t, slices t+1 .. t+STAGES-1 are in flight. One __syncthreads per slice (the wait for slice t
-//   and the release of the buffer the next copy overwrites are the same barrier).
+//   multiplies slice t, slices t+1 .. t+STAGES-1 are in flight. One __syncthreads per slice, before the multiplies
+//   of its last k step (the wait for slice t+1 and the release of slice t's buffer are the same barrier); the
+//   lanes' fragments are double-buffered in registers, so the reads of step k+1 (and of the next slice's first
+//   step, after that barrier) overlap the multiplies of step k (v7.2; before it a slice began with a barrier, then
+//   the copies, then reads that every warp waited for).
 // - Both tiles are stored k-major in shared memory (As[k][m], Bs[k][n], rows padded by 4 floats: 16-byte aligned
 //   rows, and the transposing stores below are conflict-free). An operand that is contiguous along m (resp. n)
 //   (W and dY as B, Xᵀ as A) is copied with 16-byte cp.async.cg when it is 16-byte aligned with a leading dimension
@@ -336,36 +339,57 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
         cp_async_commit();
     }
 
-    for (int t = 0; t < ktiles; ++t) {
-        cp_async_wait<STAGES - 2>();  // slice t has landed (this thread's copies) ...
-        __syncthreads();              // ... everyone's, and slice t-1's buffer is free
-        const int next = t + STAGES - 1;
-        if (next < ktiles) {
-            const int slot = next % STAGES;
-            load_a.issue(As + slot * A_STAGE, next * BK, lda, M, k_len, m0, vec_a, A);
-            load_b.issue(Bs + slot * B_STAGE, next * BK, ldb, N, k_len, n0, vec_b, B, geo);
+    // The lane's fragments are double-buffered in registers: step kk + 1's are read from shared memory before step
+    // kk's multiplies, and the next slice's first ones right after the barrier that makes that slice visible, which
+    // comes before the multiplies of a slice's last step; so no warp waits on shared memory at a slice boundary.
+    // A slice's first step issues the copies of slice t + STAGES - 1, beside its multiplies.
+    static_assert(BK % 2 == 0, "a slice's last step reads into buffer 1, the next slice's first into buffer 0");
+    const int a_lane = wm0 + lm * 4, b_lane = wn0 + ln * 4;  // the lane's first row / column in a slice
+    float a[2][TM], b[2][TN];
+    auto read = [&](float* fa, float* fb, const float* as, const float* bs) {
+#pragma unroll
+        for (int f = 0; f < TM / 4; ++f) {
+            const float4 v = *reinterpret_cast<const float4*>(as + f * 4 * LM);
+            fa[f * 4 + 0] = v.x; fa[f * 4 + 1] = v.y; fa[f * 4 + 2] = v.z; fa[f * 4 + 3] = v.w;
         }
-        cp_async_commit();  // an empty group past the end keeps the wait count uniform
-
-        const float* as = As + (t % STAGES) * A_STAGE + wm0 + lm * 4;
-        const float* bs = Bs + (t % STAGES) * B_STAGE + wn0 + ln * 4;
+#pragma unroll
+        for (int g = 0; g < TN / 4; ++g) {
+            const float4 v = *reinterpret_cast<const float4*>(bs + g * 4 * LN);
+            fb[g * 4 + 0] = v.x; fb[g * 4 + 1] = v.y; fb[g * 4 + 2] = v.z; fb[g * 4 + 3] = v.w;
+        }
+    };
+    cp_async_wait<STAGES - 2>();  // slice 0 has landed (this thread's copies) ...
+    __syncthreads();              // ... everyone's
+    read(a[0], b[0], As + a_lane, Bs + b_lane);
+    for (int t = 0; t < ktiles; ++t) {
+        const float* as = As + (t % STAGES) * A_STAGE + a_lane;
+        const float* bs = Bs + (t % STAGES) * B_STAGE + b_lane;
 #pragma unroll
         for (int kk = 0; kk < BK; ++kk) {
-            float a[TM], b[TN];
-#pragma unroll
-            for (int f = 0; f < TM / 4; ++f) {
-                const float4 v = *reinterpret_cast<const float4*>(as + kk * (BM + PAD) + f * 4 * LM);
-                a[f * 4 + 0] = v.x; a[f * 4 + 1] = v.y; a[f * 4 + 2] = v.z; a[f * 4 + 3] = v.w;
+            const int cur = kk & 1;
+            if (kk == 0) {  // into the buffer of slice t-1, which no warp reads after the last barrier
+                const int next = t + STAGES - 1;
+                if (next < ktiles) {
+                    const int slot = next % STAGES;
+                    load_a.issue(As + slot * A_STAGE, next * BK, lda, M, k_len, m0, vec_a, A);
+                    load_b.issue(Bs + slot * B_STAGE, next * BK, ldb, N, k_len, n0, vec_b, B, geo);
+                }
+                cp_async_commit();  // an empty group past the end keeps the wait count uniform
             }
-#pragma unroll
-            for (int g = 0; g < TN / 4; ++g) {
-                const float4 v = *reinterpret_cast<const float4*>(bs + kk * (BN + PAD) + g * 4 * LN);
-                b[g * 4 + 0] = v.x; b[g * 4 + 1] = v.y; b[g * 4 + 2] = v.z; b[g * 4 + 3] = v.w;
+            if (kk < BK - 1) {
+                read(a[cur ^ 1], b[cur ^ 1], as + (kk + 1) * (BM + PAD), bs + (kk + 1) * (BN + PAD));
+            } else {
+                cp_async_wait<STAGES - 2>();  // slice t+1 has landed (this thread's copies) ...
+                __syncthreads();              // ... everyone's, and no warp reads slice t's buffer any more
+                if (t + 1 < ktiles) {
+                    const int slot = (t + 1) % STAGES;
+                    read(a[0], b[0], As + slot * A_STAGE + a_lane, Bs + slot * B_STAGE + b_lane);
+                }
             }
 #pragma unroll
             for (int i = 0; i < TM; ++i)
 #pragma unroll
-                for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+                for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[cur][i], b[cur][j], acc[i][j]);
         }
     }
     cp_async_wait<0>();
@@ -462,10 +486,18 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
 // (impls/cuda/gemm_tune.py's TILES mirrors them), instantiated as the plain kernels, or as the convolution ones
 // (bnn, btn, igemm) in the module compiled with -DGEMM_BATCHED=1 (which then holds those, splitk_reduce and
 // conv_splitk_reduce only: the plain module's compile time stays as it was).
+// b128x64k16s4 asks 4 blocks per SM (128 registers a thread) where 4 of its 51 KB buffers fit (sm_90's 228 KB);
+// sm_80's 164 KB hold 3, so there it asks 3, and the registers that a 4th block could not use anyway (v7.2's
+// double-buffered fragments need them in the igemm kernel, which otherwise spills 4 bytes on sm_80).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define WT_MINB_128x64 3
+#else
+#define WT_MINB_128x64 4
+#endif
 #define SGEMM_WT_TABLE(CONFIG)                                    \
     CONFIG(b128x128k16s3, 128, 128, 16, 64, 32, 8, 8, 3, 256, 2)  \
     CONFIG(b128x128k8s3,  128, 128, 8,  64, 32, 8, 8, 3, 256, 2)  \
-    CONFIG(b128x64k16s4,  128, 64,  16, 64, 32, 8, 8, 4, 128, 4)  \
+    CONFIG(b128x64k16s4,  128, 64,  16, 64, 32, 8, 8, 4, 128, WT_MINB_128x64) \
     CONFIG(b64x64k16s4,   64,  64,  16, 32, 32, 8, 4, 4, 128, 4)  \
     CONFIG(b128x256k16s3, 128, 256, 16, 64, 64, 8, 16, 3, 256, 1) \
     CONFIG(b128x256k32s2, 128, 256, 32, 64, 64, 8, 16, 2, 256, 1)

@@ -14,6 +14,7 @@ from impls.cuda.gemm import BATCHED
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
 from nvrtc_check import ARCHS, compile_source
+from sgemm_table import sgemm_table
 
 BEST = "gemm_warptile.cu"
 LADDER = ("gemm_tiled.cu", "gemm_regblock2d.cu", "gemm_regblock1d.cu", "gemm_smem.cu")
@@ -39,17 +40,10 @@ def test_best_version_does_not_spill(arch: str):
     spilled = {f: v for f, v in report.items() if v[1]}
     assert not spilled, f"{BEST} spills for {arch}: {spilled}"
     # registers within what __launch_bounds__ leaves for the configuration's resident blocks
-    limit = {f"sgemm_wt_{name}_{layout}": 65536 // (threads * blocks) for name, threads, blocks in _launch_bounds()
+    limit = {f"sgemm_wt_{name}_{layout}": 65536 // (row[-2] * row[-1]) for name, row in sgemm_table(arch).items()
              for layout in ("nn", "nt", "tn", "bnn", "btn", "igemm")}
     over = {f: regs for f, (regs, _) in report.items() if f.startswith("sgemm_wt_") and regs > limit[f]}
     assert not over, over
-
-
-def _launch_bounds() -> list[tuple[str, int, int]]:
-    """(name, threads, min blocks per SM) of each CONFIG line of SGEMM_WT_TABLE of gemm_warptile.cu."""
-    text = cuda_files()[BEST].read_text()
-    rows = re.findall(r"^\s*CONFIG\((\w+),([\d,\s]+)\)", text, flags=re.M)
-    return [(name, *(int(v) for v in vals.split(",")[-2:])) for name, vals in rows]
 
 
 @pytest.mark.parametrize("name", LADDER)
