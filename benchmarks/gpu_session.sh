@@ -13,6 +13,8 @@
 # Part Q: cupy_opt's conv variants (session 10: the strided dgrad and wgrad on the v7 kernel, conv_wgrad_direct),
 #         tested, the strided dgrad A/B'd against an earlier tree (benchmarks/ab_tree.sh), the wgrad rows with the
 #         tuner's times, and W4's tuned cupy_winograd rows, in one short call.
+# Part P: session 10's unrun checks (KC instead on an H200), CUPTI, ncu of the 4096³ SGEMM beside cuBLAS.
+# Part N: gemm v7.2 and the FTZ fix: compile and gemm gpu tests, v7.1/v7.2 tile sweeps and A/B, ncu of v7.2.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
 #         cuDNN at batch 32 and 128, and CUPTI's check of them.
@@ -134,6 +136,60 @@ print(d[['impl', 'shape', 'status', 'median_ms', 'note']].to_string(max_colwidth
   done
   python3 benchmarks/summarize.py "$OUT/runs/wgrad" "$OUT/runs/wino" 2>&1 | tail -12
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
+P)  # what session 10 left unrun, in one call: the forced v7 wgrad test and the other wgrad/igemm gpu tests; on an
+    # H200, part KC (the sample's conv rows); else the resnet50 rows of cupy_opt beside cuDNN (fprop, dgrad: the
+    # igemm epilogue's output map; wgrad tuned afresh: the variants' times in the note) and CUPTI's check of them; then
+    # Nsight Compute's warp stalls and instruction mix of the 4096³ nn SGEMM, cupy_opt's 128×256×32 beside cuBLAS
+  LIMIT=150 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py \
+      tests/impls/cuda/test_conv2d_small.py -k "wgrad or igemm" | tail -4
+  if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
+    bash "$0" KC
+  else
+    KH_GEMM_TUNE_CACHE="" LIMIT=120 step python3 -m harness run --op conv2d --pass fprop,dgrad,wgrad --shapes resnet50 \
+        $B --impl cupy_opt,cudnn --no-report --out "$OUT/runs/p-resnet50" | tail -1
+    python3 benchmarks/summarize.py "$OUT/runs/p-resnet50" 2>&1 | tail -14
+    python3 -c "import pandas as pd, sys; d = pd.read_csv(sys.argv[1]); d = d[d.impl == 'cupy_opt']; \
+print(d[['pass', 'shape', 'status', 'median_ms', 'note']].to_string(max_colwidth=120))" "$OUT/runs/p-resnet50/results.csv"
+    tar czf "$OUT/runs.tgz" -C "$OUT" runs
+    LIMIT=150 step python3 benchmarks/cupti_check.py --op conv2d --pass fprop,dgrad,wgrad --shapes resnet50 \
+        --impl cupy_opt,cudnn | tail -40
+  fi
+  NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  LIMIT=90 step "${NCU:-ncu}" --clock-control none --cache-control all --set full -k regex:gemm -f -o "$OUT/gemm4096" \
+      bash -c "python3 benchmarks/gemm_tune.py --shapes 4096 --layouts nn --plain --configs b128x256k32s2 >/dev/null; \
+python3 -c 'import cupy; a = cupy.ones((4096, 4096), cupy.float32); cupy.matmul(a, a); cupy.cuda.Device().synchronize()'" \
+      | tail -3
+  "${NCU:-ncu}" --import "$OUT/gemm4096.ncu-rep" --csv --page raw > "$OUT/gemm4096.csv" 2>/dev/null \
+      && python3 benchmarks/ncu_conv_summary.py "$OUT/gemm4096.csv" --top 8
+  "${NCU:-ncu}" --import "$OUT/gemm4096.ncu-rep" --page source --csv --print-source sass 2>/dev/null \
+      | gzip > "$OUT/gemm4096-sass.csv.gz"; rm -f "$OUT/gemm4096.ncu-rep"; gzip -f "$OUT/gemm4096.csv"; ls -la "$OUT"
+  ;;
+N)  # gemm v7.2 (session 11: fragments double-buffered, one barrier before a slice's last step) and NVRTC without
+    # CuPy's -ftz=true: the compile tests and every gemm config's gpu tests; the tile sweep with v7.1 (.whl/old_gemm_
+    # warptile.cu, put in place and restored) and with v7.2; the harness's A/B of them (cold L2, fwd and bwd); ncu of
+    # v7.2's 4096³ nn kernel (issue rate, stalls) as in part P
+  LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/harness/test_cuda_compile.py \
+      tests/harness/test_cuda_helper.py tests/impls/cuda/test_gemm_ladder.py tests/impls/cuda/test_gemm_cuda.py | tail -5
+  cp impls/cuda/gemm_warptile.cu "$OUT/new_gemm_warptile.cu"
+  trap 'cp "$OUT/new_gemm_warptile.cu" impls/cuda/gemm_warptile.cu' EXIT
+  for side in old new; do
+    [ $side = old ] && cp .whl/old_gemm_warptile.cu impls/cuda/gemm_warptile.cu
+    [ $side = new ] && cp "$OUT/new_gemm_warptile.cu" impls/cuda/gemm_warptile.cu
+    echo "--- sweep: $side"
+    LIMIT=100 step python3 benchmarks/gemm_tune.py --shapes 1024,2048,4096,8192 --layouts nn,nt --reps 10 \
+        --out "$OUT/sweep-$side" | grep -E "cublas|\*$"
+  done
+  LIMIT=200 step bash benchmarks/ab_source.sh impls/cuda/gemm_warptile.cu .whl/old_gemm_warptile.cu "$OUT/runs/ab-gemm" \
+      --op gemm --pass fwd,bwd --shapes gemm-square --impl cupy_opt,cublas --budget 0.1 | tail -14
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  LIMIT=80 step "${NCU:-ncu}" --clock-control none --cache-control all --set full -k regex:sgemm_wt -f -o "$OUT/v72" \
+      python3 benchmarks/gemm_tune.py --shapes 4096 --layouts nn --plain --configs b128x256k32s2 | tail -2
+  "${NCU:-ncu}" --import "$OUT/v72.ncu-rep" --csv --page raw > "$OUT/v72.csv" 2>/dev/null \
+      && python3 benchmarks/ncu_conv_summary.py "$OUT/v72.csv" --top 8
+  "${NCU:-ncu}" --import "$OUT/v72.ncu-rep" --page source --csv --print-source sass 2>/dev/null \
+      | gzip > "$OUT/v72-sass.csv.gz"; rm -f "$OUT/v72.ncu-rep"; gzip -f "$OUT/v72.csv"
   ;;
 OT) # conv2d_implicit_gemm.cu's loaders through OPAQUE_TID (no spills): the conv kernels' gpu tests
   LIMIT=300 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_cuda.py \
