@@ -14,7 +14,7 @@
 #         tested, the strided dgrad A/B'd against an earlier tree (benchmarks/ab_tree.sh), the wgrad rows with the
 #         tuner's times, and W4's tuned cupy_winograd rows, in one short call.
 # Part P: session 10's unrun checks (KC instead on an H200), CUPTI, ncu of the 4096³ SGEMM beside cuBLAS.
-# Part N: gemm v7.2 and the FTZ fix: compile and gemm gpu tests, v7.1/v7.2 tile sweeps and A/B, ncu of v7.2.
+# Part N: gemm_warptile.cu against OLD (v7.1) and the FTZ fix: compile and gemm gpu tests, tile sweeps, A/B, ncu.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
 #         cuDNN at batch 32 and 128, and CUPTI's check of them.
@@ -165,22 +165,23 @@ python3 -c 'import cupy; a = cupy.ones((4096, 4096), cupy.float32); cupy.matmul(
   "${NCU:-ncu}" --import "$OUT/gemm4096.ncu-rep" --page source --csv --print-source sass 2>/dev/null \
       | gzip > "$OUT/gemm4096-sass.csv.gz"; rm -f "$OUT/gemm4096.ncu-rep"; gzip -f "$OUT/gemm4096.csv"; ls -la "$OUT"
   ;;
-N)  # gemm v7.2 (session 11: fragments double-buffered, one barrier before a slice's last step) and NVRTC without
-    # CuPy's -ftz=true: the compile tests and every gemm config's gpu tests; the tile sweep with v7.1 (.whl/old_gemm_
-    # warptile.cu, put in place and restored) and with v7.2; the harness's A/B of them (cold L2, fwd and bwd); ncu of
-    # v7.2's 4096³ nn kernel (issue rate, stalls) as in part P
+N)  # gemm_warptile.cu against an earlier copy (OLD=, default .whl/old_gemm_warptile.cu, v7.1; session 11: v7.2 and
+    # v7.3) and NVRTC without CuPy's -ftz=true: the compile tests and every gemm config's gpu tests; the tile sweep
+    # with OLD (put in place and restored) and with the tree's; the harness's A/B of them (cold L2, fwd and bwd); ncu
+    # of the tree's 4096³ nn kernel (issue rate, stalls) as in part P
+  OLD=${OLD:-.whl/old_gemm_warptile.cu}
   LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/harness/test_cuda_compile.py \
       tests/harness/test_cuda_helper.py tests/impls/cuda/test_gemm_ladder.py tests/impls/cuda/test_gemm_cuda.py | tail -5
   cp impls/cuda/gemm_warptile.cu "$OUT/new_gemm_warptile.cu"
   trap 'cp "$OUT/new_gemm_warptile.cu" impls/cuda/gemm_warptile.cu' EXIT
   for side in old new; do
-    [ $side = old ] && cp .whl/old_gemm_warptile.cu impls/cuda/gemm_warptile.cu
+    [ $side = old ] && cp "$OLD" impls/cuda/gemm_warptile.cu
     [ $side = new ] && cp "$OUT/new_gemm_warptile.cu" impls/cuda/gemm_warptile.cu
     echo "--- sweep: $side"
     LIMIT=100 step python3 benchmarks/gemm_tune.py --shapes 1024,2048,4096,8192 --layouts nn,nt --reps 10 \
         --out "$OUT/sweep-$side" | grep -E "cublas|\*$"
   done
-  LIMIT=200 step bash benchmarks/ab_source.sh impls/cuda/gemm_warptile.cu .whl/old_gemm_warptile.cu "$OUT/runs/ab-gemm" \
+  LIMIT=200 step bash benchmarks/ab_source.sh impls/cuda/gemm_warptile.cu "$OLD" "$OUT/runs/ab-gemm" \
       --op gemm --pass fwd,bwd --shapes gemm-square --impl cupy_opt,cublas --budget 0.1 | tail -14
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
@@ -190,6 +191,15 @@ N)  # gemm v7.2 (session 11: fragments double-buffered, one barrier before a sli
       && python3 benchmarks/ncu_conv_summary.py "$OUT/v72.csv" --top 8
   "${NCU:-ncu}" --import "$OUT/v72.ncu-rep" --page source --csv --print-source sass 2>/dev/null \
       | gzip > "$OUT/v72-sass.csv.gz"; rm -f "$OUT/v72.ncu-rep"; gzip -f "$OUT/v72.csv"
+  ;;
+NC) # gemm v7.2's main loop in the convolutions (warp_igemm, the batched 1x1 products, the wgrad variants): the conv
+    # kernels' gpu tests, then the resnet50 rows of cupy_opt A/B'd against v7.1 (.whl/old_gemm_warptile.cu) beside cuDNN
+  LIMIT=260 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py \
+      tests/impls/cuda/test_conv2d_cuda.py tests/impls/cuda/test_conv2d_pointwise.py | tail -4
+  LIMIT=300 step bash benchmarks/ab_source.sh impls/cuda/gemm_warptile.cu .whl/old_gemm_warptile.cu "$OUT/runs/ab-conv" \
+      --op conv2d --pass fprop,dgrad,wgrad --shapes resnet50 --impl cupy_opt,cudnn --budget 0.1 | tail -40
+  python3 benchmarks/summarize.py "$OUT/runs/ab-conv/b" 2>&1 | tail -8
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 OT) # conv2d_implicit_gemm.cu's loaders through OPAQUE_TID (no spills): the conv kernels' gpu tests
   LIMIT=300 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_cuda.py \
