@@ -166,9 +166,9 @@ python3 -c 'import cupy; a = cupy.ones((4096, 4096), cupy.float32); cupy.matmul(
       | gzip > "$OUT/gemm4096-sass.csv.gz"; rm -f "$OUT/gemm4096.ncu-rep"; gzip -f "$OUT/gemm4096.csv"; ls -la "$OUT"
   ;;
 N)  # gemm_warptile.cu against an earlier copy (OLD=, default .whl/old_gemm_warptile.cu, v7.1; session 11: v7.2 and
-    # v7.3) and NVRTC without CuPy's -ftz=true: the compile tests and every gemm config's gpu tests; the tile sweep
-    # with OLD (put in place and restored) and with the tree's; the harness's A/B of them (cold L2, fwd and bwd); ncu
-    # of the tree's 4096³ nn kernel (issue rate, stalls) as in part P
+    # v7.3; session 13: v7.4 and v7.5 against v7.2) and NVRTC without CuPy's -ftz=true: the compile tests and every
+    # gemm config's gpu tests; the tile sweep with OLD (put in place and restored) and with the tree's; the harness's
+    # A/B of them (cold L2, fwd and bwd); ncu of the tree's 4096³ nn kernel (issue rate, stalls) as in part P
   OLD=${OLD:-.whl/old_gemm_warptile.cu}
   LIMIT=240 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/harness/test_cuda_compile.py \
       tests/harness/test_cuda_helper.py tests/impls/cuda/test_gemm_ladder.py tests/impls/cuda/test_gemm_cuda.py | tail -5
@@ -192,11 +192,12 @@ N)  # gemm_warptile.cu against an earlier copy (OLD=, default .whl/old_gemm_warp
   "${NCU:-ncu}" --import "$OUT/v72.ncu-rep" --page source --csv --print-source sass 2>/dev/null \
       | gzip > "$OUT/v72-sass.csv.gz"; rm -f "$OUT/v72.ncu-rep"; gzip -f "$OUT/v72.csv"
   ;;
-NC) # gemm v7.2's main loop in the convolutions (warp_igemm, the batched 1x1 products, the wgrad variants): the conv
-    # kernels' gpu tests, then the resnet50 rows of cupy_opt A/B'd against v7.1 (.whl/old_gemm_warptile.cu) beside cuDNN
+NC) # gemm_warptile.cu's main loop and loaders in the convolutions (warp_igemm, the batched 1x1 products, the wgrad
+    # variants): the conv kernels' gpu tests, then the resnet50 rows of cupy_opt A/B'd against an earlier copy (OLD=,
+    # default .whl/old_gemm_warptile.cu, v7.1; session 13: v7.4 against v7.2) beside cuDNN
   LIMIT=260 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_igemm.py \
       tests/impls/cuda/test_conv2d_cuda.py tests/impls/cuda/test_conv2d_pointwise.py | tail -4
-  LIMIT=300 step bash benchmarks/ab_source.sh impls/cuda/gemm_warptile.cu .whl/old_gemm_warptile.cu "$OUT/runs/ab-conv" \
+  LIMIT=300 step bash benchmarks/ab_source.sh impls/cuda/gemm_warptile.cu "${OLD:-.whl/old_gemm_warptile.cu}" "$OUT/runs/ab-conv" \
       --op conv2d --pass fprop,dgrad,wgrad --shapes resnet50 --impl cupy_opt,cudnn --budget 0.1 | tail -40
   python3 benchmarks/summarize.py "$OUT/runs/ab-conv/b" 2>&1 | tail -8
   tar czf "$OUT/runs.tgz" -C "$OUT" runs

@@ -15,6 +15,7 @@ from launch_recorder import HostArray, own_gpu_impls, record
 from harness.measure.check import ReferenceCache, judge
 from harness.ops import get_op
 from harness.ops.conv2d import Conv2dShape
+from harness.ops.gemm import GemmShape
 from harness.registry import get
 
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++) to build the kernels for the CPU")
@@ -24,10 +25,10 @@ MAX_ELEMENTS = 1 << 17  # larger cases take seconds on one core and add nothing 
 IMPLS = [i for i in own_gpu_impls() if not get_op(i.op).pass_spec(i.pass_).inplace]
 
 
-def run_on_cpu(monkeypatch, impl, shape, seed: int) -> list:
+def run_on_cpu(monkeypatch, impl, shape, seed: int, config=None) -> list:
     """One call of a GPU implementation with its kernels run on the CPU: NaN-poisoned outputs, the harness's
-    seeded inputs; fails if a kernel wrote past a buffer of the call (HostArray's guards), else returns the
-    checker's judgement of each output."""
+    seeded inputs, every GEMM on `config` (a gemm_tune.Config; None: the heuristic's choice); fails if a kernel
+    wrote past a buffer of the call (HostArray's guards), else returns the checker's judgement of each output."""
     spec = get_op(impl.op)
     ps = spec.pass_spec(impl.pass_)
     refs = ReferenceCache(spec, shape, impl.pass_)
@@ -35,7 +36,7 @@ def run_on_cpu(monkeypatch, impl, shape, seed: int) -> list:
     inputs = {n: HostArray.of(host[n].astype(t.dtype)) for n, t in ps.inputs(shape).items()}
     outputs = {n: HostArray.of(np.full(t.shape, np.nan, dtype=t.dtype)) for n, t in ps.outputs(shape).items()}
     with monkeypatch.context() as m:
-        rec = record(m, execute=Executor())
+        rec = record(m, config=config, execute=Executor())
         impl.fn(shape, **inputs, **outputs)
         algorithm = impl.algorithm_for(shape)  # the call's (a tuned choice lives in the stand-in's caches)
     buffers = {**inputs, **outputs, **{f"workspace {i}": a for i, a in enumerate(rec.made)}}
@@ -60,6 +61,29 @@ def test_kernel_source_matches_the_oracle_on_the_cpu(monkeypatch, impl):
     for shape in cases:
         for out, c in run_on_cpu(monkeypatch, impl, shape, seed=0):
             assert c.status == "pass", f"{shape}, {out}: {c.reason}"
+
+
+def _tile_cases() -> list:
+    """Each of cupy_opt's tiles, unsplit and split in 2, on products with partial tiles along M, N and K: one whose
+    rows allow the 16-byte copies (extents multiples of 4) and one whose odd extents force the 4-byte ones."""
+    from impls.cuda.gemm_tune import TILES, Config
+
+    cases = []
+    for t in TILES.values():
+        for splits in (1, 2):
+            cases.append((Config(t, splits), GemmShape(t.bm + 8, t.bn + 12, 2 * t.bk * splits + 4, bias=True)))
+            cases.append((Config(t, splits), GemmShape(t.bm + 3, t.bn + 5, 2 * t.bk * splits + 3, relu=True)))
+    return cases
+
+
+@pytest.mark.parametrize("config,shape", _tile_cases(), ids=lambda v: getattr(v, "name", None) or
+                         f"{v.M}x{v.N}x{v.K}")
+@pytest.mark.parametrize("pass_", ["fwd", "bwd"])
+def test_every_gemm_tile_matches_the_oracle_on_the_cpu(monkeypatch, config, shape, pass_):
+    """gemm_warptile.cu's every configuration, forced (nn for fwd, nt and tn for bwd): the copy paths (16- and
+    4-byte, transposed or not, zero-filled past the edges), split-K and the epilogue."""
+    for out, c in run_on_cpu(monkeypatch, get("gemm", pass_, "cupy_opt"), shape, seed=1, config=config):
+        assert c.status == "pass", f"{config.name} {shape}, {out}: {c.reason}"
 
 
 RESNET_IMPLS = [("cupy_opt", p) for p in ("fprop", "dgrad", "wgrad")] + [
