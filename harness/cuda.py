@@ -79,7 +79,8 @@ def device_arch() -> str:
 
 def compile_cubin(source: bytes, name: str, options: tuple[str, ...], arch: str) -> tuple[bytes | None, str]:
     """(machine code, log) of one CUDA source compiled by NVRTC for `arch` (e.g. "sm_90") with exactly `options`;
-    the code is None when it does not compile. Needs no GPU (the CI's compile test calls it too)."""
+    for a virtual architecture ("compute_90") the code is its PTX instead (no ptxas). The code is None when it
+    does not compile. Needs no GPU (the CI's compile test calls it too)."""
     from cuda.bindings import nvrtc
 
     def ok(err, what: str) -> None:
@@ -98,10 +99,13 @@ def compile_cubin(source: bytes, name: str, options: tuple[str, ...], arch: str)
         log_text = log.rstrip(b"\0").decode(errors="replace").strip()
         if result != nvrtc.nvrtcResult.NVRTC_SUCCESS:
             return None, log_text
-        err, size = nvrtc.nvrtcGetCUBINSize(prog)
-        ok(err, "nvrtcGetCUBINSize")
+        ptx = arch.startswith("compute_")
+        get_size, get = (nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX) if ptx else (nvrtc.nvrtcGetCUBINSize,
+                                                                                nvrtc.nvrtcGetCUBIN)
+        err, size = get_size(prog)
+        ok(err, get_size.__name__)
         code = b" " * size
-        ok(nvrtc.nvrtcGetCUBIN(prog, code)[0], "nvrtcGetCUBIN")
+        ok(get(prog, code)[0], get.__name__)
         return code, log_text
     finally:
         nvrtc.nvrtcDestroyProgram(prog)

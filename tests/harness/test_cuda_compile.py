@@ -11,7 +11,7 @@ import pytest
 
 from harness import cuda
 
-nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
+pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is not installed (pip install cuda-bindings)")
 
 FMA = (b'extern "C" __global__ void fma1(const float* x, float* y) '
        b'{ y[threadIdx.x] = fmaf(x[threadIdx.x], 2.0f, 0.0f); }')
@@ -20,17 +20,9 @@ SUBNORMAL = np.float32(1e-40)  # below float32's smallest normal, 1.18e-38
 
 def ptx(source: bytes, options: tuple[str, ...]) -> str:
     """The PTX NVRTC makes of `source` with exactly `options` (for a virtual architecture: no ptxas)."""
-    _, prog = nvrtc.nvrtcCreateProgram(source, b"k.cu", 0, [], [])
-    try:
-        opts = [o.encode() for o in (*options, "--gpu-architecture=compute_90")]
-        (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
-        assert result == nvrtc.nvrtcResult.NVRTC_SUCCESS
-        _, size = nvrtc.nvrtcGetPTXSize(prog)
-        buf = b" " * size
-        nvrtc.nvrtcGetPTX(prog, buf)
-        return buf.decode(errors="replace")
-    finally:
-        nvrtc.nvrtcDestroyProgram(prog)
+    code, log = cuda.compile_cubin(source, "k.cu", options, "compute_90")
+    assert code is not None, log
+    return code.rstrip(b"\0").decode(errors="replace")
 
 
 def test_the_default_options_keep_subnormals_and_cupys_appended_flag_would_not():
