@@ -191,6 +191,7 @@ N)  # gemm_warptile.cu against an earlier copy (OLD=, default .whl/old_gemm_warp
       && python3 benchmarks/ncu_conv_summary.py "$OUT/v72.csv" --top 8
   "${NCU:-ncu}" --import "$OUT/v72.ncu-rep" --page source --csv --print-source sass 2>/dev/null \
       | gzip > "$OUT/v72-sass.csv.gz"; rm -f "$OUT/v72.ncu-rep"; gzip -f "$OUT/v72.csv"
+  python3 benchmarks/ncu_sass_summary.py "$OUT/v72-sass.csv.gz" --top 8
   ;;
 NC) # gemm_warptile.cu's main loop and loaders in the convolutions (warp_igemm, the batched 1x1 products, the wgrad
     # variants): the conv kernels' gpu tests, then the resnet50 rows of cupy_opt A/B'd against an earlier copy (OLD=,
