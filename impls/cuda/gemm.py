@@ -194,6 +194,19 @@ def _device_props(dev: int) -> tuple[str, int, int]:
     return name, int(p["multiProcessorCount"]), int(p.get("sharedMemPerBlockOptin", p["sharedMemPerBlock"]))
 
 
+def grid_note(cfg: _tune.Config, m: int, n: int, batch: int, attrs: dict) -> str:
+    """How a launch of `cfg` on an m×n product (`batch` of them) fills the GPU: its blocks and the share of its
+    waves' resident-block slots (SMs × the kernel's blocks per SM, `attrs`' occupancy) they keep busy."""
+    occupancy = attrs.get("occupancy")
+    if not occupancy:
+        return ""
+    blocks = _tune.tiles(cfg.tile, m, n) * cfg.splits * batch
+    slots = device()[2] * occupancy
+    waves = -(-blocks // slots)
+    return (f", {blocks} blocks for {slots} slots: {_tune.wave_fill(blocks, slots):.0%} of "
+            f"{waves} wave{'s' if waves > 1 else ''}")
+
+
 def _wt_func(cfg: _tune.Config, layout: str) -> str:
     return f"sgemm_wt_{cfg.tile.name}_{layout}"
 
@@ -337,7 +350,9 @@ def igemm_details(tag: str, m: int, n: int, k: int, bias: bool, relu: bool) -> d
     if cfg.splits > 1:
         launch["conv_splitk_reduce"] = (256, 0)
     found = _cuda.attributes(WARPTILE, list(launch), launch=launch, defines=BATCHED)
-    return {**found, "note": f"implicit GEMM {m}x{n}x{k} on the v7 kernel (gemm_warptile.cu): {cfg.name} ({how})"}
+    grid = grid_note(cfg, m, n, 1, found["kernels"][func])
+    return {**found, "note": f"implicit GEMM {m}x{n}x{k} on the v7 kernel (gemm_warptile.cu): {cfg.name} ({how})"
+                             f"{grid}"}
 
 
 def batched_details(layout: str, m: int, n: int, k: int, bias: bool, relu: bool, batch: int) -> dict:
@@ -348,7 +363,9 @@ def batched_details(layout: str, m: int, n: int, k: int, bias: bool, relu: bool,
     cfg, how = chosen
     func = _wt_func(cfg, layout)
     found = _cuda.attributes(WARPTILE, [func], launch={func: (cfg.tile.threads, cfg.tile.smem)}, defines=BATCHED)
-    return {**found, "note": f"batched {layout} GEMM {batch} x {m}x{n}x{k} (gemm_warptile.cu): {cfg.name} ({how})"}
+    grid = grid_note(cfg, m, n, batch, found["kernels"][func])
+    return {**found, "note": f"batched {layout} GEMM {batch} x {m}x{n}x{k} (gemm_warptile.cu): {cfg.name} ({how})"
+                             f"{grid}"}
 
 
 def _wt_details(products, v6: bool = False):
@@ -363,9 +380,9 @@ def _wt_details(products, v6: bool = False):
                 continue
             cfg, how = chosen
             func = _wt_func(cfg, prod[0])
-            kernels.update(_cuda.attributes(WARPTILE, [func], launch={func: (cfg.tile.threads, cfg.tile.smem)})
-                           ["kernels"])
-            notes.append(f"{prod[0]}: {cfg.name} ({how})")
+            found = _cuda.attributes(WARPTILE, [func], launch={func: (cfg.tile.threads, cfg.tile.smem)})["kernels"]
+            kernels.update(found)
+            notes.append(f"{prod[0]}: {cfg.name} ({how}){grid_note(cfg, prod[1], prod[2], 1, found[func])}")
         out = {"kernels": kernels} if kernels else {}
         if notes:
             out["note"] = "; ".join(notes)

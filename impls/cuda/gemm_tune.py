@@ -86,6 +86,12 @@ def tiles(tile: Tile, m: int, n: int) -> int:
     return -(-m // tile.bm) * -(-n // tile.bn)
 
 
+def wave_fill(blocks: int, slots: int) -> float:
+    """The share of the resident-block slots (SMs × blocks per SM) that `blocks` keep busy over their waves: a grid
+    of 98 blocks on 132 SMs at one block each fills 74 % of its one wave (wave quantization)."""
+    return blocks / (-(-blocks // slots) * slots)
+
+
 def k_per_split(k: int, splits: int, bk: int) -> int:
     """K elements per split, a multiple of BK so that every slice but the last is whole BK steps."""
     per = -(-k // splits)

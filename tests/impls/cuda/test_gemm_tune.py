@@ -78,6 +78,21 @@ def test_a_grid_short_of_one_wave_of_resident_blocks_gets_split_candidates():
     assert all(c.splits == 1 for c in tune.candidates(2048, 2048, 4608, **H200))
 
 
+def test_wave_fill_and_the_notes_grid_line(monkeypatch):
+    from impls.cuda import gemm
+
+    assert tune.wave_fill(132, 132) == 1.0 and tune.wave_fill(133, 132) == pytest.approx(133 / 264)
+    assert tune.wave_fill(98, 132) == pytest.approx(0.742, abs=1e-3)  # res3 3x3 at batch 32 on 128x256
+    monkeypatch.setattr(gemm, "device", lambda: (0, "H200", 132, 232448))
+    cfg = tune.Config(tune.TILES["b128x64k16s4"])
+    # 128 x 25088 on 128x64 tiles: 392 blocks, 4 per SM
+    assert gemm.grid_note(cfg, 128, 25088, 1, {"occupancy": 4}) == ", 392 blocks for 528 slots: 74% of 1 wave"
+    split = tune.Config(tune.TILES["b128x64k16s4"], 4)
+    assert gemm.grid_note(split, 128, 25088, 1, {"occupancy": 4}) == ", 1568 blocks for 528 slots: 99% of 3 waves"
+    assert gemm.grid_note(cfg, 128, 25088, 2, {"occupancy": 4}).startswith(", 784 blocks")  # a batch of 2
+    assert gemm.grid_note(cfg, 128, 25088, 1, {}) == ""  # no occupancy known: no claim
+
+
 def test_a_small_shared_memory_limit_drops_the_large_configs():
     cands = tune.candidates(4096, 4096, 4096, sms=108, smem_limit=48 * 1024)
     assert cands and all(c.tile.smem <= 48 * 1024 for c in cands)
