@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import cuda
 from harness.measure import cupti
 from harness.measure.events import event_times_ms
 
@@ -32,7 +33,7 @@ class StreamHold:
         import cupy
 
         self._cp = cupy
-        self._kernel = cupy.RawKernel(SOURCE.read_text(), KERNEL, options=("-std=c++17",))
+        self._kernel = cuda.kernel(SOURCE, KERNEL)  # harness.cuda: strict options, cached cubin
         self._mem = cupy.cuda.PinnedMemory(8, cupy.cuda.runtime.hostAllocMapped)
         self._flags = np.ctypeslib.as_array((ctypes.c_int32 * 2).from_address(self._mem.ptr))
 
@@ -60,7 +61,7 @@ def event_overhead(stream, hold: StreamHold, spin_us: int = 20, reps: int = 100)
     counts that), so that times are then a fraction of a microsecond below CUPTI's."""
     import cupy
 
-    spin = cupy.RawKernel(SOURCE.read_text(), "spin_for", options=("-std=c++17",))
+    spin = cuda.kernel(SOURCE, "spin_for")
     span = cupy.zeros(1, dtype=cupy.uint64)
 
     def launch(_: int = 0) -> None:
