@@ -15,6 +15,7 @@
 #         tuner's times, and W4's tuned cupy_winograd rows, in one short call.
 # Part P: session 10's unrun checks (KC instead on an H200), CUPTI, ncu of the 4096³ SGEMM beside cuBLAS.
 # Part N: gemm_warptile.cu against OLD (v7.1) and the FTZ fix: compile and gemm gpu tests, tile sweeps, A/B, ncu.
+# Part X: v7.6's tiles and split candidates (branch session13-unmeasured) against an earlier tree.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
 #         cuDNN at batch 32 and 128, and CUPTI's check of them.
@@ -192,6 +193,19 @@ N)  # gemm_warptile.cu against an earlier copy (OLD=, default .whl/old_gemm_warp
   "${NCU:-ncu}" --import "$OUT/v72.ncu-rep" --page source --csv --print-source sass 2>/dev/null \
       | gzip > "$OUT/v72-sass.csv.gz"; rm -f "$OUT/v72.ncu-rep"; gzip -f "$OUT/v72.csv"
   python3 benchmarks/ncu_sass_summary.py "$OUT/v72-sass.csv.gz" --top 8
+  ;;
+X)  # v7.6 (session 13, measured in a later one): the 128x256x8 and 64x256x16 tiles and the wave-filling split
+    # candidates, against an earlier tree (OLD_TGZ, default .whl/old-tree.tgz: git archive main harness impls):
+    # the gemm, compile, timer and conv igemm gpu tests; the tile sweep; gemm-square and resnet50 b32 A/B (ab_tree.sh)
+  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_gemm_cuda.py \
+      tests/harness/test_cuda_compile.py tests/harness/test_timing_gpu.py tests/impls/cuda/test_conv2d_igemm.py | tail -3
+  LIMIT=150 step python3 benchmarks/gemm_tune.py --shapes 2048,4096,8192 --layouts nn,nt,tn --reps 10 \
+      --out "$OUT/sweep" | grep -E "cublas|k8s|64x256|\*$"
+  LIMIT=120 step bash benchmarks/ab_tree.sh "${OLD_TGZ:-.whl/old-tree.tgz}" "$OUT/runs/ab-gemm" --op gemm \
+      --pass fwd,bwd --shapes gemm-square --impl cupy_opt --budget 0.1 | tail -12
+  LIMIT=150 step bash benchmarks/ab_tree.sh "${OLD_TGZ:-.whl/old-tree.tgz}" "$OUT/runs/ab-conv" --op conv2d \
+      --pass fprop,dgrad --shapes resnet50 --impl cupy_opt --budget 0.1 | tail -26
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 NC) # gemm_warptile.cu's main loop and loaders in the convolutions (warp_igemm, the batched 1x1 products, the wgrad
     # variants): the conv kernels' gpu tests, then the resnet50 rows of cupy_opt A/B'd against an earlier copy (OLD=,
