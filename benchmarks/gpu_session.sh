@@ -15,6 +15,7 @@
 #         tuner's times, and W4's tuned cupy_winograd rows, in one short call.
 # Part P: session 10's unrun checks (KC instead on an H200), CUPTI, ncu of the 4096³ SGEMM beside cuBLAS.
 # Part N: gemm_warptile.cu against OLD (v7.1) and the FTZ fix: compile and gemm gpu tests, tile sweeps, A/B, ncu.
+# Part WP: ncu of the thesis C16 6x6 wgrad, cupy_opt's kernels beside cuDNN's.
 # Part X: v7.6's tiles and split candidates (branch session13-unmeasured) against an earlier tree.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
@@ -206,6 +207,16 @@ X)  # v7.6 (session 13, measured in a later one): the 128x256x8 and 64x256x16 ti
   LIMIT=150 step bash benchmarks/ab_tree.sh "${OLD_TGZ:-.whl/old-tree.tgz}" "$OUT/runs/ab-conv" --op conv2d \
       --pass fprop,dgrad --shapes resnet50 --impl cupy_opt --budget 0.1 | tail -26
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
+WP) # why conv_wgrad_direct runs thesis C16 6x6 wgrad at 0.65x cuDNN (NOTES, session 10): ncu of cupy_opt's and
+    # cuDNN's kernels on that layer (benchmarks/ncu_case.py: tuning outside the profiled range), one line per launch
+  NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  LIMIT=120 step "${NCU:-ncu}" --profile-from-start off --clock-control none --cache-control all --set full \
+      -f -o "$OUT/wgrad6" python3 benchmarks/ncu_case.py --op conv2d --pass wgrad --shape N=32,C=16,H=6,W=6,K=32 \
+      --impl cupy_opt,cudnn | grep -vE "^==PROF==" | tail -6
+  "${NCU:-ncu}" --import "$OUT/wgrad6.ncu-rep" --csv --page raw > "$OUT/wgrad6.csv" 2>/dev/null \
+      && python3 benchmarks/ncu_conv_summary.py "$OUT/wgrad6.csv" --top 6
+  rm -f "$OUT/wgrad6.ncu-rep"; gzip -f "$OUT/wgrad6.csv"
   ;;
 NC) # gemm_warptile.cu's main loop and loaders in the convolutions (warp_igemm, the batched 1x1 products, the wgrad
     # variants): the conv kernels' gpu tests, then the resnet50 rows of cupy_opt A/B'd against an earlier copy (OLD=,
