@@ -58,13 +58,11 @@ TILES = {t.name: t for t in (
     Tile("b128x256k32s2", 128, 256, 32, 2, 256, 1),  # v7
     Tile("b128x256k8s3", 128, 256, 8, 3, 256, 1),  # v7.6
     Tile("b128x256k8s4", 128, 256, 8, 4, 256, 1),  # v7.6
-    Tile("b64x256k16s3", 64, 256, 16, 3, 256, 2),  # v7.6
 )}
 V6_TILES = ("b128x128k16s3", "b128x128k8s3", "b128x64k16s4", "b64x64k16s4")  # cupy_v6_warptile's table
 SPLITS = (1, 2, 4, 8, 16)  # split-K factors tried when the output's tiles leave resident-block slots idle
 WIDE_SPLITS = (*SPLITS, 32, 64, 128)  # ... for a long reduction onto few tiles (conv2d wgrad: over the pixels)
 MIN_K_PER_SPLIT = 128  # each K slice keeps at least 8 BK = 16 steps of pipeline
-POOR_FILL, GOOD_FILL = 0.8, 0.9  # a larger tile filling < 80 % of its waves' slots gets the first split filling 90 %
 
 
 @dataclass(frozen=True)
@@ -114,9 +112,7 @@ def candidates(m: int, n: int, k: int, sms: int, smem_limit: int,
     have 200) and each split keeps at least MIN_K_PER_SPLIT of K, up to two waves of blocks; it is only combined
     with the smallest tile, and the tuner times it against the unsplit tiles. The batched kernels (`splittable`
     False; `batch` products on grid.z) are never split, also for a batch of one (a 1x1 layer at batch 1). `splits`:
-    the factors to try (WIDE_SPLITS for conv2d wgrad's long reductions). A larger tile whose blocks leave more than
-    a fifth of its waves' slots idle (ResNet-50's res3 3x3 layers at batch 32: 98 tiles of 128×256 for 132 SMs)
-    also gets the first split that fills 90 % of them, which the tuner weighs against the partials' traffic."""
+    the factors to try (WIDE_SPLITS for conv2d wgrad's long reductions)."""
     fitting = [t for t in TILES.values() if t.smem <= smem_limit and (names is None or t.name in names)]
     smallest = min(fitting, key=lambda t: t.bm * t.bn)
     out = [Config(t) for t in fitting if t is smallest or t.bm <= m or t.bn <= n]
@@ -125,14 +121,7 @@ def candidates(m: int, n: int, k: int, sms: int, smem_limit: int,
         for s in splits[1:]:
             if k >= s * MIN_K_PER_SPLIT and tiles(smallest, m, n) * s <= 2 * wave:
                 out.append(Config(smallest, s))
-    if splittable and batch == 1:  # a larger tile whose last wave is mostly empty: the split that fills it
-        for c in [c for c in out if c.tile is not smallest]:
-            fill = [s for s in splits[1:] if k >= s * MIN_K_PER_SPLIT
-                    and wave_fill(tiles(c.tile, m, n) * s, sms * c.tile.min_blocks) >= GOOD_FILL]
-            if wave_fill(tiles(c.tile, m, n), sms * c.tile.min_blocks) < POOR_FILL and fill:
-                out.append(Config(c.tile, fill[0]))
     return out
-
 
 
 def heuristic(m: int, n: int, k: int, sms: int, smem_limit: int, batch: int = 1, splittable: bool = True) -> Config:

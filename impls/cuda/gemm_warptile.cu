@@ -30,8 +30,6 @@
 //   v7: 128×256×16, 3 stages, and 128×256×32, 2 stages (half the barriers per FMA: the large products' choice),
 //   256 threads (8 warps of 64×64, 8×16 per lane, 1 block/SM, up to 255 registers: an eighth fewer non-FMA
 //   instructions per FMA than 128×128);
-//   v7.6 (not yet measured): 128×256×8, 3 and 4 stages (cuBLAS's slice length, a loop body a quarter as long), and
-//   64×256×16, 3 stages (8 warps of 32×64, 8×8 per lane, 2 blocks/SM: for the 64-row products, res2's layers);
 //   v6: 128×128×16, 3 stages, 256 threads (8 warps of 64×32, 8×8 per lane, 2 blocks/SM at <= 128 registers);
 //   128×128×8, 3 stages, the same warps; 128×64×16, 4 stages, 128 threads (4 warps of 64×32); 64×64×16, 4 stages,
 //   128 threads (4 warps of 32×32, 8×4 per lane), for small outputs and as the split-K tile.
@@ -504,8 +502,7 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
     CONFIG(b128x256k16s3, 128, 256, 16, 64, 64, 8, 16, 3, 256, 1) \
     CONFIG(b128x256k32s2, 128, 256, 32, 64, 64, 8, 16, 2, 256, 1) \
     CONFIG(b128x256k8s3,  128, 256, 8,  64, 64, 8, 16, 3, 256, 1) \
-    CONFIG(b128x256k8s4,  128, 256, 8,  64, 64, 8, 16, 4, 256, 1) \
-    CONFIG(b64x256k16s3,  64,  256, 16, 32, 64, 8, 8, 3, 256, 2)
+    CONFIG(b128x256k8s4,  128, 256, 8,  64, 64, 8, 16, 4, 256, 1)
 #if GEMM_BATCHED
 SGEMM_WT_TABLE(SGEMM_WT_CONV)
 #else

@@ -86,19 +86,6 @@ def test_every_gemm_tile_matches_the_oracle_on_the_cpu(monkeypatch, config, shap
         assert c.status == "pass", f"{config.name} {shape}, {out}: {c.reason}"
 
 
-@pytest.mark.parametrize("tile", ["b128x256k32s2", "b64x256k16s3"])
-def test_implicit_gemm_on_a_large_tile_split_in_k_matches_the_oracle_on_the_cpu(monkeypatch, tile):
-    """The gathered convolution kernel on a large tile, split in K (the wave-filling candidates): partial tiles,
-    partials summed by conv_splitk_reduce with the bias and ReLU into the strided output."""
-    from impls.cuda.gemm_tune import TILES, Config
-
-    shape = Conv2dShape(2, 20, 9, 7, 70, 3, 3, 1, 1)
-    for pass_ in ("fprop", "dgrad"):
-        for out, c in run_on_cpu(monkeypatch, get("conv2d", pass_, "cupy_opt"), shape, seed=0,
-                                 config=Config(TILES[tile], 2)):
-            assert c.status == "pass", f"{tile} {pass_}, {out}: {c.reason}"
-
-
 RESNET_IMPLS = [("cupy_opt", p) for p in ("fprop", "dgrad", "wgrad")] + [
     (n, p) for n in ("cupy_winograd", "cupy_winograd_f4") for p in ("fprop", "dgrad")]
 

@@ -91,18 +91,6 @@ def test_wave_fill_and_the_notes_grid_line(monkeypatch):
     assert gemm.grid_note(split, 128, 25088, 1, {"occupancy": 4}) == ", 1568 blocks for 528 slots: 99% of 3 waves"
     assert gemm.grid_note(cfg, 128, 25088, 2, {"occupancy": 4}).startswith(", 784 blocks")  # a batch of 2
     assert gemm.grid_note(cfg, 128, 25088, 1, {}) == ""  # no occupancy known: no claim
-def test_a_larger_tile_that_leaves_its_last_wave_mostly_empty_gets_the_split_that_fills_it():
-    # ResNet-50's res3 3x3 fprop at batch 32 as an implicit GEMM: 128 x 25088 x 1152; 98 tiles of 128x256 for 132
-    # SMs fill 74 % of one wave, split 4 fills 392 of 396 slots; the 64x64 tile's 784 blocks are more than a wave
-    cands = tune.candidates(128, 25088, 1152, **H200)
-    split = {c.tile.name: c.splits for c in cands if c.splits > 1}
-    assert split["b128x256k32s2"] == 4 and split["b128x128k16s3"] == 4
-    assert "b64x64k16s4" not in split
-    assert tune.wave_fill(98, 132) == pytest.approx(98 / 132) and tune.wave_fill(392, 132) == pytest.approx(392 / 396)
-    # a full wave, a reduction too short to split and the batched kernels get none
-    assert all(c.splits == 1 for c in tune.candidates(4096, 4096, 4096, **H200))
-    assert all(c.splits == 1 for c in tune.candidates(128, 25088, 256, **H200))
-    assert all(c.splits == 1 for c in tune.candidates(128, 25088, 1152, **H200, splittable=False))
 
 
 def test_a_small_shared_memory_limit_drops_the_large_configs():
