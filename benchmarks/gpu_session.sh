@@ -199,7 +199,7 @@ X)  # v7.6 (session 13, measured in a later one): the 128x256x8 and 64x256x16 ti
     # candidates, against an earlier tree (OLD_TGZ, default .whl/old-tree.tgz: git archive main harness impls):
     # the gemm, compile, timer and conv igemm gpu tests; the tile sweep; gemm-square and resnet50 b32 A/B (ab_tree.sh)
   LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_gemm_cuda.py \
-      tests/harness/test_cuda_compile.py tests/harness/test_timing_gpu.py tests/impls/cuda/test_conv2d_igemm.py | tail -3
+      tests/harness/test_cuda_compile.py tests/harness/measure/test_timing_gpu.py tests/impls/cuda/test_conv2d_igemm.py | tail -3
   LIMIT=150 step python3 benchmarks/gemm_tune.py --shapes 2048,4096,8192 --layouts nn,nt,tn --reps 10 \
       --out "$OUT/sweep" | grep -E "cublas|k8s|64x256|\*$"
   LIMIT=120 step bash benchmarks/ab_tree.sh "${OLD_TGZ:-.whl/old-tree.tgz}" "$OUT/runs/ab-gemm" --op gemm \

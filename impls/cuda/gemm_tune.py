@@ -56,8 +56,6 @@ TILES = {t.name: t for t in (
     Tile("b64x64k16s4", 64, 64, 16, 4, 128, 4),
     Tile("b128x256k16s3", 128, 256, 16, 3, 256, 1),  # v7
     Tile("b128x256k32s2", 128, 256, 32, 2, 256, 1),  # v7
-    Tile("b128x256k8s3", 128, 256, 8, 3, 256, 1),  # v7.6
-    Tile("b128x256k8s4", 128, 256, 8, 4, 256, 1),  # v7.6
 )}
 V6_TILES = ("b128x128k16s3", "b128x128k8s3", "b128x64k16s4", "b64x64k16s4")  # cupy_v6_warptile's table
 SPLITS = (1, 2, 4, 8, 16)  # split-K factors tried when the output's tiles leave resident-block slots idle

@@ -500,9 +500,7 @@ __device__ __forceinline__ void sgemm_warptile(const float* __restrict__ A, cons
     CONFIG(b128x64k16s4,  128, 64,  16, 64, 32, 8, 8, 4, 128, WT_MINB_128x64) \
     CONFIG(b64x64k16s4,   64,  64,  16, 32, 32, 8, 4, 4, 128, 4)  \
     CONFIG(b128x256k16s3, 128, 256, 16, 64, 64, 8, 16, 3, 256, 1) \
-    CONFIG(b128x256k32s2, 128, 256, 32, 64, 64, 8, 16, 2, 256, 1) \
-    CONFIG(b128x256k8s3,  128, 256, 8,  64, 64, 8, 16, 3, 256, 1) \
-    CONFIG(b128x256k8s4,  128, 256, 8,  64, 64, 8, 16, 4, 256, 1)
+    CONFIG(b128x256k32s2, 128, 256, 32, 64, 64, 8, 16, 2, 256, 1)
 #if GEMM_BATCHED
 SGEMM_WT_TABLE(SGEMM_WT_CONV)
 #else
