@@ -15,7 +15,7 @@
 #         tuner's times, and W4's tuned cupy_winograd rows, in one short call.
 # Part P: session 10's unrun checks (KC instead on an H200), CUPTI, ncu of the 4096³ SGEMM beside cuBLAS.
 # Part N: gemm_warptile.cu against OLD (v7.1) and the FTZ fix: compile and gemm gpu tests, tile sweeps, A/B, ncu.
-# Part WP: ncu of the thesis C16 6x6 wgrad, cupy_opt's kernels beside cuDNN's.
+# Part WP: ncu of the thesis C16 6x6 wgrad, cupy_opt's kernels beside cuDNN's; part WD: session 14's wgrad v2.
 # Part X: v7.6's tiles and split candidates (branch session13-unmeasured) against an earlier tree.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
@@ -207,6 +207,18 @@ X)  # v7.6 (session 13, measured in a later one): the 128x256x8 and 64x256x16 ti
   LIMIT=150 step bash benchmarks/ab_tree.sh "${OLD_TGZ:-.whl/old-tree.tgz}" "$OUT/runs/ab-conv" --op conv2d \
       --pass fprop,dgrad --shapes resnet50 --impl cupy_opt --budget 0.1 | tail -26
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  ;;
+WD) # session 14's landing: conv_wgrad_direct v2 (direct_px: the pixels over grid.z, last-block sums), the shared
+    # tickets (the fused loss), the stream hold on harness.cuda and the grid note: their gpu tests; the thesis
+    # wgrad rows A/B'd against an earlier tree (OLD_TGZ, default .whl/old-tree.tgz) beside cuDNN; part WP's ncu
+  LIMIT=300 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py \
+      tests/impls/cuda/test_losses_cuda.py tests/harness/measure/test_timing_gpu.py tests/nets/test_graph_gpu.py \
+      tests/impls/cuda/test_conv2d_igemm.py tests/impls/cuda/test_gemm_cuda.py | tail -4
+  LIMIT=200 step bash benchmarks/ab_tree.sh "${OLD_TGZ:-.whl/old-tree.tgz}" "$OUT/runs/ab-wgrad" --op conv2d \
+      --pass wgrad --shapes thesis --impl cupy_opt,cudnn --budget 0.1 | tail -24
+  python3 benchmarks/summarize.py "$OUT/runs/ab-wgrad/b" 2>&1 | tail -4
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
+  bash "$0" WP
   ;;
 WP) # why conv_wgrad_direct runs thesis C16 6x6 wgrad at 0.65x cuDNN (NOTES, session 10): ncu of cupy_opt's and
     # cuDNN's kernels on that layer (benchmarks/ncu_case.py: tuning outside the profiled range), one line per launch

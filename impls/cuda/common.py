@@ -61,3 +61,21 @@ def attributes(name: str, funcs: list[str], launch: dict[str, tuple[int, int]] |
 def blocks(n: int, threads: int) -> int:
     """Number of blocks of `threads` to cover n items (at least one)."""
     return max(1, -(-n // threads))
+
+
+TICKETS = 4096  # counters per (device, stream) for the kernels whose last block to finish sums the others' work
+_TICKETS: dict[tuple[int, int], object] = {}
+
+
+def tickets(n: int):
+    """n zeroed uint32 counters for a last-block reduction (losses.cu's fused mean, conv2d_direct_small.cu's
+    wgrad across blocks): one set per device and stream, so that launches on different streams never share one;
+    every kernel leaves the counters it used at zero again."""
+    import cupy
+
+    if n > TICKETS:
+        raise ValueError(f"{n} last-block counters asked for, at most {TICKETS}")
+    key = (cupy.cuda.Device().id, cupy.cuda.get_current_stream().ptr)
+    if key not in _TICKETS:
+        _TICKETS[key] = cupy.zeros(TICKETS, dtype=cupy.uint32)
+    return _TICKETS[key]

@@ -13,8 +13,9 @@
   K ≤ SPLIT_CHOSEN_K (the C = 16 / 32 layers) conv_fprop_direct_split (the reduction split in 8 parts inside the
   block), and the stride-1 dgrad of those layers (C ≤ 32) as the fprop of dy (conv_dgrad_direct_split).
   Where a pass has more than one way (`variants`: wgrad's conv_wgrad_direct on those layers, dw and db in one
-  launch; wgrad on the v7 kernel with ≥ 64 filters; a strided dgrad on the v7 kernel), the layer's first call
-  times them all (the gemm tuner, gemm_tune.choose), keeps the fastest and caches it beside the gemm choices.
+  launch, its pixel reduction in one block or over several; wgrad on the v7 kernel with ≥ 64 filters; a strided
+  dgrad on the v7 kernel), the layer's first call times them all (the gemm tuner, gemm_tune.choose), keeps the
+  fastest and caches it beside the gemm choices.
   Depthwise layers (groups = C = K) run direct kernels instead (conv_dw_fprop/dgrad/wgrad). 1x1 stride-1 unpadded
   layers with one group (`pointwise`: ResNet-50's bottleneck ends, MobileNet's pointwise layers) are one plain
   GEMM per image, Y_n = W·X_n (+ b) and dX_n = Wᵀ·dY_n: fprop and dgrad run them as one batched launch of the v7
@@ -81,6 +82,8 @@ SPLIT_MAX_PIXELS = 2**13  # ... and output pixels (fprop N·P·Q, dgrad N·H·W)
 # H200 (reports/sample-h200-kernels, NOTES.md): at ≤ 8192 pixels the split kernels won on 8 of 10 thesis rows, above
 # it they lost on 4 of 7 (dgrad C = 3 50×50: 110 µs against the narrow kernel's 58)
 WGRAD_ENTRIES, WGRAD_PARTS = 16, 16  # conv_wgrad_direct: (c, r, s) entries × pixel parts per block (WE, WPARTS)
+WGRAD_PART_PIXELS = 32  # ... pixels per part and chunk (WCH)
+WGRAD_MIN_PIXELS = 128  # v2 ("direct_px", the pixels over grid.z): pixels per block at least
 POINTWISE_MIN_ROWS = 64  # the smallest warp-tiled tile's rows: a 1x1 layer with fewer GEMM rows keeps the implicit GEMM
 # (and so does a layer with fewer output channels for warp_igemm's fprop, fewer input channels for its dgrad)
 WARP_IGEMM = "sgemm_wt_igemm"  # _plan's launch for warp_igemm's layers (gemm_warptile.cu's igemm kernels)
@@ -823,13 +826,14 @@ def wgrad_v7_offered(s: Conv2dShape) -> bool:
 @functools.cache  # asked on every call (dgrad_v7_offered walks the stride phases)
 def variants(s: Conv2dShape, pass_: str) -> tuple[str, ...]:
     """cupy_opt's variants of a layer's pass, in tuning order: "igemm" (conv2d_implicit_gemm.cu's kernels, by
-    _launch_config's rules) always; for wgrad also "direct" (conv_wgrad_direct) and "v7" (the v7 implicit GEMM)
+    _launch_config's rules) always; for wgrad also "direct" and "direct_px" (conv_wgrad_direct, its pixels in one
+    block or over several: wgrad_pixel_split) and "v7" (the v7 implicit GEMM)
     where offered, for a strided dgrad "v7" (one product per phase). With more than one, the layer's first call
     times them (gemm_tune.choose) and keeps the fastest."""
     if pass_ == "dgrad":
         return ("igemm", "v7") if dgrad_v7_offered(s) else ("igemm",)
     if pass_ == "wgrad":
-        return ("igemm", *(("direct",) if wgrad_direct_offered(s) else ()),
+        return ("igemm", *(("direct", "direct_px") if wgrad_direct_offered(s) else ()),
                 *(("v7",) if wgrad_v7_offered(s) else ()))
     return ("igemm",)
 
@@ -837,6 +841,17 @@ def variants(s: Conv2dShape, pass_: str) -> tuple[str, ...]:
 def wgrad_direct_grid(s: Conv2dShape) -> tuple[int, int]:
     """conv_wgrad_direct's grid: chunks of WGRAD_ENTRIES (c, r, s) entries × chunks of DIRECT_K output channels."""
     return _cuda.blocks(s.C * s.R * s.S, WGRAD_ENTRIES), _cuda.blocks(s.K, DIRECT_K)
+
+
+def wgrad_pixel_split(s: Conv2dShape, sms: int) -> tuple[int, int]:
+    """(Z, pixels per block) of conv_wgrad_direct v2 ("direct_px"): the N·P·Q pixels over Z blocks per (entry,
+    channel) block, enough to give each of `sms` SMs a block, each block at least WGRAD_MIN_PIXELS pixels, in
+    whole parts of WGRAD_PART_PIXELS (WCH) so that the parts' pixel runs stay aligned."""
+    ex, ek = wgrad_direct_grid(s)
+    npq = s.N * s.P * s.Q
+    z = max(1, min(-(-sms // (ex * ek)), npq // WGRAD_MIN_PIXELS))
+    ppb = -(-npq // z // WGRAD_PART_PIXELS) * WGRAD_PART_PIXELS
+    return -(-npq // ppb), ppb
 
 
 def wgrad_igemm_table(s: Conv2dShape) -> np.ndarray:
@@ -867,7 +882,7 @@ def wgrad_igemm_problem(s: Conv2dShape) -> tuple[int, int, int, tuple[int, ...]]
     return s.K, s.C * rs, s.N * s.P * s.Q, geo
 
 
-VARIANTS = ("igemm", "direct", "v7")  # every variant name (variants: those a layer's pass is offered)
+VARIANTS = ("igemm", "direct", "direct_px", "v7")  # every variant name (variants: those a layer's pass is offered)
 _CHOSEN: dict[tuple[str, Conv2dShape], tuple[str, str]] = {}  # (pass, shape) -> (variant, how it was chosen)
 
 
@@ -909,13 +924,20 @@ def _run_variant(s: Conv2dShape, pass_: str, variant: str, operands: tuple, outs
 
 
 def _run_wgrad(s: Conv2dShape, variant: str, x, dy, dw, db) -> None:
-    """dw and db by one variant: "igemm" (the BK = 8 / 32 kernels, then bias_grad), "direct" (conv_wgrad_direct: dw
-    and db in one launch) or "v7" (dYᵀ as a K × N·P·Q copy, the v7 implicit GEMM with wide split-K, bias_grad)."""
+    """dw and db by one variant: "igemm" (the BK = 8 / 32 kernels, then bias_grad), "direct" / "direct_px"
+    (conv_wgrad_direct: dw and db in one launch, the pixels in one block or over wgrad_pixel_split's Z blocks) or
+    "v7" (dYᵀ as a K × N·P·Q copy, the v7 implicit GEMM with wide split-K, bias_grad)."""
     import cupy
 
-    if variant == "direct":
-        assert s.N * s.P * s.Q < 2**31 and s.groups == 1, s
-        _cuda.kernel(DIRECT, "conv_wgrad_direct")(wgrad_direct_grid(s), (256,), (x, dy, dw, db, _table(s), *_args(s)))
+    if variant in ("direct", "direct_px"):
+        npq = s.N * s.P * s.Q
+        assert npq < 2**30 and s.groups == 1, s
+        ex, ek = wgrad_direct_grid(s)
+        z, ppb = wgrad_pixel_split(s, _sm_count()) if variant == "direct_px" else (1, npq)
+        ws, tickets = ((cupy.empty(z * s.K * (s.C * s.R * s.S + 1), dtype=cupy.float32), _cuda.tickets(ex * ek))
+                       if z > 1 else (_cuda.NULL, _cuda.NULL))
+        _cuda.kernel(DIRECT, "conv_wgrad_direct")((ex, ek, z), (256,), (x, dy, dw, db, _table(s), *_args(s),
+                                                                          np.int32(ppb), ws, tickets))
         return
     if variant == "v7":
         m, n, k, geo = wgrad_igemm_problem(s)
@@ -931,10 +953,12 @@ def _wgrad_details(s: Conv2dShape) -> dict:
     """The chosen variant's kernels and note, with the bias-gradient kernels' attributes beside them (not for the
     direct kernel, which sums db itself)."""
     variant, how = chosen(s, "wgrad")
-    if variant == "direct":
-        grid = wgrad_direct_grid(s)
-        note = (f"direct ({how}): {WGRAD_ENTRIES} (c,r,s) entries x {DIRECT_K} channels per block, the reduction "
-                f"in {WGRAD_PARTS} parts inside the block, db fused, {grid[0] * grid[1]} blocks")
+    if variant in ("direct", "direct_px"):
+        ex, ek = wgrad_direct_grid(s)
+        z, ppb = wgrad_pixel_split(s, _sm_count()) if variant == "direct_px" else (1, 0)
+        across = f", the pixels over {z} blocks of {ppb} summed by the last" if z > 1 else ""
+        note = (f"{variant} ({how}): {WGRAD_ENTRIES} (c,r,s) entries x {DIRECT_K} channels per block, the reduction "
+                f"in {WGRAD_PARTS} parts inside the block{across}, db fused, {ex * ek * z} blocks")
         return {**_cuda.attributes(DIRECT, ["conv_wgrad_direct"]), "note": note}
     if variant == "v7":
         m, n, k, _ = wgrad_igemm_problem(s)

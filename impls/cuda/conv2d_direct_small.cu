@@ -219,6 +219,12 @@ conv_dgrad_direct_split(const float* __restrict__ dy, const float* __restrict__ 
 // through shared memory and thread t sums output (channel t / WE, entry t % WE) over the parts in order 0 ..
 // WPARTS−1 (deterministic). One group; the table is fprop's ({c·H·W + r·dh·W + s·dw, r·dh, s·dw, 0}). Offsets are
 // 64-bit; strict FP32, each thread's terms in pixel order.
+// v2 (the pixels across blocks too, for layers whose entry × channel blocks are far fewer than the SMs: C16 6×6
+// has 18): grid.z = Z blocks share an (entry, channel) block's reduction, block z taking pixels [z·ppb, (z+1)·ppb).
+// With Z > 1 each writes its block sum (dw: Z × K × C·R·S, db: Z × K floats in ws) and takes a ticket (atomicAdd
+// on tickets[blockIdx.y·gridDim.x + blockIdx.x] after a __threadfence); the block that takes ticket Z − 1 adds the
+// Z sums in order z = 0 .. Z−1 (deterministic whatever the arrival order), writes dw and db and resets the
+// ticket for the next launch on this stream (impls/cuda/common.py's tickets: one set per device and stream).
 #define WE 16
 #define WPARTS 16
 #define WCH 32
@@ -227,20 +233,22 @@ conv_dgrad_direct_split(const float* __restrict__ dy, const float* __restrict__ 
 extern "C" __global__ void __launch_bounds__(NT)
 conv_wgrad_direct(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw,
                   float* __restrict__ db, const int4* __restrict__ tab, int N, int C, int H, int W, int K, int R,
-                  int S, int P, int Q, int uh, int uw, int ph, int pw, int dh, int dwl, int G)
+                  int S, int P, int Q, int uh, int uw, int ph, int pw, int dh, int dwl, int G, int ppb,
+                  float* ws, unsigned* tickets)
 {
     __shared__ __align__(16) float dys[WPARTS * WCH][WROW];  // the chunk's dy; then the parts' partial sums
+    __shared__ bool last;
     const int CRS = C * R * S, e0 = blockIdx.x * WE, k0 = blockIdx.y * DK;
     const int ei = threadIdx.x % WE, part = threadIdx.x / WE, e = e0 + ei;
     const bool with_db = db != nullptr && blockIdx.x == 0;
     const int4 t = e < CRS ? __ldg(&tab[e]) : make_int4(0, 0, 0, 0);
-    const int PQ = P * Q, NPQ = N * PQ;  // < 2^31 (the host checks)
+    const int PQ = P * Q, NPQ = min(N * PQ, (int)(blockIdx.z + 1) * ppb);  // this block's pixel end; < 2^31
     const long long CHW = (long long)C * H * W;
     float acc[DK], dbacc = 0.f;
 #pragma unroll
     for (int j = 0; j < DK; ++j) acc[j] = 0.f;
 
-    for (int base = 0; base < NPQ; base += WPARTS * WCH) {
+    for (int base = blockIdx.z * ppb; base < NPQ; base += WPARTS * WCH) {
         float xv[WCH];  // this thread's entry at its part's pixels: gathers in flight while dy is staged
         const int m0 = base + part * WCH;
         int n = m0 / PQ, p = (m0 - n * PQ) / Q, q = m0 - n * PQ - p * Q;  // of pixel m0, then stepped
@@ -288,21 +296,50 @@ conv_wgrad_direct(const float* __restrict__ x, const float* __restrict__ dy, flo
 #pragma unroll
     for (int j = 0; j < DK; ++j) red[part][j][ei] = acc[j];
     __syncthreads();
-    {
-        const int j = threadIdx.x / WE, o = threadIdx.x - j * WE;  // NT = DK × WE outputs, one per thread
-        float sum = red[0][j][o];
+    const int j = threadIdx.x / WE, o = threadIdx.x - j * WE;  // NT = DK × WE outputs, one per thread
+    const bool mine = k0 + j < K && e0 + o < CRS;
+    const long long out = (long long)(k0 + j) * CRS + e0 + o, zsize = (long long)K * CRS;
+    float sum = red[0][j][o];
 #pragma unroll
-        for (int pt = 1; pt < WPARTS; ++pt) sum += red[pt][j][o];
-        if (k0 + j < K && e0 + o < CRS) dw[(long long)(k0 + j) * CRS + e0 + o] = sum;
+    for (int pt = 1; pt < WPARTS; ++pt) sum += red[pt][j][o];
+    float dbsum = 0.f;
+    if (with_db) {  // uniform per block
+        __syncthreads();
+        float* dbs = &dys[0][0];  // [pixel offset t / DK][channel t % DK]
+        dbs[threadIdx.x] = dbacc;
+        __syncthreads();
+        if (threadIdx.x < DK) {
+            dbsum = dbs[threadIdx.x];
+            for (int pt = 1; pt < NT / DK; ++pt) dbsum += dbs[pt * DK + threadIdx.x];
+        }
     }
-    if (!with_db) return;  // uniform per block
-    __syncthreads();
-    float* dbs = &dys[0][0];  // [pixel offset t / DK][channel t % DK]
-    dbs[threadIdx.x] = dbacc;
-    __syncthreads();
-    if (threadIdx.x < DK && k0 + threadIdx.x < K) {
-        float sum = dbs[threadIdx.x];
-        for (int pt = 1; pt < NT / DK; ++pt) sum += dbs[pt * DK + threadIdx.x];
-        db[k0 + threadIdx.x] = sum;
+    const bool db_out = with_db && threadIdx.x < DK && k0 + threadIdx.x < K;
+    if (gridDim.z == 1) {
+        if (mine) dw[out] = sum;
+        if (db_out) db[k0 + threadIdx.x] = dbsum;
+        return;
     }
+    // v2: this block's sums into ws, a ticket; the last of the Z blocks adds them in z order
+    float* wsdb = ws + gridDim.z * zsize;  // [z][k]
+    if (mine) ws[blockIdx.z * zsize + out] = sum;
+    if (db_out) wsdb[blockIdx.z * K + k0 + threadIdx.x] = dbsum;
+    __threadfence();  // the sums are visible device-wide before the ticket says so
+    __syncthreads();
+    unsigned* ticket = &tickets[blockIdx.y * gridDim.x + blockIdx.x];
+    if (threadIdx.x == 0) last = atomicAdd(ticket, 1u) == gridDim.z - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const volatile float* vws = ws;
+    if (mine) {
+        float total = vws[out];
+        for (unsigned z = 1; z < gridDim.z; ++z) total += vws[z * zsize + out];
+        dw[out] = total;
+    }
+    if (db_out) {
+        float total = vws[gridDim.z * zsize + k0 + threadIdx.x];
+        for (unsigned z = 1; z < gridDim.z; ++z) total += vws[gridDim.z * zsize + z * K + k0 + threadIdx.x];
+        db[k0 + threadIdx.x] = total;
+    }
+    if (threadIdx.x == 0) *ticket = 0u;
 }

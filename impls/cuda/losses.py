@@ -102,7 +102,7 @@ def _xent_rows_launch(s, logits, labels, dlogits, loss=None) -> None:
     grid = persistent_blocks(FILE, func, 32 * s.N)
     args = (logits, labels, np.int64(s.N), np.int32(s.K), np.float32(1.0 / s.N), vec, dlogits)
     if loss is not None:
-        args += (cupy.empty(grid, dtype=cupy.float32), _ticket(), loss)
+        args += (cupy.empty(grid, dtype=cupy.float32), _cuda.tickets(1), loss)
     _cuda.kernel(FILE, func)((grid,), (THREADS,), args)
 
 
@@ -112,20 +112,6 @@ def _xent_rows_launch(s, logits, labels, dlogits, loss=None) -> None:
 def xent_bwd_vec(s, logits, labels, *, dlogits):
     """One warp per row: the row in registers (K ≤ 1024) or re-read, online max/sum, float4 gradient stores."""
     _xent_rows_launch(s, logits, labels, dlogits)
-
-
-_TICKETS: dict[tuple[int, int], object] = {}  # (device, stream) -> the fused kernel's block counter (reset by it)
-
-
-def _ticket():
-    """A zeroed uint32 counter for the fused kernel's last-block mean, one per device and stream, so that launches
-    on different streams never share one."""
-    import cupy
-
-    key = (cupy.cuda.Device().id, cupy.cuda.get_current_stream().ptr)
-    if key not in _TICKETS:
-        _TICKETS[key] = cupy.zeros(1, dtype=cupy.uint32)
-    return _TICKETS[key]
 
 
 @register("softmax_xent", "fused", name="cupy_opt", device="gpu", math="fp32", available=_cuda.available,

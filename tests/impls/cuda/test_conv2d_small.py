@@ -373,19 +373,36 @@ WGRAD_DIRECT = {**{k: v for k, v in DIRECT.items() if v.groups == 1},
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["direct", "direct_px"])
 @pytest.mark.parametrize("shape", list(WGRAD_DIRECT.values()), ids=list(WGRAD_DIRECT))
-def test_wgrad_direct_matches_the_oracle(monkeypatch, shape):
-    """conv_wgrad_direct as cupy_opt's only wgrad choice (dw and db), on the oracle's seeds with poisoned outputs."""
-    monkeypatch.setattr(conv, "variants", lambda s, p: ("direct",))
+def test_wgrad_direct_matches_the_oracle(monkeypatch, shape, variant):
+    """conv_wgrad_direct as cupy_opt's only wgrad choice (dw and db), its pixels in one block or over several
+    (direct_px), on the oracle's seeds with poisoned outputs; twice, so that a ticket left set would show."""
+    monkeypatch.setattr(conv, "variants", lambda s, p: (variant,))
     monkeypatch.setenv("KH_GEMM_TUNE_CACHE", "")
     monkeypatch.setattr(conv, "_variant_choices", functools.cache(conv._variant_choices.__wrapped__))
-    assert_matches_oracle("conv2d", "wgrad", "cupy_opt", [shape])
-    assert conv.chosen(shape, "wgrad")[0] == "direct"
+    for _ in range(2):
+        assert_matches_oracle("conv2d", "wgrad", "cupy_opt", [shape])
+    assert conv.chosen(shape, "wgrad")[0] == variant
+
+
+def test_wgrad_pixel_split_gives_every_sm_a_block_and_covers_every_pixel():
+    """direct_px's Z: C16 6x6 at batch 32 (9 entry x 2 channel blocks, 1152 pixels) over 8 blocks of 160 on 132
+    SMs; never fewer than WGRAD_MIN_PIXELS pixels a block, in whole parts, and Z · ppb covers the pixels."""
+    shape = WGRAD_DIRECT["thesis-C16-6x6"]
+    assert conv.wgrad_pixel_split(shape, 132) == (8, 160)
+    assert conv.wgrad_pixel_split(Conv2dShape(1, 16, 6, 6, 32, 3, 3, 1, 1), 132) == (1, 64)  # 36 pixels: one block
+    for s in [s for s in SPEC.shape_sets["thesis"] if conv.wgrad_direct_offered(s)]:
+        for sms in (8, 132):
+            z, ppb = conv.wgrad_pixel_split(s, sms)
+            npq, (ex, ek) = s.N * s.P * s.Q, conv.wgrad_direct_grid(s)
+            assert (z - 1) * ppb < npq <= z * ppb and ppb % conv.WGRAD_PART_PIXELS == 0, (s, sms)
+            assert z == 1 or (ppb >= conv.WGRAD_MIN_PIXELS and (z - 1) * ex * ek < sms), (s, sms)
 
 
 @pytest.mark.gpu
 def test_wgrad_small_layer_is_tuned_and_named(monkeypatch):
-    """A thesis layer's first wgrad call times both variants, keeps the faster, and the row's note names it."""
+    """A thesis layer's first wgrad call times its variants, keeps the fastest, and the row's note names it."""
     from harness.registry import get
 
     monkeypatch.setenv("KH_GEMM_TUNE_CACHE", "")
@@ -398,4 +415,5 @@ def test_wgrad_small_layer_is_tuned_and_named(monkeypatch):
     assert variant in conv.variants(shape, "wgrad") and how.startswith("tuned: igemm ")
     assert list(entries.values()) == [variant]
     note = get("conv2d", "wgrad", "cupy_opt").details(shape)["note"]
-    assert note.startswith("direct (tuned: ") if variant == "direct" else note.endswith(f"({how})")
+    direct = variant in ("direct", "direct_px")
+    assert note.startswith(f"{variant} (tuned: ") if direct else note.endswith(f"({how})")

@@ -111,6 +111,10 @@ WGRAD = {  # (variant, seeds, shape): each of cupy_opt's wgrad variants forced a
     "direct-two-pixel-chunks-K20-C3": ("direct", (0, 1), Conv2dShape(3, 3, 14, 13, 20, 3, 3, 1, 1)),  # 546 pixels
     "direct-strided-dilated-K5": ("direct", (0, 1), Conv2dShape(2, 5, 12, 10, 5, 3, 2, stride_h=2, stride_w=1,
                                                                 pad_h=2, pad_w=1, dilation_h=2, dilation_w=3)),
+    "direct_px-thesis-C16-6x6-N4": ("direct_px", (0, 1), Conv2dShape(4, 16, 6, 6, 32, 3, 3, 1, 1)),  # 144 px: Z 1
+    "direct_px-pixels-over-blocks-K20-C3": ("direct_px", (0, 1), Conv2dShape(3, 3, 14, 13, 20, 3, 3, 1, 1)),
+    "direct_px-strided-dilated-K5": ("direct_px", (0, 1), Conv2dShape(6, 5, 12, 10, 5, 3, 2, stride_h=2, stride_w=1,
+                                                                      pad_h=2, pad_w=1, dilation_h=2, dilation_w=3)),
     "v7-3x3-K64": ("v7", (0,), Conv2dShape(2, 5, 9, 7, 64, 3, 3, 1, 1)),  # partial tiles on both sides
     "v7-strided-dilated": ("v7", (0,), Conv2dShape(2, 3, 13, 12, 70, 3, 2, stride_h=2, stride_w=1, pad_h=2, pad_w=1,
                                                    dilation_h=2, dilation_w=1)),
