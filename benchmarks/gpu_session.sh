@@ -211,9 +211,9 @@ X)  # v7.6 (session 13, measured in a later one): the 128x256x8 and 64x256x16 ti
 WD) # session 14's landing: conv_wgrad_direct v2 (direct_px: the pixels over grid.z, last-block sums), the shared
     # tickets (the fused loss), the stream hold on harness.cuda and the grid note: their gpu tests; the thesis
     # wgrad rows A/B'd against an earlier tree (OLD_TGZ, default .whl/old-tree.tgz) beside cuDNN; part WP's ncu
-  LIMIT=200 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py -k wgrad \
-      tests/impls/cuda/test_losses_cuda.py tests/harness/measure/test_timing_gpu.py tests/nets/test_graph_gpu.py \
-      tests/impls/cuda/test_conv2d_igemm.py | tail -4
+  LIMIT=100 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py -k wgrad | tail -3
+  LIMIT=150 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_losses_cuda.py \
+      tests/harness/measure/test_timing_gpu.py tests/nets/test_graph_gpu.py tests/impls/cuda/test_conv2d_igemm.py | tail -3
   LIMIT=150 step bash benchmarks/ab_tree.sh "${OLD_TGZ:-.whl/old-tree.tgz}" "$OUT/runs/ab-wgrad" --op conv2d \
       --pass wgrad --shapes thesis --impl cupy_opt,cudnn --budget 0.05 | tail -24
   python3 benchmarks/summarize.py "$OUT/runs/ab-wgrad/b" 2>&1 | tail -4
