@@ -15,7 +15,7 @@
 #         tuner's times, and W4's tuned cupy_winograd rows, in one short call.
 # Part P: session 10's unrun checks (KC instead on an H200), CUPTI, ncu of the 4096³ SGEMM beside cuBLAS.
 # Part N: gemm_warptile.cu against OLD (v7.1) and the FTZ fix: compile and gemm gpu tests, tile sweeps, A/B, ncu.
-# Part WP: ncu of the thesis C16 6x6 wgrad, cupy_opt's kernels beside cuDNN's; part WD: session 14's wgrad v2.
+# Part WP: ncu of the thesis C16 6x6 wgrad, cupy_opt's kernels beside cuDNN's; part WD: session 14's wgrad v2 (WM: the least of it).
 # Part X: v7.6's tiles and split candidates (branch session13-unmeasured) against an earlier tree.
 # Parts OT and OA: conv2d_implicit_gemm.cu without spills (issue 12): its gpu tests (OT), before/after (OA).
 # Part W4: issue 12's Winograd F(4x4) (cupy_winograd_f4): its gpu tests, its 3x3 rows timed beside cupy_winograd and
@@ -219,6 +219,16 @@ WD) # session 14's landing: conv_wgrad_direct v2 (direct_px: the pixels over gri
   python3 benchmarks/summarize.py "$OUT/runs/ab-wgrad/b" 2>&1 | tail -4
   tar czf "$OUT/runs.tgz" -C "$OUT" runs
   bash "$0" WP
+  ;;
+WM) # part WD at its smallest (a device nearly spent): the wgrad and fused-loss gpu tests, the thesis wgrad rows
+  LIMIT=90 step python3 -m pytest -m gpu -q -p no:cacheprovider tests/impls/cuda/test_conv2d_small.py \
+      tests/impls/cuda/test_losses_cuda.py -k "wgrad or fused" | tail -3
+  LIMIT=90 step python3 -m harness run --op conv2d --pass wgrad --shapes thesis --impl cupy_opt,cudnn --budget 0.05 \
+      --no-report --out "$OUT/runs/wgrad" | tail -1
+  python3 -c "import pandas as pd, sys; t = pd.read_csv(sys.argv[1]); \
+print(t[['impl', 'shape', 'status', 'median_ms']].to_string()); \
+[print(n[:150]) for n in t[t.impl == 'cupy_opt'].note]" "$OUT/runs/wgrad/results.csv"
+  tar czf "$OUT/runs.tgz" -C "$OUT" runs
   ;;
 WP) # why conv_wgrad_direct runs thesis C16 6x6 wgrad at 0.65x cuDNN (NOTES, session 10): ncu of cupy_opt's and
     # cuDNN's kernels on that layer (benchmarks/ncu_case.py: tuning outside the profiled range), one line per launch
