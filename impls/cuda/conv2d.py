@@ -854,6 +854,14 @@ def wgrad_pixel_split(s: Conv2dShape, sms: int) -> tuple[int, int]:
     return -(-npq // ppb), ppb
 
 
+def wgrad_direct_launch(s: Conv2dShape, variant: str, sms: int) -> tuple[tuple[int, int, int], int]:
+    """(grid, pixels per block) of conv_wgrad_direct on `sms` SMs: "direct" one block's reduction over every pixel,
+    "direct_px" wgrad_pixel_split's Z blocks on grid.z."""
+    ex, ek = wgrad_direct_grid(s)
+    z, ppb = wgrad_pixel_split(s, sms) if variant == "direct_px" else (1, s.N * s.P * s.Q)
+    return (ex, ek, z), ppb
+
+
 def wgrad_igemm_table(s: Conv2dShape) -> np.ndarray:
     """The v7 wgrad's reduction table (host) over the output pixels (n, p, q), as igemm_table's pairs: {n·C·H·W +
     (p·uh − ph)·W + q·uw − pw, (p·uh − ph, q·uw − pw)}; GEMM column (c, r, s) has origin (r·dh, s·dw) in image c of
@@ -930,10 +938,8 @@ def _run_wgrad(s: Conv2dShape, variant: str, x, dy, dw, db) -> None:
     import cupy
 
     if variant in ("direct", "direct_px"):
-        npq = s.N * s.P * s.Q
-        assert npq < 2**30 and s.groups == 1, s
-        ex, ek = wgrad_direct_grid(s)
-        z, ppb = wgrad_pixel_split(s, _sm_count()) if variant == "direct_px" else (1, npq)
+        assert s.N * s.P * s.Q < 2**30 and s.groups == 1, s
+        (ex, ek, z), ppb = wgrad_direct_launch(s, variant, _sm_count())
         ws, tickets = ((cupy.empty(z * s.K * (s.C * s.R * s.S + 1), dtype=cupy.float32), _cuda.tickets(ex * ek))
                        if z > 1 else (_cuda.NULL, _cuda.NULL))
         _cuda.kernel(DIRECT, "conv_wgrad_direct")((ex, ek, z), (256,), (x, dy, dw, db, _table(s), *_args(s),
@@ -954,8 +960,7 @@ def _wgrad_details(s: Conv2dShape) -> dict:
     direct kernel, which sums db itself)."""
     variant, how = chosen(s, "wgrad")
     if variant in ("direct", "direct_px"):
-        ex, ek = wgrad_direct_grid(s)
-        z, ppb = wgrad_pixel_split(s, _sm_count()) if variant == "direct_px" else (1, 0)
+        (ex, ek, z), ppb = wgrad_direct_launch(s, variant, _sm_count())
         across = f", the pixels over {z} blocks of {ppb} summed by the last" if z > 1 else ""
         note = (f"{variant} ({how}): {WGRAD_ENTRIES} (c,r,s) entries x {DIRECT_K} channels per block, the reduction "
                 f"in {WGRAD_PARTS} parts inside the block{across}, db fused, {ex * ek * z} blocks")

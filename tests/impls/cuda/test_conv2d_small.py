@@ -398,6 +398,8 @@ def test_wgrad_pixel_split_gives_every_sm_a_block_and_covers_every_pixel():
             npq, (ex, ek) = s.N * s.P * s.Q, conv.wgrad_direct_grid(s)
             assert (z - 1) * ppb < npq <= z * ppb and ppb % conv.WGRAD_PART_PIXELS == 0, (s, sms)
             assert z == 1 or (ppb >= conv.WGRAD_MIN_PIXELS and (z - 1) * ex * ek < sms), (s, sms)
+    assert conv.wgrad_direct_launch(shape, "direct_px", 132) == ((9, 2, 8), 160)
+    assert conv.wgrad_direct_launch(shape, "direct", 132) == ((9, 2, 1), 1152)  # one block's every pixel
 
 
 @pytest.mark.gpu
